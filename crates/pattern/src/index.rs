@@ -1,0 +1,229 @@
+//! Per-field candidate index: given one event value, which branches might match because of
+//! it. It may over-approximate (every candidate is verified exactly afterwards) but must
+//! never miss a branch whose anchor leaf the value satisfies.
+
+use crate::op::{Cidr, NumericRange, Predicate, Wildcard, lowercase};
+use crate::value::{Scalar, number_key};
+use aho_corasick::AhoCorasick;
+use rustc_hash::FxHashMap;
+use std::net::IpAddr;
+
+pub(crate) type BranchId = u32;
+
+/// Values → branches for one field.
+#[derive(Debug, Default)]
+pub(crate) struct FieldIndex {
+    /// `exists: true`: any value at all.
+    any_value: Vec<BranchId>,
+    strings: FxHashMap<Box<str>, Vec<BranchId>>,
+    numbers: FxHashMap<u64, Vec<BranchId>>,
+    trues: Vec<BranchId>,
+    falses: Vec<BranchId>,
+    nulls: Vec<BranchId>,
+    prefixes: AffixIndex,
+    suffixes: AffixIndex,
+    /// Keyed lowercased, probed with the lowercased value.
+    prefixes_ignore_case: AffixIndex,
+    suffixes_ignore_case: AffixIndex,
+    equals_ignore_case: FxHashMap<Box<str>, Vec<BranchId>>,
+    wildcards: WildcardIndex,
+    ranges: Vec<(NumericRange, Vec<BranchId>)>,
+    cidrs: Vec<(Cidr, Vec<BranchId>)>,
+}
+
+impl FieldIndex {
+    /// Whether a predicate can serve as an index key. `anything-but` cannot: it matches
+    /// almost everything, so it is only ever verified.
+    pub(crate) fn indexable(predicate: &Predicate) -> bool {
+        !matches!(predicate, Predicate::AnythingBut(_))
+    }
+
+    pub(crate) fn insert(&mut self, predicate: &Predicate, branch: BranchId) {
+        use crate::value::Literal;
+        match predicate {
+            Predicate::Exact(Literal::Str(text)) => {
+                self.strings.entry(text.clone()).or_default().push(branch)
+            }
+            Predicate::Exact(Literal::Num(n)) => {
+                self.numbers.entry(number_key(*n)).or_default().push(branch)
+            }
+            Predicate::Exact(Literal::Bool(true)) => self.trues.push(branch),
+            Predicate::Exact(Literal::Bool(false)) => self.falses.push(branch),
+            Predicate::Exact(Literal::Null) => self.nulls.push(branch),
+            Predicate::Prefix(prefix) => self.prefixes.insert(prefix, branch),
+            Predicate::Suffix(suffix) => self.suffixes.insert(suffix, branch),
+            Predicate::PrefixIgnoreCase(prefix) => self.prefixes_ignore_case.insert(prefix, branch),
+            Predicate::SuffixIgnoreCase(suffix) => self.suffixes_ignore_case.insert(suffix, branch),
+            Predicate::EqualsIgnoreCase(text) => {
+                self.equals_ignore_case
+                    .entry(text.clone())
+                    .or_default()
+                    .push(branch);
+            }
+            Predicate::Wildcard(wildcard) => self.wildcards.insert(wildcard, branch),
+            Predicate::Numeric(range) => push_keyed(&mut self.ranges, *range, branch),
+            Predicate::Cidr(cidr) => push_keyed(&mut self.cidrs, *cidr, branch),
+            Predicate::Exists => self.any_value.push(branch),
+            Predicate::AnythingBut(_) => unreachable!("anything-but is never indexed"),
+        }
+    }
+
+    pub(crate) fn finish(&mut self) {
+        self.wildcards.build();
+    }
+
+    /// Calls `found` with every branch this value may satisfy (possibly more than once).
+    pub(crate) fn candidates(&self, value: &Scalar<'_>, found: &mut impl FnMut(&[BranchId])) {
+        found(&self.any_value);
+        match value {
+            Scalar::Str(text) => self.string_candidates(text, found),
+            Scalar::Num(n) => {
+                if let Some(branches) = self.numbers.get(&number_key(*n)) {
+                    found(branches);
+                }
+                for (range, branches) in &self.ranges {
+                    if range.contains(*n) {
+                        found(branches);
+                    }
+                }
+            }
+            Scalar::Bool(true) => found(&self.trues),
+            Scalar::Bool(false) => found(&self.falses),
+            Scalar::Null => found(&self.nulls),
+        }
+    }
+
+    fn string_candidates(&self, text: &str, found: &mut impl FnMut(&[BranchId])) {
+        if let Some(branches) = self.strings.get(text) {
+            found(branches);
+        }
+        self.prefixes.probe_prefix(text, found);
+        self.suffixes.probe_suffix(text, found);
+        if !(self.prefixes_ignore_case.is_empty()
+            && self.suffixes_ignore_case.is_empty()
+            && self.equals_ignore_case.is_empty())
+        {
+            let folded = lowercase(text);
+            if let Some(branches) = self.equals_ignore_case.get(&*folded) {
+                found(branches);
+            }
+            self.prefixes_ignore_case.probe_prefix(&folded, found);
+            self.suffixes_ignore_case.probe_suffix(&folded, found);
+        }
+        self.wildcards.probe(text, found);
+        if !self.cidrs.is_empty()
+            && let Ok(address) = text.parse::<IpAddr>()
+        {
+            for (cidr, branches) in &self.cidrs {
+                if cidr.contains(address) {
+                    found(branches);
+                }
+            }
+        }
+    }
+}
+
+fn push_keyed<K: PartialEq>(entries: &mut Vec<(K, Vec<BranchId>)>, key: K, branch: BranchId) {
+    match entries.iter_mut().find(|(existing, _)| *existing == key) {
+        Some((_, branches)) => branches.push(branch),
+        None => entries.push((key, vec![branch])),
+    }
+}
+
+/// Prefixes (or suffixes) grouped by length: a probe is one hash lookup per distinct
+/// length, whatever the number of patterns.
+#[derive(Debug, Default)]
+struct AffixIndex {
+    by_len: Vec<(usize, FxHashMap<Box<[u8]>, Vec<BranchId>>)>,
+}
+
+impl AffixIndex {
+    fn is_empty(&self) -> bool {
+        self.by_len.is_empty()
+    }
+
+    fn insert(&mut self, affix: &str, branch: BranchId) {
+        let len = affix.len();
+        let map = match self.by_len.iter_mut().position(|(l, _)| *l == len) {
+            Some(idx) => &mut self.by_len[idx].1,
+            None => {
+                self.by_len.push((len, FxHashMap::default()));
+                &mut self.by_len.last_mut().expect("just pushed").1
+            }
+        };
+        map.entry(affix.as_bytes().into()).or_default().push(branch);
+    }
+
+    fn probe_prefix(&self, text: &str, found: &mut impl FnMut(&[BranchId])) {
+        let bytes = text.as_bytes();
+        for (len, map) in &self.by_len {
+            if let Some(head) = bytes.get(..*len)
+                && let Some(branches) = map.get(head)
+            {
+                found(branches);
+            }
+        }
+    }
+
+    fn probe_suffix(&self, text: &str, found: &mut impl FnMut(&[BranchId])) {
+        let bytes = text.as_bytes();
+        for (len, map) in &self.by_len {
+            if let Some(start) = bytes.len().checked_sub(*len)
+                && let Some(branches) = map.get(&bytes[start..])
+            {
+                found(branches);
+            }
+        }
+    }
+}
+
+/// Wildcards, found through the longest literal each one requires (one Aho-Corasick pass
+/// over the value for all of them); those with no literal (`*`) are candidates for every
+/// string.
+#[derive(Debug, Default)]
+struct WildcardIndex {
+    literals: Vec<String>,
+    literal_branches: Vec<Vec<BranchId>>,
+    unanchored: Vec<BranchId>,
+    automaton: Option<AhoCorasick>,
+}
+
+impl WildcardIndex {
+    fn insert(&mut self, wildcard: &Wildcard, branch: BranchId) {
+        let literal = wildcard.required_literal();
+        if literal.is_empty() {
+            self.unanchored.push(branch);
+            return;
+        }
+        match self.literals.iter().position(|l| l == literal) {
+            Some(idx) => self.literal_branches[idx].push(branch),
+            None => {
+                self.literals.push(literal.to_owned());
+                self.literal_branches.push(vec![branch]);
+            }
+        }
+    }
+
+    fn build(&mut self) {
+        if !self.literals.is_empty() {
+            // Literals are plain strings; building cannot fail for inputs this small.
+            self.automaton = AhoCorasick::new(&self.literals).ok();
+        }
+    }
+
+    fn probe(&self, text: &str, found: &mut impl FnMut(&[BranchId])) {
+        found(&self.unanchored);
+        match &self.automaton {
+            Some(automaton) => {
+                for hit in automaton.find_overlapping_iter(text) {
+                    found(&self.literal_branches[hit.pattern().as_usize()]);
+                }
+            }
+            // Could not build: every wildcard is a candidate (still exact after verify).
+            None => self
+                .literal_branches
+                .iter()
+                .for_each(|branches| found(branches)),
+        }
+    }
+}

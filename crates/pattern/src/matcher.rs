@@ -1,0 +1,388 @@
+//! Many patterns compiled into one matcher.
+//!
+//! Matching an event is two steps. First the event is flattened (only fields some pattern
+//! mentions) and each value is looked up in its field's index, which names the branches
+//! (`$or`-free conjunctions) it may complete; each branch has one *anchor* leaf in the index,
+//! the one least shared with other branches, so that a common value such as the event
+//! source does not make every rule a candidate. Then each candidate is verified exactly,
+//! choosing one value per leaf such that all chosen values are array-consistent.
+//! The cost grows with the candidates an event produces, not with the number of rules.
+
+use crate::error::EventError;
+use crate::flatten::{self, FieldValue, NONE, PathTrie, Sink, TrailStep};
+use crate::index::{BranchId, FieldIndex};
+use crate::op::Predicate;
+use crate::pattern::Pattern;
+use rustc_hash::FxHashMap;
+
+/// Collects patterns, each under the caller's id, then builds a [`Matcher`].
+#[derive(Debug)]
+pub struct MatcherBuilder<T> {
+    patterns: Vec<(T, Pattern)>,
+}
+
+impl<T> Default for MatcherBuilder<T> {
+    fn default() -> Self {
+        MatcherBuilder {
+            patterns: Vec::new(),
+        }
+    }
+}
+
+impl<T> MatcherBuilder<T> {
+    pub fn add(&mut self, id: T, pattern: Pattern) -> &mut Self {
+        self.patterns.push((id, pattern));
+        self
+    }
+
+    pub fn build(self) -> Matcher<T> {
+        Matcher::new(self.patterns)
+    }
+}
+
+/// An immutable set of compiled patterns; `Send + Sync`, share it between threads and give
+/// each thread its own [`Scratch`].
+#[derive(Debug)]
+pub struct Matcher<T> {
+    ids: Vec<T>,
+    trie: PathTrie,
+    n_fields: usize,
+    branches: Vec<Branch>,
+    indexes: Vec<FieldIndex>,
+    /// Branches with no indexable leaf (only `anything-but` / `exists: false`): verified for
+    /// every event.
+    always: Vec<BranchId>,
+}
+
+#[derive(Debug)]
+struct Branch {
+    pattern: u32,
+    slots: Box<[Slot]>,
+}
+
+/// A leaf of a branch, resolved to a field id.
+#[derive(Debug)]
+struct Slot {
+    field: u32,
+    predicates: Box<[Predicate]>,
+    absent_ok: bool,
+}
+
+impl Slot {
+    fn indexable(&self) -> bool {
+        !self.absent_ok
+            && !self.predicates.is_empty()
+            && self.predicates.iter().all(FieldIndex::indexable)
+    }
+}
+
+impl<T> Matcher<T> {
+    fn new(patterns: Vec<(T, Pattern)>) -> Matcher<T> {
+        let mut trie = PathTrie::new();
+        let mut n_fields = 0u32;
+        let mut branches = Vec::new();
+        let mut ids = Vec::with_capacity(patterns.len());
+        for (pattern_idx, (id, pattern)) in patterns.into_iter().enumerate() {
+            let expanded = pattern
+                .branches()
+                .expect("a parsed Pattern expands within MAX_BRANCHES");
+            for leaves in expanded {
+                let slots = leaves
+                    .into_iter()
+                    .map(|leaf| Slot {
+                        field: trie.insert(&leaf.path, &mut n_fields),
+                        predicates: leaf.predicates.clone().into(),
+                        absent_ok: leaf.absent_ok,
+                    })
+                    .collect();
+                branches.push(Branch {
+                    pattern: pattern_idx as u32,
+                    slots,
+                });
+            }
+            ids.push(id);
+        }
+
+        // How many branches use each (field, predicate): a rarely shared predicate is a
+        // selective anchor.
+        let mut popularity: FxHashMap<(u32, String), u32> = FxHashMap::default();
+        let key = |slot: &Slot, predicate: &Predicate| (slot.field, format!("{predicate:?}"));
+        for slot in branches.iter().flat_map(|b| b.slots.iter()) {
+            for predicate in &slot.predicates {
+                *popularity.entry(key(slot, predicate)).or_default() += 1;
+            }
+        }
+        let cost = |slot: &Slot| -> u64 {
+            slot.predicates
+                .iter()
+                .map(|p| u64::from(popularity[&key(slot, p)]) + anchor_weight(p))
+                .sum()
+        };
+
+        let mut indexes: Vec<FieldIndex> = (0..n_fields).map(|_| FieldIndex::default()).collect();
+        let mut always = Vec::new();
+        for (branch_idx, branch) in branches.iter().enumerate() {
+            let branch_id = branch_idx as BranchId;
+            match branch
+                .slots
+                .iter()
+                .filter(|slot| slot.indexable())
+                .min_by_key(|slot| cost(slot))
+            {
+                Some(anchor) => {
+                    for predicate in &anchor.predicates {
+                        indexes[anchor.field as usize].insert(predicate, branch_id);
+                    }
+                }
+                None => always.push(branch_id),
+            }
+        }
+        indexes.iter_mut().for_each(FieldIndex::finish);
+        Matcher {
+            ids,
+            trie,
+            n_fields: n_fields as usize,
+            branches,
+            indexes,
+            always,
+        }
+    }
+
+    /// Number of patterns.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The id a pattern was added under.
+    pub fn id(&self, pattern_idx: usize) -> &T {
+        &self.ids[pattern_idx]
+    }
+
+    /// The ids of the patterns `event` (JSON text) matches, in the order they were added.
+    /// Convenient, but allocates a [`Scratch`]; hot loops use [`Matcher::matches_with`].
+    pub fn matches(&self, event: &str) -> Result<Vec<&T>, EventError> {
+        let mut scratch = Scratch::default();
+        let mut found = Vec::new();
+        self.matches_with(event, &mut scratch, &mut found)?;
+        Ok(found.into_iter().map(|idx| &self.ids[idx]).collect())
+    }
+
+    /// Writes to `found` (cleared first) the indices of the patterns `event` matches, in
+    /// ascending order; no allocation once `scratch` has grown to the workload.
+    pub fn matches_with(
+        &self,
+        event: &str,
+        scratch: &mut Scratch,
+        found: &mut Vec<usize>,
+    ) -> Result<(), EventError> {
+        found.clear();
+        scratch.prepare(self.n_fields, self.branches.len(), self.ids.len());
+        let epoch = scratch.epoch;
+        let mut values: Vec<FieldValue<'_>> = recycle(std::mem::take(&mut scratch.values));
+        scratch.trails.clear();
+        let result = {
+            let mut sink = Sink::new(
+                &mut values,
+                &mut scratch.trails,
+                &mut scratch.heads,
+                &mut scratch.trail_stack,
+                epoch,
+            );
+            flatten::flatten(&self.trie, event, &mut sink)
+        };
+        if result.is_ok() {
+            self.collect_candidates(&values, scratch);
+            let candidates = std::mem::take(&mut scratch.candidates);
+            for &branch_id in &candidates {
+                let branch = &self.branches[branch_id as usize];
+                let pattern = branch.pattern as usize;
+                if scratch.pattern_seen[pattern] == epoch {
+                    continue;
+                }
+                let view = EventView {
+                    values: &values,
+                    trails: &scratch.trails,
+                    heads: &scratch.heads,
+                    epoch,
+                };
+                scratch.chosen.clear();
+                if view.satisfies(&branch.slots, &mut scratch.chosen) {
+                    scratch.pattern_seen[pattern] = epoch;
+                    found.push(pattern);
+                }
+            }
+            scratch.candidates = candidates;
+            found.sort_unstable();
+        }
+        scratch.values = recycle(values);
+        result
+    }
+
+    fn collect_candidates(&self, values: &[FieldValue<'_>], scratch: &mut Scratch) {
+        let Scratch {
+            candidates,
+            branch_seen,
+            heads,
+            epoch,
+            ..
+        } = scratch;
+        let epoch = *epoch;
+        candidates.clear();
+        let mut add = |branches: &[BranchId]| {
+            for &branch in branches {
+                let seen = &mut branch_seen[branch as usize];
+                if *seen != epoch {
+                    *seen = epoch;
+                    candidates.push(branch);
+                }
+            }
+        };
+        add(&self.always);
+        for (field, &(stamp, mut value_idx)) in heads.iter().enumerate() {
+            if stamp != epoch {
+                continue;
+            }
+            let index = &self.indexes[field];
+            while value_idx != NONE {
+                let value = &values[value_idx as usize];
+                index.candidates(&value.scalar, &mut add);
+                value_idx = value.next;
+            }
+        }
+    }
+}
+
+/// How poor a predicate is as an anchor, beyond how many branches share it: `exists` is
+/// satisfied by any value, ranges and networks by many.
+fn anchor_weight(predicate: &Predicate) -> u64 {
+    match predicate {
+        Predicate::Exact(_) | Predicate::EqualsIgnoreCase(_) => 0,
+        Predicate::Prefix(_)
+        | Predicate::Suffix(_)
+        | Predicate::PrefixIgnoreCase(_)
+        | Predicate::SuffixIgnoreCase(_) => 1,
+        Predicate::Wildcard(_) => 2,
+        Predicate::Numeric(_) | Predicate::Cidr(_) => 4,
+        Predicate::Exists | Predicate::AnythingBut(_) => 1_000_000,
+    }
+}
+
+/// The flattened event, as verification sees it.
+struct EventView<'v, 'a> {
+    values: &'v [FieldValue<'a>],
+    trails: &'v [TrailStep],
+    heads: &'v [(u32, u32)],
+    epoch: u32,
+}
+
+impl EventView<'_, '_> {
+    fn first_value(&self, field: u32) -> u32 {
+        match self.heads[field as usize] {
+            (stamp, head) if stamp == self.epoch => head,
+            _ => NONE,
+        }
+    }
+
+    fn trail(&self, value_idx: u32) -> &[TrailStep] {
+        let value = &self.values[value_idx as usize];
+        let start = value.trail_start as usize;
+        &self.trails[start..start + value.trail_len as usize]
+    }
+
+    /// Whether values can be chosen for `slots` (one each, array-consistent with each other
+    /// and with `chosen`).
+    fn satisfies(&self, slots: &[Slot], chosen: &mut Vec<u32>) -> bool {
+        let Some((slot, rest)) = slots.split_first() else {
+            return true;
+        };
+        let mut value_idx = self.first_value(slot.field);
+        if value_idx == NONE {
+            // `exists: false` is judged on the whole event, as event-ruler does.
+            return slot.absent_ok && self.satisfies(rest, chosen);
+        }
+        while value_idx != NONE {
+            let value = &self.values[value_idx as usize];
+            if slot.predicates.iter().any(|p| p.matches(&value.scalar))
+                && chosen
+                    .iter()
+                    .all(|&other| consistent(self.trail(value_idx), self.trail(other)))
+            {
+                chosen.push(value_idx);
+                if self.satisfies(rest, chosen) {
+                    return true;
+                }
+                chosen.pop();
+            }
+            value_idx = value.next;
+        }
+        false
+    }
+}
+
+/// Two values can come from one event "instance" unless they sit in different elements of
+/// the same array.
+fn consistent(a: &[TrailStep], b: &[TrailStep]) -> bool {
+    for (step_a, step_b) in a.iter().zip(b) {
+        if step_a.0 != step_b.0 {
+            // Different arrays: the paths have parted, so no array above is shared.
+            return true;
+        }
+        if step_a.1 != step_b.1 {
+            return false;
+        }
+    }
+    true
+}
+
+/// Per-thread working memory for [`Matcher::matches_with`], reused across events.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    epoch: u32,
+    heads: Vec<(u32, u32)>,
+    branch_seen: Vec<u32>,
+    pattern_seen: Vec<u32>,
+    candidates: Vec<BranchId>,
+    values: Vec<FieldValue<'static>>,
+    trails: Vec<TrailStep>,
+    trail_stack: Vec<TrailStep>,
+    chosen: Vec<u32>,
+}
+
+impl Scratch {
+    /// Sizes the stamp tables for a matcher and starts a new epoch, so that nothing needs
+    /// clearing between events.
+    fn prepare(&mut self, n_fields: usize, n_branches: usize, n_patterns: usize) {
+        if self.epoch == u32::MAX {
+            *self = Scratch::default();
+        }
+        self.epoch += 1;
+        for (table, len) in [(&mut self.heads, n_fields)] {
+            if table.len() < len {
+                table.resize(len, (0, NONE));
+            }
+        }
+        for (table, len) in [
+            (&mut self.branch_seen, n_branches),
+            (&mut self.pattern_seen, n_patterns),
+        ] {
+            if table.len() < len {
+                table.resize(len, 0);
+            }
+        }
+        self.trail_stack.clear();
+    }
+}
+
+/// Reuses a vector's allocation for values borrowing from another event. The vector is
+/// emptied first, so no value outlives its event; the in-place `collect` keeps the buffer.
+fn recycle<'b>(mut values: Vec<FieldValue<'_>>) -> Vec<FieldValue<'b>> {
+    values.clear();
+    values
+        .into_iter()
+        .map(|_| unreachable!("the vector is empty"))
+        .collect()
+}

@@ -1,0 +1,174 @@
+//! `wildcard`: `*` matches any run of characters (including none); `\*` and `\\` are literal.
+
+use crate::error::PatternError;
+
+/// A compiled wildcard: the literal pieces between stars.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wildcard {
+    /// Literal pieces; there is a star between each two, plus one at either end when flagged.
+    pieces: Vec<String>,
+    leading_star: bool,
+    trailing_star: bool,
+}
+
+impl Wildcard {
+    /// Parses a wildcard pattern, rejecting what AWS rejects (`**`, a pattern too costly to
+    /// match).
+    pub(crate) fn parse(path: &str, text: &str) -> Result<Wildcard, PatternError> {
+        let mut pieces = vec![String::new()];
+        let mut chars = text.chars().enumerate().peekable();
+        let mut previous_was_star = false;
+        while let Some((pos, c)) = chars.next() {
+            match c {
+                '*' => {
+                    if previous_was_star {
+                        return Err(PatternError::invalid(
+                            path,
+                            format!("Consecutive wildcard characters at pos {pos}"),
+                        ));
+                    }
+                    previous_was_star = true;
+                    pieces.push(String::new());
+                    continue;
+                }
+                '\\' => match chars.next() {
+                    Some((_, escaped @ ('*' | '\\'))) => last(&mut pieces).push(escaped),
+                    _ => {
+                        return Err(PatternError::invalid(
+                            path,
+                            format!("Invalid escape character at pos {pos}"),
+                        ));
+                    }
+                },
+                other => last(&mut pieces).push(other),
+            }
+            previous_was_star = false;
+        }
+        let leading_star = pieces.first().is_some_and(String::is_empty) && pieces.len() > 1;
+        let trailing_star = pieces.last().is_some_and(String::is_empty) && pieces.len() > 1;
+        let wildcard = Wildcard {
+            pieces,
+            leading_star,
+            trailing_star,
+        };
+        wildcard.check_complexity(path)?;
+        Ok(wildcard)
+    }
+
+    /// AWS refuses wildcards whose matching could blow up: many stars where the text after a
+    /// star can repeat. We approximate event-ruler's state-count limit: more than
+    /// `MAX_STARS_WITH_REPEATS` stars each followed by a piece that recurs later.
+    fn check_complexity(&self, path: &str) -> Result<(), PatternError> {
+        let n_stars = self.pieces.len() - 1;
+        if n_stars <= MAX_STARS_WITH_REPEATS {
+            return Ok(());
+        }
+        // A piece after a star that also appears in a later piece lets one input character
+        // keep several automaton states alive at once.
+        let n_repeating = self.pieces[1..]
+            .iter()
+            .enumerate()
+            .filter(|(idx, piece)| {
+                piece
+                    .chars()
+                    .any(|c| self.pieces[idx + 2..].iter().any(|later| later.contains(c)))
+            })
+            .count();
+        if n_repeating > MAX_STARS_WITH_REPEATS {
+            return Err(PatternError::too_complex(
+                path,
+                "Rule is too complex - try using fewer wildcard characters or fewer repeating \
+                 character sequences after a wildcard character",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The longest literal piece: any matching value contains it.
+    pub(crate) fn required_literal(&self) -> &str {
+        self.pieces
+            .iter()
+            .max_by_key(|piece| piece.len())
+            .map_or("", String::as_str)
+    }
+
+    pub fn matches(&self, value: &str) -> bool {
+        let n_pieces = self.pieces.len();
+        if n_pieces == 1 {
+            return value == self.pieces[0];
+        }
+        let first = &self.pieces[0];
+        let last = &self.pieces[n_pieces - 1];
+        if value.len() < first.len() + last.len()
+            || !value.starts_with(first.as_str())
+            || !value.ends_with(last.as_str())
+        {
+            return false;
+        }
+        // Middle pieces, leftmost first: a greedy leftmost placement never loses a match when
+        // the only metacharacter is `*`.
+        let mut rest = &value[first.len()..value.len() - last.len()];
+        for piece in &self.pieces[1..n_pieces - 1] {
+            match rest.find(piece.as_str()) {
+                Some(at) => rest = &rest[at + piece.len()..],
+                None => return false,
+            }
+        }
+        let _ = (self.leading_star, self.trailing_star);
+        true
+    }
+}
+
+/// Stars allowed before the repetition check applies.
+const MAX_STARS_WITH_REPEATS: usize = 4;
+
+fn last(pieces: &mut [String]) -> &mut String {
+    pieces
+        .last_mut()
+        .expect("pieces starts non-empty and only grows")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(pattern: &str, value: &str, expected: bool) {
+        let wildcard = Wildcard::parse("f", pattern).expect("valid wildcard");
+        assert_eq!(
+            wildcard.matches(value),
+            expected,
+            "{pattern:?} on {value:?}"
+        );
+    }
+
+    #[test]
+    fn stars_match_any_run() {
+        check("*", "", true);
+        check("*", "anything", true);
+        check("a*", "abc", true);
+        check("*c", "abc", true);
+        check("a*c", "ac", true);
+        check("a*c", "abbc", true);
+        check("a*c", "abcd", false);
+        check("*/dir/*", "x/dir/y", true);
+        check("*/dir/*", "dir", false);
+        check("a*b*a", "aba", true);
+        check("a*a", "a", false);
+        check("", "", true);
+        check("", "x", false);
+    }
+
+    #[test]
+    fn escapes_are_literal() {
+        check(r"a\*b", "a*b", true);
+        check(r"a\*b", "axb", false);
+        check(r"a\\b", r"a\b", true);
+    }
+
+    #[test]
+    fn consecutive_stars_are_rejected_with_position() {
+        let error = Wildcard::parse("f", "arn:aws:events:us-east-1:**:event-bus/*")
+            .expect_err("** is invalid");
+        assert_eq!(error.reason(), "Consecutive wildcard characters at pos 26");
+    }
+}
