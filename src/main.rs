@@ -1,1 +1,7 @@
-fn main() {}
+//! The `meterwatch` binary: parse the command line, run it, map the outcome to an exit code.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    meterwatch::cli::main()
+}

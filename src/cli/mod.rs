@@ -1,0 +1,49 @@
+//! The command line. Exit codes are a contract for scripts: 0 success, 1 the command ran
+//! and found a problem (an invalid pattern, a failing check), 2 it could not run (bad usage,
+//! unreadable or malformed input); `bench-patterns` adds 3 for a rejected pattern.
+
+mod bench_patterns;
+mod test_event_pattern;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "meterwatch", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    TestEventPattern(test_event_pattern::Args),
+    BenchPatterns(bench_patterns::Args),
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::TestEventPattern(args) => test_event_pattern::run(&args),
+        Command::BenchPatterns(args) => bench_patterns::run(&args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,43 @@
+//! Reading what users hand the command line: JSON given inline or as `file://PATH`, and
+//! event files holding one JSON document or JSON lines.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Errors reading user input, naming the input.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("cannot read {name} from {path}: {source}")]
+    Read {
+        name: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The text of an argument that is either JSON itself or `file://PATH`, as the AWS CLI
+/// accepts.
+pub fn inline_or_file(name: &str, argument: &str) -> Result<String, InputError> {
+    match argument.strip_prefix("file://") {
+        Some(path) => read(name, Path::new(path)),
+        None => Ok(argument.to_owned()),
+    }
+}
+
+/// Reads a whole file, naming `name` in the error.
+pub fn read(name: &str, path: &Path) -> Result<String, InputError> {
+    fs::read_to_string(path).map_err(|source| InputError::Read {
+        name: name.to_owned(),
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The non-blank lines of JSON-lines text, with their 1-based line numbers.
+pub fn json_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(idx, line)| (idx + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty())
+}
