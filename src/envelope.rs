@@ -1,0 +1,1090 @@
+//! SQS message bodies → EventBridge-shaped events.
+//!
+//! [`decode`] turns one SQS message body into the CloudTrail records it carries, each as the
+//! event EventBridge patterns are matched against (`version`, `id`, `detail-type`, `source`,
+//! `account`, `time`, `region`, `resources`, `detail`). It accepts, without configuration, the
+//! shapes of `shared/domain.md` §1.1:
+//!
+//! | body                                             | events                                   |
+//! | ------------------------------------------------ | ---------------------------------------- |
+//! | EventBridge envelope (`detail-type`, `source`, `detail`) | itself, original text kept       |
+//! | SNS notification (`"Type": "Notification"`)      | whatever its `Message` string holds      |
+//! | bare CloudTrail record (`eventSource`, `eventName`, `eventID`…) | one synthesized envelope  |
+//! | CloudTrail log-file batch `{"Records": [...]}`   | one synthesized envelope per record      |
+//!
+//! An SNS `Message` may hold any shape but another SNS notification.
+//!
+//! Anything else is a [`DecodeErrorKind`] saying why. The kind carries no message id: the
+//! caller knows it and wraps the kind in a [`DecodeError`] (`DecodeError::new(id, kind)`).
+//! Rationale: the decoder stays a pure function of the body, easy to test and fuzz, and the
+//! id is never duplicated or made up.
+//!
+//! A synthesized envelope follows what EventBridge does for CloudTrail API-call events:
+//! `source` is `aws.` + the first label of `eventSource`, `detail-type` is
+//! [`CLOUDTRAIL_DETAIL_TYPE`], `account` is `recipientAccountId` (else
+//! `userIdentity.accountId`), `time` is `eventTime`, `region` is `awsRegion`, `id` is
+//! `eventID`, `version` is `"0"` and `resources` is empty. EventBridge's own `id` is not the
+//! CloudTrail `eventID`, so the same record decoded from an envelope and from a bare record
+//! differs in `id` only; alerts and deduplication use [`Event::event_id`].
+
+use std::fmt;
+
+use serde_json::{Map, Value, json};
+
+/// The largest SQS message body, in bytes (1 MiB); a longer body is rejected unparsed.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The `detail-type` EventBridge gives CloudTrail API-call events.
+pub const CLOUDTRAIL_DETAIL_TYPE: &str = "AWS API Call via CloudTrail";
+
+/// Keys that make an object an EventBridge envelope (all of them).
+const ENVELOPE_KEYS: [&str; 3] = ["detail-type", "source", "detail"];
+
+/// Keys that make an object a CloudTrail record (any of them; the record is then checked).
+const RECORD_KEYS: [&str; 3] = ["eventSource", "eventName", "eventID"];
+
+/// How many keys of an unknown object an error lists, and how many characters of each.
+const MAX_KEYS_SHOWN: usize = 12;
+const MAX_KEY_CHARS: usize = 64;
+
+/// One EventBridge-shaped event carrying one CloudTrail record.
+///
+/// `json` and `value` are the same event: the rule engine matches on the text (its fast path
+/// reads bytes), alerts read fields from the value. When the body already was an EventBridge
+/// envelope, the text is the original one, not a re-serialization.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    json: String,
+    value: Value,
+}
+
+impl Event {
+    /// The event as JSON text, what patterns are matched against.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// The event as a JSON value (always an object).
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// The CloudTrail record: the envelope's `detail`.
+    pub fn detail(&self) -> Option<&Map<String, Value>> {
+        self.value.get("detail").and_then(Value::as_object)
+    }
+
+    /// CloudTrail's `eventID`, unique per record (EventBridge's `id` is not).
+    pub fn event_id(&self) -> Option<&str> {
+        self.detail_str("eventID")
+    }
+
+    /// CloudTrail's `eventName`, e.g. `MeterUsage`.
+    pub fn event_name(&self) -> Option<&str> {
+        self.detail_str("eventName")
+    }
+
+    /// CloudTrail's `eventSource`, e.g. `metering-marketplace.amazonaws.com`.
+    pub fn event_source(&self) -> Option<&str> {
+        self.detail_str("eventSource")
+    }
+
+    /// CloudTrail's `errorCode`; `None` for a call that succeeded.
+    pub fn error_code(&self) -> Option<&str> {
+        self.detail_str("errorCode")
+    }
+
+    /// The envelope's `account`: the account whose CloudTrail recorded the call.
+    pub fn account(&self) -> Option<&str> {
+        self.envelope_str("account")
+    }
+
+    /// The envelope's `region`.
+    pub fn region(&self) -> Option<&str> {
+        self.envelope_str("region")
+    }
+
+    /// When the call happened, RFC 3339: CloudTrail's `eventTime`, else the envelope's `time`.
+    pub fn event_time(&self) -> Option<&str> {
+        self.detail_str("eventTime")
+            .or_else(|| self.envelope_str("time"))
+    }
+
+    fn envelope_str(&self, key: &str) -> Option<&str> {
+        self.value.get(key).and_then(Value::as_str)
+    }
+
+    fn detail_str(&self, key: &str) -> Option<&str> {
+        self.detail()
+            .and_then(|detail| detail.get(key))
+            .and_then(Value::as_str)
+    }
+}
+
+/// Where in a body a field was looked for, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// An EventBridge envelope.
+    Envelope,
+    /// An SNS notification.
+    SnsNotification,
+    /// A CloudTrail log-file batch `{"Records": [...]}`.
+    RecordsBatch,
+    /// A bare CloudTrail record.
+    Record,
+    /// The record at this index of a `Records` batch.
+    BatchRecord(usize),
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Envelope => f.write_str("EventBridge envelope"),
+            Location::SnsNotification => f.write_str("SNS notification"),
+            Location::RecordsBatch => f.write_str("CloudTrail Records batch"),
+            Location::Record => f.write_str("CloudTrail record"),
+            Location::BatchRecord(index) => write!(f, "CloudTrail record Records[{index}]"),
+        }
+    }
+}
+
+/// Why a body is not any accepted shape: a poison message.
+///
+/// Messages say what was found and what was expected, never the body itself (it may be
+/// large; bodies are logged at TRACE only).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeErrorKind {
+    /// The body is longer than an SQS message can be.
+    #[error("body is {bytes} bytes, over the {MAX_BODY_BYTES}-byte SQS message limit")]
+    TooLarge { bytes: usize },
+
+    /// The body is not JSON.
+    #[error("body is not JSON: {error}")]
+    NotJson { error: serde_json::Error },
+
+    /// The body is JSON but not an object.
+    #[error("body is {found}, not a JSON object")]
+    NotAnObject { found: &'static str },
+
+    /// The body is an object of none of the accepted shapes.
+    #[error(
+        "JSON object with keys {} is none of the accepted shapes: expected an EventBridge \
+         envelope (`detail-type`, `source`, `detail`), an SNS notification (`Type`: \
+         \"Notification\", `Message`), a CloudTrail record (`eventSource`, `eventName`, \
+         `eventID`) or a CloudTrail batch (`Records`)",
+        KeyList { keys, n_keys: *n_keys }
+    )]
+    UnknownShape {
+        /// The first keys found (at most 12, each cut to 64 characters).
+        keys: Vec<String>,
+        /// How many keys the object has.
+        n_keys: usize,
+    },
+
+    /// A field an accepted shape needs is missing or of the wrong type.
+    #[error("{at}: `{field}` must be {expected}, found {found}")]
+    BadField {
+        at: Location,
+        field: &'static str,
+        expected: &'static str,
+        found: &'static str,
+    },
+
+    /// A `{"Records": []}` batch carries nothing.
+    #[error("CloudTrail Records batch is empty")]
+    EmptyRecords,
+
+    /// An element of a `Records` batch is not an object.
+    #[error("CloudTrail Records[{index}] is {found}, not a JSON object")]
+    RecordNotAnObject { index: usize, found: &'static str },
+
+    /// An SNS notification's `Message` is not JSON.
+    #[error("SNS notification's Message is not JSON: {error}")]
+    SnsMessageNotJson { error: serde_json::Error },
+
+    /// An SNS notification's `Message` is itself an SNS notification.
+    #[error("SNS notification's Message is another SNS notification")]
+    NestedSns,
+
+    /// An SNS notification's `Message` is JSON, but not an accepted shape.
+    #[error("in SNS notification's Message: {kind}")]
+    InSnsMessage { kind: Box<DecodeErrorKind> },
+}
+
+impl DecodeErrorKind {
+    /// A short fixed name for the kind, for metric labels (`reason`) and log fields.
+    ///
+    /// An error inside an SNS `Message` has the label of the inner error, except
+    /// `sns_message_not_json` and `nested_sns`, which only happen there.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DecodeErrorKind::TooLarge { .. } => "too_large",
+            DecodeErrorKind::NotJson { .. } => "not_json",
+            DecodeErrorKind::NotAnObject { .. } => "not_an_object",
+            DecodeErrorKind::UnknownShape { .. } => "unknown_shape",
+            DecodeErrorKind::BadField { .. } => "bad_field",
+            DecodeErrorKind::EmptyRecords => "empty_records",
+            DecodeErrorKind::RecordNotAnObject { .. } => "record_not_an_object",
+            DecodeErrorKind::SnsMessageNotJson { .. } => "sns_message_not_json",
+            DecodeErrorKind::NestedSns => "nested_sns",
+            DecodeErrorKind::InSnsMessage { kind } => kind.label(),
+        }
+    }
+}
+
+/// An undecodable SQS message: its id and why.
+///
+/// The message names the kind itself rather than exposing it as `source()`, so that a log
+/// line with `error = %e` says why, and `{:#}` does not say it twice.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot decode SQS message {message_id}: {kind}")]
+pub struct DecodeError {
+    pub message_id: String,
+    pub kind: DecodeErrorKind,
+}
+
+impl DecodeError {
+    pub fn new(message_id: impl Into<String>, kind: DecodeErrorKind) -> Self {
+        DecodeError {
+            message_id: message_id.into(),
+            kind,
+        }
+    }
+}
+
+/// Decodes one SQS message body into the events it carries (at least one).
+///
+/// See the module documentation for the accepted shapes. Never panics.
+pub fn decode(body: &str) -> Result<Vec<Event>, DecodeErrorKind> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(DecodeErrorKind::TooLarge { bytes: body.len() });
+    }
+    let value: Value =
+        serde_json::from_str(body).map_err(|error| DecodeErrorKind::NotJson { error })?;
+    let Value::Object(object) = value else {
+        return Err(DecodeErrorKind::NotAnObject {
+            found: json_kind(&value),
+        });
+    };
+    match shape_of(&object) {
+        Shape::Sns => decode_sns(object),
+        shape => decode_object(body, object, shape),
+    }
+}
+
+/// The accepted shapes, told apart by their keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    EventBridge,
+    Sns,
+    Records,
+    Record,
+    Unknown,
+}
+
+fn shape_of(object: &Map<String, Value>) -> Shape {
+    if ENVELOPE_KEYS.iter().all(|key| object.contains_key(*key)) {
+        Shape::EventBridge
+    } else if object.get("Type").and_then(Value::as_str) == Some("Notification") {
+        Shape::Sns
+    } else if object.contains_key("Records") {
+        Shape::Records
+    } else if RECORD_KEYS.iter().any(|key| object.contains_key(*key)) {
+        Shape::Record
+    } else {
+        Shape::Unknown
+    }
+}
+
+/// Unwraps an SNS notification and decodes its `Message`.
+fn decode_sns(mut notification: Map<String, Value>) -> Result<Vec<Event>, DecodeErrorKind> {
+    let message = match notification.remove("Message") {
+        Some(Value::String(message)) => message,
+        other => {
+            return Err(DecodeErrorKind::BadField {
+                at: Location::SnsNotification,
+                field: "Message",
+                expected: "a string",
+                found: other.as_ref().map_or("nothing", json_kind),
+            });
+        }
+    };
+    let value: Value = serde_json::from_str(&message)
+        .map_err(|error| DecodeErrorKind::SnsMessageNotJson { error })?;
+    let in_sns = |kind| DecodeErrorKind::InSnsMessage {
+        kind: Box::new(kind),
+    };
+    let Value::Object(object) = value else {
+        return Err(in_sns(DecodeErrorKind::NotAnObject {
+            found: json_kind(&value),
+        }));
+    };
+    match shape_of(&object) {
+        Shape::Sns => Err(DecodeErrorKind::NestedSns),
+        shape => decode_object(&message, object, shape).map_err(in_sns),
+    }
+}
+
+/// Decodes an object of any shape but SNS; `text` is the object's JSON text.
+fn decode_object(
+    text: &str,
+    mut object: Map<String, Value>,
+    shape: Shape,
+) -> Result<Vec<Event>, DecodeErrorKind> {
+    match shape {
+        Shape::EventBridge => {
+            check_envelope(&object)?;
+            Ok(vec![Event {
+                json: text.to_owned(),
+                value: Value::Object(object),
+            }])
+        }
+        Shape::Records => {
+            let records = match object.remove("Records") {
+                Some(Value::Array(records)) => records,
+                other => {
+                    return Err(DecodeErrorKind::BadField {
+                        at: Location::RecordsBatch,
+                        field: "Records",
+                        expected: "an array",
+                        found: other.as_ref().map_or("nothing", json_kind),
+                    });
+                }
+            };
+            if records.is_empty() {
+                return Err(DecodeErrorKind::EmptyRecords);
+            }
+            records
+                .into_iter()
+                .enumerate()
+                .map(|(index, record)| match record {
+                    Value::Object(record) => from_record(Location::BatchRecord(index), record),
+                    other => Err(DecodeErrorKind::RecordNotAnObject {
+                        index,
+                        found: json_kind(&other),
+                    }),
+                })
+                .collect()
+        }
+        Shape::Record => Ok(vec![from_record(Location::Record, object)?]),
+        Shape::Sns | Shape::Unknown => Err(unknown_shape(&object)),
+    }
+}
+
+/// Checks the envelope fields rules and alerts rely on; the rest passes through unchecked.
+fn check_envelope(object: &Map<String, Value>) -> Result<(), DecodeErrorKind> {
+    for (field, expected, ok) in [
+        (
+            "detail-type",
+            "a string",
+            Value::is_string as fn(&Value) -> bool,
+        ),
+        ("source", "a string", Value::is_string),
+        ("detail", "an object", Value::is_object),
+    ] {
+        let value = object.get(field);
+        if !value.is_some_and(ok) {
+            return Err(DecodeErrorKind::BadField {
+                at: Location::Envelope,
+                field,
+                expected,
+                found: value.map_or("nothing", json_kind),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Wraps a CloudTrail record in the envelope EventBridge would give it.
+fn from_record(at: Location, record: Map<String, Value>) -> Result<Event, DecodeErrorKind> {
+    let bad = |field, expected, found| DecodeErrorKind::BadField {
+        at,
+        field,
+        expected,
+        found,
+    };
+    let string = |field| match record.get(field) {
+        Some(Value::String(text)) => Ok(text.clone()),
+        other => Err(bad(field, "a string", other.map_or("nothing", json_kind))),
+    };
+
+    let event_source = string("eventSource")?;
+    let service = event_source
+        .split('.')
+        .next()
+        .filter(|service| !service.is_empty())
+        .ok_or_else(|| {
+            bad(
+                "eventSource",
+                "a host name like `s3.amazonaws.com`",
+                "a string",
+            )
+        })?;
+    let source = format!("aws.{service}");
+    string("eventName")?;
+    let id = string("eventID")?;
+    let time = string("eventTime")?;
+    let region = string("awsRegion")?;
+    let account = match record.get("recipientAccountId") {
+        Some(Value::String(account)) => account.clone(),
+        recipient => match record
+            .get("userIdentity")
+            .and_then(|identity| identity.get("accountId"))
+        {
+            Some(Value::String(account)) => account.clone(),
+            _ => {
+                return Err(bad(
+                    "recipientAccountId",
+                    "a string (or userIdentity.accountId a string)",
+                    recipient.map_or("nothing", json_kind),
+                ));
+            }
+        },
+    };
+
+    let value = json!({
+        "version": "0",
+        "id": id,
+        "detail-type": CLOUDTRAIL_DETAIL_TYPE,
+        "source": source,
+        "account": account,
+        "time": time,
+        "region": region,
+        "resources": [],
+        "detail": Value::Object(record),
+    });
+    Ok(Event {
+        json: value.to_string(),
+        value,
+    })
+}
+
+fn unknown_shape(object: &Map<String, Value>) -> DecodeErrorKind {
+    DecodeErrorKind::UnknownShape {
+        keys: object
+            .keys()
+            .take(MAX_KEYS_SHOWN)
+            .map(|key| key.chars().take(MAX_KEY_CHARS).collect())
+            .collect(),
+        n_keys: object.len(),
+    }
+}
+
+/// How an error names a JSON value it did not expect.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Displays the keys of an unknown object: `["a", "b"]`, or `["a", "b", … 10 more]`.
+struct KeyList<'a> {
+    keys: &'a [String],
+    n_keys: usize,
+}
+
+impl fmt::Display for KeyList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (idx, key) in self.keys.iter().enumerate() {
+            if idx > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{key:?}")?;
+        }
+        let n_more = self.n_keys.saturating_sub(self.keys.len());
+        if n_more > 0 {
+            write!(f, ", … {n_more} more")?;
+        }
+        f.write_str("]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const SEED_NAMES: [&str; 4] = [
+        "meterusage-ami",
+        "meterusage-eks",
+        "registerusage-eks",
+        "batchmeterusage",
+    ];
+
+    fn fixtures_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events")
+    }
+
+    fn fixture(relative: &str) -> String {
+        let path = fixtures_dir().join(relative);
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()))
+    }
+
+    fn decode_ok(relative: &str) -> Vec<Event> {
+        decode(&fixture(relative)).unwrap_or_else(|error| panic!("{relative}: {error}"))
+    }
+
+    fn decode_one(relative: &str) -> Event {
+        let mut events = decode_ok(relative);
+        assert_eq!(events.len(), 1, "{relative}");
+        events.remove(0)
+    }
+
+    fn decode_err(body: &str) -> DecodeErrorKind {
+        match decode(body) {
+            Ok(events) => panic!("decoded into {} events, expected an error", events.len()),
+            Err(kind) => kind,
+        }
+    }
+
+    /// The file names in a fixture folder, sorted.
+    fn fixture_names(folder: &str) -> Vec<String> {
+        let dir = fixtures_dir().join(folder);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|error| panic!("listing {}: {error}", dir.display()))
+            .map(|entry| {
+                entry
+                    .expect("a readable fixture directory entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The event's value without EventBridge's `id`, which a synthesized envelope cannot know.
+    fn without_id(event: &Event) -> Value {
+        let mut value = event.value().clone();
+        if let Some(object) = value.as_object_mut() {
+            object.remove("id");
+        }
+        value
+    }
+
+    #[test]
+    fn each_shape_decodes_to_the_same_event() {
+        let batch = decode_ok("envelopes/seed.records.json");
+        let sns_batch = decode_ok("envelopes/seed.sns-records.json");
+        assert_eq!(batch.len(), SEED_NAMES.len());
+        assert_eq!(sns_batch, batch);
+
+        for (idx, name) in SEED_NAMES.iter().enumerate() {
+            let eventbridge = decode_one(&format!("envelopes/{name}.eventbridge.json"));
+            let sns = decode_one(&format!("envelopes/{name}.sns.json"));
+            let bare = decode_one(&format!("envelopes/{name}.cloudtrail.json"));
+            let sns_bare = decode_one(&format!("envelopes/{name}.sns-cloudtrail.json"));
+
+            assert_eq!(
+                sns.value(),
+                eventbridge.value(),
+                "{name}: SNS-wrapped envelope"
+            );
+            assert_eq!(bare, sns_bare, "{name}: SNS-wrapped record");
+            assert_eq!(batch.get(idx), Some(&bare), "{name}: Records batch");
+            assert_eq!(
+                without_id(&bare),
+                without_id(&eventbridge),
+                "{name}: bare record"
+            );
+            assert_eq!(
+                bare.value()["id"],
+                bare.value()["detail"]["eventID"],
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn envelope_keeps_its_original_text() {
+        for name in SEED_NAMES {
+            let relative = format!("envelopes/{name}.eventbridge.json");
+            assert_eq!(decode_one(&relative).json(), fixture(&relative));
+
+            let notification: Value =
+                serde_json::from_str(&fixture(&format!("envelopes/{name}.sns.json")))
+                    .expect("an SNS fixture is JSON");
+            let sns = decode_one(&format!("envelopes/{name}.sns.json"));
+            assert_eq!(Some(sns.json()), notification["Message"].as_str());
+        }
+    }
+
+    #[test]
+    fn event_text_and_value_agree() {
+        for folder in ["envelopes", "failing"] {
+            for name in fixture_names(folder) {
+                for event in decode_ok(&format!("{folder}/{name}")) {
+                    let reparsed: Value =
+                        serde_json::from_str(event.json()).expect("event text is JSON");
+                    assert_eq!(&reparsed, event.value(), "{folder}/{name}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn synthesized_envelope_is_what_eventbridge_sends() {
+        let event = decode_one("envelopes/registerusage-eks.cloudtrail.json");
+        let value = event.value();
+        assert_eq!(value["version"], "0");
+        assert_eq!(value["id"], "cEXAMPLE-e6c2-465d-b47f-150EXAMPLE97");
+        assert_eq!(value["detail-type"], "AWS API Call via CloudTrail");
+        assert_eq!(value["source"], "aws.metering-marketplace");
+        assert_eq!(value["account"], "123456789012");
+        assert_eq!(value["time"], "2020-07-23T02:19:46Z");
+        assert_eq!(value["region"], "us-east-1");
+        assert_eq!(value["resources"], json!([]));
+        assert_eq!(value["detail"]["eventName"], "RegisterUsage");
+    }
+
+    #[test]
+    fn accessors_read_cloudtrail_fields() {
+        let event = decode_one("failing/meterusage-throttled.eventbridge.json");
+        assert_eq!(
+            event.event_id(),
+            Some("f0a1b2c3-0000-4000-8000-000000000101")
+        );
+        assert_eq!(event.event_name(), Some("MeterUsage"));
+        assert_eq!(
+            event.event_source(),
+            Some("metering-marketplace.amazonaws.com")
+        );
+        assert_eq!(event.error_code(), Some("ThrottlingException"));
+        assert_eq!(event.account(), Some("123456789012"));
+        assert_eq!(event.region(), Some("us-east-1"));
+        assert_eq!(event.event_time(), Some("2020-07-10T23:06:42Z"));
+        assert!(event.detail().is_some());
+
+        let success = decode_one("envelopes/meterusage-ami.eventbridge.json");
+        assert_eq!(success.error_code(), None);
+    }
+
+    #[test]
+    fn event_time_falls_back_to_envelope_time() {
+        let body = json!({
+            "version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2024-01-01T00:00:00Z", "region": "eu-west-1",
+            "resources": [], "detail": {}
+        });
+        let events = decode(&body.to_string()).expect("an envelope without a record decodes");
+        let event = events.first().expect("one event");
+        assert_eq!(event.event_time(), Some("2024-01-01T00:00:00Z"));
+        assert_eq!(event.event_id(), None);
+    }
+
+    #[test]
+    fn failing_fixtures_decode_as_envelopes() {
+        let expected = [
+            (
+                "batchmeterusage-partial.eventbridge.json",
+                "BatchMeterUsage",
+                None,
+            ),
+            (
+                "meterusage-dryrun-failed.eventbridge.json",
+                "MeterUsage",
+                Some("DryRunOperation"),
+            ),
+            (
+                "meterusage-dryrun-success.eventbridge.json",
+                "MeterUsage",
+                None,
+            ),
+            (
+                "meterusage-invalid-product-code.eventbridge.json",
+                "MeterUsage",
+                Some("InvalidProductCodeException"),
+            ),
+            (
+                "meterusage-throttled.eventbridge.json",
+                "MeterUsage",
+                Some("ThrottlingException"),
+            ),
+            (
+                "meterusage-timestamp-out-of-bounds.eventbridge.json",
+                "MeterUsage",
+                Some("TimestampOutOfBoundsException"),
+            ),
+            (
+                "meterusage-unexpected-principal.eventbridge.json",
+                "MeterUsage",
+                None,
+            ),
+            (
+                "registerusage-not-entitled.eventbridge.json",
+                "RegisterUsage",
+                Some("CustomerNotEntitledException"),
+            ),
+        ];
+        let listed: Vec<&str> = expected.iter().map(|(name, _, _)| *name).collect();
+        assert_eq!(
+            fixture_names("failing"),
+            listed,
+            "every failing fixture is checked"
+        );
+
+        let mut event_ids = Vec::new();
+        for (name, event_name, error_code) in expected {
+            let relative = format!("failing/{name}");
+            let event = decode_one(&relative);
+            assert_eq!(event.json(), fixture(&relative), "{name}");
+            assert_eq!(event.event_name(), Some(event_name), "{name}");
+            assert_eq!(event.error_code(), error_code, "{name}");
+            event_ids.push(event.event_id().map(str::to_owned));
+        }
+        event_ids.sort();
+        event_ids.dedup();
+        assert_eq!(
+            event_ids.len(),
+            expected.len(),
+            "failing fixtures have distinct eventIDs"
+        );
+    }
+
+    #[test]
+    fn poison_files_give_the_expected_error() {
+        let expected: [(&str, &str); 10] = [
+            ("array.json", "not_an_object"),
+            ("not-json.txt", "not_json"),
+            ("random-object.json", "unknown_shape"),
+            ("record-without-event-id.json", "bad_field"),
+            ("records-empty.json", "empty_records"),
+            ("records-non-object.json", "record_not_an_object"),
+            ("seed-with-stray-brackets.json", "not_json"),
+            ("sns-message-not-json.json", "sns_message_not_json"),
+            ("sns-subscription-confirmation.json", "unknown_shape"),
+            ("truncated.json", "not_json"),
+        ];
+        let listed: Vec<&str> = expected.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            fixture_names("poison"),
+            listed,
+            "every poison fixture is checked"
+        );
+
+        for (name, label) in expected {
+            let kind = decode_err(&fixture(&format!("poison/{name}")));
+            assert_eq!(kind.label(), label, "{name}: {kind}");
+        }
+    }
+
+    #[test]
+    fn poison_errors_say_why() {
+        let array = decode_err(&fixture("poison/array.json"));
+        assert!(matches!(
+            array,
+            DecodeErrorKind::NotAnObject { found: "an array" }
+        ));
+
+        let random = decode_err(&fixture("poison/random-object.json"));
+        assert_eq!(
+            random.to_string(),
+            "JSON object with keys [\"count\", \"hello\", \"nested\"] is none of the accepted \
+             shapes: expected an EventBridge envelope (`detail-type`, `source`, `detail`), an \
+             SNS notification (`Type`: \"Notification\", `Message`), a CloudTrail record \
+             (`eventSource`, `eventName`, `eventID`) or a CloudTrail batch (`Records`)"
+        );
+
+        let sns = decode_err(&fixture("poison/sns-message-not-json.json"));
+        assert!(
+            sns.to_string()
+                .starts_with("SNS notification's Message is not JSON: expected value at line 1"),
+            "{sns}"
+        );
+
+        let no_id = decode_err(&fixture("poison/record-without-event-id.json"));
+        assert_eq!(
+            no_id.to_string(),
+            "CloudTrail record: `eventID` must be a string, found nothing"
+        );
+
+        let non_object = decode_err(&fixture("poison/records-non-object.json"));
+        assert!(matches!(
+            non_object,
+            DecodeErrorKind::RecordNotAnObject {
+                index: 1,
+                found: "a string"
+            }
+        ));
+    }
+
+    #[test]
+    fn body_of_exactly_one_mib_is_accepted_and_longer_is_not() {
+        let envelope = fixture("envelopes/meterusage-ami.eventbridge.json");
+        let padding = " ".repeat(MAX_BODY_BYTES - envelope.len());
+        let at_limit = format!("{envelope}{padding}");
+        assert_eq!(at_limit.len(), MAX_BODY_BYTES);
+        assert!(decode(&at_limit).is_ok());
+
+        let over = format!("{at_limit} ");
+        assert!(matches!(
+            decode_err(&over),
+            DecodeErrorKind::TooLarge { bytes } if bytes == MAX_BODY_BYTES + 1
+        ));
+    }
+
+    #[test]
+    fn unknown_object_lists_a_bounded_number_of_keys() {
+        let object: Map<String, Value> = (0..40)
+            .map(|idx| (format!("{idx:02}{}", "k".repeat(100)), Value::Null))
+            .collect();
+        let kind = decode_err(&Value::Object(object).to_string());
+        let DecodeErrorKind::UnknownShape { keys, n_keys } = &kind else {
+            panic!("expected UnknownShape, got {kind:?}");
+        };
+        assert_eq!(*n_keys, 40);
+        assert_eq!(keys.len(), MAX_KEYS_SHOWN);
+        assert!(keys.iter().all(|key| key.chars().count() == MAX_KEY_CHARS));
+        assert!(kind.to_string().contains(", … 28 more]"), "{kind}");
+    }
+
+    #[test]
+    fn account_falls_back_to_user_identity() {
+        let mut record: Value =
+            serde_json::from_str(&fixture("envelopes/meterusage-eks.cloudtrail.json"))
+                .expect("a seed record is JSON");
+        if let Some(object) = record.as_object_mut() {
+            object.remove("recipientAccountId");
+        }
+        record["userIdentity"]["accountId"] = json!("111122223333");
+        let events = decode(&record.to_string()).expect("a record without recipientAccountId");
+        assert_eq!(
+            events.first().and_then(Event::account),
+            Some("111122223333")
+        );
+
+        if let Some(identity) = record["userIdentity"].as_object_mut() {
+            identity.remove("accountId");
+        }
+        assert_eq!(
+            decode_err(&record.to_string()).to_string(),
+            "CloudTrail record: `recipientAccountId` must be a string (or \
+             userIdentity.accountId a string), found nothing"
+        );
+    }
+
+    #[test]
+    fn source_is_aws_dot_first_label_of_event_source() {
+        let mut record: Value =
+            serde_json::from_str(&fixture("envelopes/meterusage-ami.cloudtrail.json"))
+                .expect("a seed record is JSON");
+        record["eventSource"] = json!("s3.amazonaws.com");
+        let events = decode(&record.to_string()).expect("an S3 record decodes");
+        assert_eq!(
+            events.first().map(|e| &e.value()["source"]),
+            Some(&json!("aws.s3"))
+        );
+
+        record["eventSource"] = json!(".amazonaws.com");
+        assert!(matches!(
+            decode_err(&record.to_string()),
+            DecodeErrorKind::BadField {
+                at: Location::Record,
+                field: "eventSource",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn batch_errors_name_the_record() {
+        let mut record: Value =
+            serde_json::from_str(&fixture("envelopes/meterusage-ami.cloudtrail.json"))
+                .expect("a seed record is JSON");
+        let good = record.clone();
+        record["awsRegion"] = json!(7);
+        let body = json!({ "Records": [good, record] }).to_string();
+        assert_eq!(
+            decode_err(&body).to_string(),
+            "CloudTrail record Records[1]: `awsRegion` must be a string, found a number"
+        );
+
+        let not_array = decode_err(r#"{"Records": {"eventID": "x"}}"#);
+        assert!(matches!(
+            not_array,
+            DecodeErrorKind::BadField {
+                at: Location::RecordsBatch,
+                field: "Records",
+                found: "an object",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn envelope_fields_are_checked() {
+        let kind = decode_err(r#"{"detail-type": "x", "source": "y", "detail": "z"}"#);
+        assert_eq!(
+            kind.to_string(),
+            "EventBridge envelope: `detail` must be an object, found a string"
+        );
+    }
+
+    #[test]
+    fn sns_errors_say_they_are_inside_the_message() {
+        let wrap = |message: &str| {
+            json!({"Type": "Notification", "MessageId": "m", "TopicArn": "t", "Message": message})
+                .to_string()
+        };
+
+        let array = decode_err(&wrap("[1, 2]"));
+        assert_eq!(
+            array.to_string(),
+            "in SNS notification's Message: body is an array, not a JSON object"
+        );
+        assert_eq!(array.label(), "not_an_object");
+
+        let nested = decode_err(&wrap(&wrap("{}")));
+        assert!(matches!(nested, DecodeErrorKind::NestedSns));
+
+        let empty = decode_err(&wrap(r#"{"Records": []}"#));
+        assert_eq!(empty.label(), "empty_records");
+
+        let no_message = decode_err(r#"{"Type": "Notification", "Message": 3}"#);
+        assert_eq!(
+            no_message.to_string(),
+            "SNS notification: `Message` must be a string, found a number"
+        );
+    }
+
+    #[test]
+    fn decode_error_names_the_message() {
+        let kind = decode_err("{}");
+        let error = DecodeError::new("0f3e-message", kind);
+        let text = error.to_string();
+        assert!(
+            text.starts_with("cannot decode SQS message 0f3e-message: JSON object with keys []")
+        );
+        assert_eq!(error.kind.label(), "unknown_shape");
+    }
+
+    /// The keys the decoder looks at, and one it ignores.
+    const DECODER_KEYS: [&str; 15] = [
+        "detail-type",
+        "source",
+        "detail",
+        "Type",
+        "Message",
+        "Records",
+        "eventSource",
+        "eventName",
+        "eventID",
+        "eventTime",
+        "awsRegion",
+        "recipientAccountId",
+        "userIdentity",
+        "accountId",
+        "x",
+    ];
+
+    /// Arbitrary JSON built from the keys the decoder looks at, so that generated objects
+    /// reach every shape's checks, not only "unknown shape".
+    fn json_value() -> impl Strategy<Value = Value> {
+        let key = prop::sample::select(DECODER_KEYS.to_vec());
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            prop::sample::select(vec![
+                "Notification",
+                "metering-marketplace.amazonaws.com",
+                ".",
+                "",
+                "{}",
+                r#"{"Records":[]}"#,
+                "aws.s3",
+                "é",
+            ])
+            .prop_map(Value::from),
+            ".*".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(key.clone(), inner.clone(), 0..6).prop_map(|map| {
+                    Value::Object(map.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+                }),
+                // An SNS notification whose Message is generated JSON.
+                inner.prop_map(|message| {
+                    json!({"Type": "Notification", "Message": message.to_string()})
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_arbitrary_strings_never_panics(body in any::<String>()) {
+            let _ = decode(&body);
+        }
+
+        #[test]
+        fn decoding_arbitrary_json_never_panics_and_text_matches_value(value in json_value()) {
+            if let Ok(events) = decode(&value.to_string()) {
+                prop_assert!(!events.is_empty());
+                for event in events {
+                    let reparsed: Value = serde_json::from_str(event.json())
+                        .map_err(|error| TestCaseError::fail(error.to_string()))?;
+                    prop_assert_eq!(&reparsed, event.value());
+                }
+            }
+        }
+
+        /// Seed records with one field replaced by generated JSON, in each shape: unlike
+        /// fully generated JSON, these mostly get past shape detection, so both the success
+        /// path and each field check are exercised.
+        #[test]
+        fn decoding_mutated_records_never_panics_and_text_matches_value(
+            name in prop::sample::select(SEED_NAMES.to_vec()),
+            key in prop::sample::select(DECODER_KEYS.to_vec()),
+            replacement in json_value(),
+            shape in 0..4_usize,
+        ) {
+            let mut record: Value =
+                serde_json::from_str(&fixture(&format!("envelopes/{name}.cloudtrail.json")))
+                    .map_err(|error| TestCaseError::fail(error.to_string()))?;
+            record[key] = replacement;
+            let body = match shape {
+                0 => record,
+                1 => json!({ "Records": [record] }),
+                2 => json!({ "Type": "Notification", "Message": record.to_string() }),
+                _ => json!({
+                    "detail-type": CLOUDTRAIL_DETAIL_TYPE, "source": "aws.metering-marketplace",
+                    "detail": record
+                }),
+            };
+            if let Ok(events) = decode(&body.to_string()) {
+                prop_assert_eq!(events.len(), 1);
+                for event in events {
+                    let reparsed: Value = serde_json::from_str(event.json())
+                        .map_err(|error| TestCaseError::fail(error.to_string()))?;
+                    prop_assert_eq!(&reparsed, event.value());
+                }
+            }
+        }
+
+        #[test]
+        fn decoding_cut_fixtures_never_panics(
+            name in prop::sample::select(SEED_NAMES.to_vec()),
+            shape in prop::sample::select(vec!["eventbridge", "sns", "cloudtrail"]),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let body = fixture(&format!("envelopes/{name}.{shape}.json"));
+            let chars: Vec<char> = body.chars().collect();
+            let prefix: String = chars.iter().take(cut.index(chars.len() + 1)).collect();
+            let _ = decode(&prefix);
+        }
+    }
+}
