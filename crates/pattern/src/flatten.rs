@@ -7,7 +7,6 @@
 
 use crate::error::EventError;
 use crate::value::Scalar;
-use rustc_hash::FxHashMap;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
@@ -20,8 +19,92 @@ pub(crate) struct PathTrie {
 
 #[derive(Debug, Default)]
 struct TrieNode {
-    children: FxHashMap<Box<str>, u32>,
+    children: Children,
     field: Option<u32>,
+}
+
+/// A node's children. Event keys are looked up once per key of every object walked, so
+/// this is the hottest lookup: an open-addressed table keyed by a 4-byte signature of the
+/// name (length, first, middle and last byte), then one full comparison.
+#[derive(Debug)]
+struct Children {
+    /// Power-of-two sized; each slot holds an index into `names` plus one (0 = empty).
+    slots: Box<[u32]>,
+    names: Vec<(u32, Box<str>, u32)>,
+    /// Bit `b` set when some child's name starts with byte `b`.
+    first_bytes: [u64; 4],
+}
+
+impl Default for Children {
+    fn default() -> Self {
+        Children {
+            slots: vec![0; 4].into(),
+            names: Vec::new(),
+            first_bytes: [0; 4],
+        }
+    }
+}
+
+fn signature(key: &[u8]) -> u32 {
+    match key {
+        [] => 0,
+        [first, .., last] | [first @ last] => {
+            u32::from_le_bytes([key.len() as u8, *first, key[key.len() / 2], *last])
+        }
+    }
+}
+
+/// Fibonacci hashing: the multiply mixes every signature byte into the top bits, which
+/// pick the slot of a table of `size` (a power of two) slots.
+fn home(signature: u32, size: usize) -> usize {
+    let bits = size.trailing_zeros();
+    (signature.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize
+}
+
+impl Children {
+    fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    fn may_start_with(&self, byte: u8) -> bool {
+        self.first_bytes[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0
+    }
+
+    fn get(&self, key: &str) -> Option<u32> {
+        let wanted = signature(key.as_bytes());
+        let mask = self.slots.len() - 1;
+        let mut slot = home(wanted, self.slots.len());
+        loop {
+            let entry = self.slots[slot];
+            if entry == 0 {
+                return None;
+            }
+            let (sig, name, child) = &self.names[entry as usize - 1];
+            if *sig == wanted && **name == *key {
+                return Some(*child);
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    fn insert(&mut self, key: &str, child: u32) {
+        if let Some(&first) = key.as_bytes().first() {
+            self.first_bytes[usize::from(first >> 6)] |= 1 << (first & 63);
+        }
+        self.names
+            .push((signature(key.as_bytes()), key.into(), child));
+        // Keep the table at most half full so that misses end quickly.
+        let size = (self.names.len() * 2).next_power_of_two().max(4);
+        let mut slots = vec![0u32; size].into_boxed_slice();
+        for (idx, (sig, _, _)) in self.names.iter().enumerate() {
+            let mut slot = home(*sig, size);
+            while slots[slot] != 0 {
+                slot = (slot + 1) & (size - 1);
+            }
+            slots[slot] = idx as u32 + 1;
+        }
+        self.slots = slots;
+    }
 }
 
 /// An array element an event value sits in: (array instance, element index).
@@ -34,7 +117,7 @@ pub(crate) struct FieldValue<'a> {
     /// Range in the scratch trail arena.
     pub(crate) trail_start: u32,
     pub(crate) trail_len: u32,
-    /// Next value of the same field (`u32::MAX` ends the list).
+    /// Next value of the same field ([`NONE`] ends the list).
     pub(crate) next: u32,
 }
 
@@ -52,13 +135,11 @@ impl PathTrie {
         let mut node = 0usize;
         for segment in path.split('.') {
             node = match self.nodes[node].children.get(segment) {
-                Some(&child) => child as usize,
+                Some(child) => child as usize,
                 None => {
                     let child = self.nodes.len();
                     self.nodes.push(TrieNode::default());
-                    self.nodes[node]
-                        .children
-                        .insert(segment.into(), child as u32);
+                    self.nodes[node].children.insert(segment, child as u32);
                     child
                 }
             };
@@ -71,9 +152,23 @@ impl PathTrie {
 
     /// Follows an event key (which may itself contain dots) from `node`.
     fn child(&self, node: u32, key: &str) -> Option<u32> {
+        let children = &self.nodes[node as usize].children;
+        // Children are single segments, so a key that names one directly has no dot.
+        if let Some(child) = children.get(key) {
+            return Some(child);
+        }
+        match key.as_bytes().first() {
+            // The first segment must name a child too; only an empty first segment (a key
+            // starting with `.`) escapes the first-byte filter.
+            Some(&first) if first != b'.' && !children.may_start_with(first) => return None,
+            _ => {}
+        }
+        if !key.bytes().any(|b| b == b'.') {
+            return None;
+        }
         let mut node = node;
         for segment in key.split('.') {
-            node = *self.nodes[node as usize].children.get(segment)?;
+            node = self.nodes[node as usize].children.get(segment)?;
         }
         Some(node)
     }

@@ -2,11 +2,11 @@
 //! it. It may over-approximate (every candidate is verified exactly afterwards) but must
 //! never miss a branch whose anchor leaf the value satisfies.
 
+use crate::op::cidr::{Parsed, parse_address};
 use crate::op::{Cidr, NumericRange, Predicate, Wildcard, lowercase};
 use crate::value::{Scalar, number_key};
 use aho_corasick::AhoCorasick;
 use rustc_hash::FxHashMap;
-use std::net::IpAddr;
 
 pub(crate) type BranchId = u32;
 
@@ -112,7 +112,7 @@ impl FieldIndex {
         }
         self.wildcards.probe(text, found);
         if !self.cidrs.is_empty()
-            && let Ok(address) = text.parse::<IpAddr>()
+            && let Parsed::Address(address) = parse_address(text)
         {
             for (cidr, branches) in &self.cidrs {
                 if cidr.contains(address) {
@@ -134,8 +134,10 @@ fn push_keyed<K: PartialEq>(entries: &mut Vec<(K, Vec<BranchId>)>, key: K, branc
 /// length, whatever the number of patterns.
 #[derive(Debug, Default)]
 struct AffixIndex {
-    by_len: Vec<(usize, FxHashMap<Box<[u8]>, Vec<BranchId>>)>,
+    by_len: Vec<(usize, BytesMap)>,
 }
+
+type BytesMap = FxHashMap<Box<[u8]>, Vec<BranchId>>;
 
 impl AffixIndex {
     fn is_empty(&self) -> bool {

@@ -299,27 +299,29 @@ impl EventView<'_, '_> {
         let Some((slot, rest)) = slots.split_first() else {
             return true;
         };
+        let mut present = false;
         let mut value_idx = self.first_value(slot.field);
-        if value_idx == NONE {
-            // `exists: false` is judged on the whole event, as event-ruler does.
-            return slot.absent_ok && self.satisfies(rest, chosen);
-        }
         while value_idx != NONE {
             let value = &self.values[value_idx as usize];
-            if slot.predicates.iter().any(|p| p.matches(&value.scalar))
-                && chosen
-                    .iter()
-                    .all(|&other| consistent(self.trail(value_idx), self.trail(other)))
+            if chosen
+                .iter()
+                .all(|&other| consistent(self.trail(value_idx), self.trail(other)))
             {
-                chosen.push(value_idx);
-                if self.satisfies(rest, chosen) {
-                    return true;
+                present = true;
+                if slot.predicates.iter().any(|p| p.matches(&value.scalar)) {
+                    chosen.push(value_idx);
+                    if self.satisfies(rest, chosen) {
+                        return true;
+                    }
+                    chosen.pop();
                 }
-                chosen.pop();
             }
             value_idx = value.next;
         }
-        false
+        // `exists: false`: AWS counts a field as present only when it sits in the array
+        // elements the leaves before it (in path order) were matched in. Surprising, since
+        // renaming a key can change the result, but it is what AWS does.
+        !present && slot.absent_ok && self.satisfies(rest, chosen)
     }
 }
 

@@ -15,7 +15,8 @@ pub struct Pattern {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Conjunction {
     pub(crate) leaves: Vec<Leaf>,
-    pub(crate) ors: Vec<Vec<Conjunction>>,
+    /// Each group with the position of its `$or` key.
+    pub(crate) ors: Vec<(u32, Vec<Conjunction>)>,
 }
 
 /// One field of a pattern: its dotted path and the alternatives its value may match.
@@ -28,6 +29,9 @@ pub struct Leaf {
     pub predicates: Vec<Predicate>,
     /// `{"exists": false}` was among the alternatives: a missing field matches too.
     pub absent_ok: bool,
+    /// Where the leaf stands in the pattern text (for `$or` branches: where the `$or` stands),
+    /// so that when a path is given twice the later one wins, as in AWS.
+    position: u32,
 }
 
 /// More `$or` combinations than this in one pattern is refused, as AWS refuses patterns
@@ -47,7 +51,7 @@ impl Pattern {
             return Err(PatternError::invalid("", "Filter is not an object"));
         };
         let pattern = Pattern {
-            root: conjunction(fields, "")?,
+            root: Parser::default().conjunction(fields, "", false)?,
         };
         // Fail now, not when a matcher is built, if the `$or`s multiply out too far.
         pattern.branches()?;
@@ -59,15 +63,17 @@ impl Pattern {
     pub fn branches(&self) -> Result<Vec<Vec<&Leaf>>, PatternError> {
         expand(&self.root)
     }
-
-    pub(crate) fn root(&self) -> &Conjunction {
-        &self.root
-    }
 }
 
 fn expand(conjunction: &Conjunction) -> Result<Vec<Vec<&Leaf>>, PatternError> {
-    let mut branches = vec![conjunction.leaves.iter().collect::<Vec<_>>()];
-    for group in &conjunction.ors {
+    let mut branches: Vec<Vec<(u32, &Leaf)>> = vec![
+        conjunction
+            .leaves
+            .iter()
+            .map(|leaf| (leaf.position, leaf))
+            .collect(),
+    ];
+    for (group_position, group) in &conjunction.ors {
         let mut alternatives = Vec::new();
         for alternative in group {
             alternatives.extend(expand(alternative)?);
@@ -83,12 +89,31 @@ fn expand(conjunction: &Conjunction) -> Result<Vec<Vec<&Leaf>>, PatternError> {
                         ),
                     ));
                 }
-                product.push(branch.iter().chain(alternative).copied().collect());
+                // A branch's leaves are written where its `$or` is.
+                let tagged = alternative.iter().map(|leaf| (*group_position, *leaf));
+                product.push(branch.iter().copied().chain(tagged).collect());
             }
         }
         branches = product;
     }
-    Ok(branches)
+    Ok(branches.into_iter().map(last_wins).collect())
+}
+
+/// One leaf per path: where a path is given twice (`{"a": {"b": [1]}, "a.b": [2]}`, or a key
+/// beside an `$or` that its branches also name) the one written later replaces the other,
+/// as AWS does. Leaves come out sorted by path, the order AWS evaluates them in (which
+/// matters for `exists: false` inside arrays; see [`crate::matcher`]).
+fn last_wins(mut leaves: Vec<(u32, &Leaf)>) -> Vec<&Leaf> {
+    // Stable: equal positions keep their order, and the last of equals wins below.
+    leaves.sort_by(|(pos_a, a), (pos_b, b)| a.path.cmp(&b.path).then(pos_a.cmp(pos_b)));
+    let mut out: Vec<&Leaf> = Vec::with_capacity(leaves.len());
+    for (_, leaf) in leaves {
+        match out.last_mut() {
+            Some(previous) if previous.path == leaf.path => *previous = leaf,
+            _ => out.push(leaf),
+        }
+    }
+    out
 }
 
 fn join(prefix: &str, key: &str) -> String {
@@ -99,69 +124,114 @@ fn join(prefix: &str, key: &str) -> String {
     }
 }
 
-fn conjunction(fields: &Map<String, Value>, prefix: &str) -> Result<Conjunction, PatternError> {
-    let mut conjunction = Conjunction::default();
-    for (key, value) in fields {
-        if key == "$or" {
-            conjunction.ors.push(or_group(value, prefix)?);
-            continue;
+/// Operator names that may not be field names inside `$or` (event-ruler's reserved list).
+const RESERVED_IN_OR: &[&str] = &[
+    "exactly",
+    "equals-ignore-case",
+    "prefix",
+    "suffix",
+    "anything-but",
+    "exists",
+    "wildcard",
+    "numeric",
+    "cidr",
+    "=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+];
+
+/// Walks the pattern JSON, numbering leaves in document order.
+#[derive(Default)]
+struct Parser {
+    next_position: u32,
+}
+
+impl Parser {
+    fn position(&mut self) -> u32 {
+        self.next_position += 1;
+        self.next_position
+    }
+
+    fn conjunction(
+        &mut self,
+        fields: &Map<String, Value>,
+        prefix: &str,
+        in_or: bool,
+    ) -> Result<Conjunction, PatternError> {
+        if fields.is_empty() {
+            return Err(PatternError::invalid(
+                prefix,
+                "Empty objects are not allowed",
+            ));
         }
-        let path = join(prefix, key);
-        match value {
-            Value::Object(inner) => {
-                let nested = conjunction_of_object(inner, &path)?;
-                conjunction.leaves.extend(nested.leaves);
-                conjunction.ors.extend(nested.ors);
+        let mut conjunction = Conjunction::default();
+        for (key, value) in fields {
+            if key == "$or" {
+                let position = self.position();
+                conjunction
+                    .ors
+                    .push((position, self.or_group(value, prefix)?));
+                continue;
             }
-            Value::Array(items) => conjunction.leaves.push(leaf(path, items)?),
-            _ => {
+            let path = join(prefix, key);
+            if in_or && RESERVED_IN_OR.contains(&key.as_str()) {
                 return Err(PatternError::invalid(
                     &path,
-                    format!("\"{key}\" must be an object or an array"),
+                    format!("{key} is Ruler reserved fieldName which cannot be used inside $or."),
                 ));
             }
+            match value {
+                Value::Object(inner) => {
+                    let nested = self.conjunction(inner, &path, in_or)?;
+                    conjunction.leaves.extend(nested.leaves);
+                    conjunction.ors.extend(nested.ors);
+                }
+                Value::Array(items) => {
+                    let position = self.position();
+                    conjunction.leaves.push(leaf(path, position, items)?);
+                }
+                _ => {
+                    return Err(PatternError::invalid(
+                        &path,
+                        format!("\"{key}\" must be an object or an array"),
+                    ));
+                }
+            }
         }
+        Ok(conjunction)
     }
-    Ok(conjunction)
-}
 
-fn conjunction_of_object(
-    fields: &Map<String, Value>,
-    path: &str,
-) -> Result<Conjunction, PatternError> {
-    if fields.is_empty() {
-        return Err(PatternError::invalid(path, "Empty objects are not allowed"));
-    }
-    conjunction(fields, path)
-}
-
-/// `"$or": [ {...}, {...} ]`: at least two sub-patterns, each an object.
-fn or_group(value: &Value, prefix: &str) -> Result<Vec<Conjunction>, PatternError> {
-    let Value::Array(items) = value else {
-        return Err(PatternError::invalid(
-            prefix,
-            "Or relationship must be an array",
-        ));
-    };
-    if items.len() < 2 {
-        return Err(PatternError::invalid(
-            prefix,
-            "There must be at least 2 elements in an Or relationship",
-        ));
-    }
-    items
-        .iter()
-        .map(|item| match item {
-            Value::Object(fields) => conjunction_of_object(fields, prefix),
-            _ => Err(PatternError::invalid(
+    /// `"$or": [ {...}, {...} ]`: at least two sub-patterns, each an object.
+    fn or_group(&mut self, value: &Value, prefix: &str) -> Result<Vec<Conjunction>, PatternError> {
+        let Value::Array(items) = value else {
+            return Err(PatternError::invalid(
                 prefix,
-                "Or relationship must contain objects",
-            )),
-        })
-        .collect()
+                "It must be an Array followed with $or.",
+            ));
+        };
+        let alternatives = items
+            .iter()
+            .map(|item| match item {
+                Value::Object(fields) => self.conjunction(fields, prefix, true),
+                _ => Err(PatternError::invalid(
+                    prefix,
+                    "Only JSON object is allowed in array of $or relationship.",
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if alternatives.len() < 2 {
+            return Err(PatternError::invalid(
+                prefix,
+                "There must have at least 2 Objects in $or relationship.",
+            ));
+        }
+        Ok(alternatives)
+    }
 }
 
-fn leaf(path: String, items: &[Value]) -> Result<Leaf, PatternError> {
+fn leaf(path: String, position: u32, items: &[Value]) -> Result<Leaf, PatternError> {
     if items.is_empty() {
         return Err(PatternError::invalid(&path, "Empty arrays are not allowed"));
     }
@@ -169,6 +239,7 @@ fn leaf(path: String, items: &[Value]) -> Result<Leaf, PatternError> {
         path: path.into(),
         predicates: Vec::new(),
         absent_ok: false,
+        position,
     };
     for item in items {
         match item {
@@ -192,12 +263,20 @@ fn leaf(path: String, items: &[Value]) -> Result<Leaf, PatternError> {
 fn operator_object(leaf: &mut Leaf, operator: &Map<String, Value>) -> Result<(), PatternError> {
     let path = &*leaf.path;
     let mut entries = operator.iter();
-    let (Some((name, operand)), None) = (entries.next(), entries.next()) else {
+    let Some((name, operand)) = entries.next() else {
         return Err(PatternError::invalid(
             path,
-            "Only one key allowed in match expression",
+            "Match expression name not found",
         ));
     };
+    if entries.next().is_some() {
+        // AWS's wording differs by operator (event-ruler reuses a numeric message).
+        let reason = match name.as_str() {
+            "numeric" | "anything-but" => "Too many elements in numeric expression",
+            _ => "Only one key allowed in match expression",
+        };
+        return Err(PatternError::invalid(path, reason));
+    }
     let predicate = match name.as_str() {
         "prefix" => affix(
             path,
@@ -264,19 +343,38 @@ fn affix(
     exact: fn(Box<str>) -> Predicate,
     ignore_case: fn(Box<str>) -> Predicate,
 ) -> Result<Predicate, PatternError> {
-    let reason = format!("{name} match pattern must be a string");
     match operand {
         Value::String(text) => Ok(exact(text.as_str().into())),
         Value::Object(inner) => {
+            let capitalized = if name == "prefix" { "Prefix" } else { "Suffix" };
             let mut entries = inner.iter();
             match (entries.next(), entries.next()) {
-                (Some((key, Value::String(text))), None) if key == "equals-ignore-case" => {
+                (None, _) => Err(PatternError::invalid(
+                    path,
+                    format!("{capitalized} expression name not found"),
+                )),
+                (Some((key, value)), None) if key == "equals-ignore-case" => {
+                    let text = string(
+                        path,
+                        value,
+                        "equals-ignore-case match pattern must be a string",
+                    )?;
                     Ok(ignore_case(op::lowercase(text).into()))
                 }
-                _ => Err(PatternError::invalid(path, reason)),
+                (Some((key, _)), None) => Err(PatternError::invalid(
+                    path,
+                    format!("Unsupported {name} pattern: {key}"),
+                )),
+                (Some(_), Some(_)) => Err(PatternError::invalid(
+                    path,
+                    "Only one key allowed in match expression",
+                )),
             }
         }
-        _ => Err(PatternError::invalid(path, reason)),
+        _ => Err(PatternError::invalid(
+            path,
+            format!("{name} match pattern must be a string"),
+        )),
     }
 }
 

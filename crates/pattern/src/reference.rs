@@ -1,55 +1,76 @@
 //! A naive evaluator, written for obviousness rather than speed: the oracle that property
-//! tests hold the compiled [`crate::Matcher`] to.
+//! tests hold the compiled [`crate::Matcher`] to. It shares the operators' value tests with
+//! the matcher, and nothing else: its own flattening (of a parsed `serde_json::Value`), its
+//! own array-consistency test, no index, exhaustive search.
 //!
-//! Definition: an event matches a pattern when some *instance* of the event matches, where
-//! an instance keeps exactly one element of every array (recursively; an empty array
-//! leaves its key out). A leaf matches an instance when a value at its path satisfies one
-//! of its predicates; `exists: false` holds when the path has no value anywhere in the event.
+//! Definition (AWS's): a pattern matches when one of its `$or`-free branches does. A branch's
+//! leaves are taken in path order; each takes a value at its path that satisfies one of its
+//! predicates and sits in the same element of every array it shares with the values taken
+//! before it. A leaf with `exists: false` may instead take nothing, when no value at its path
+//! is consistent with the values taken before it.
 
-use crate::pattern::{Conjunction, Leaf, Pattern};
+use crate::pattern::{Leaf, Pattern};
 use crate::value::Scalar;
 use serde_json::Value;
 use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+/// A leaf value of the event: its dotted path, and the element index of every array above it.
+struct Flat<'v> {
+    path: String,
+    value: &'v Value,
+    arrays: BTreeMap<usize, usize>,
+}
 
 /// Whether `event` matches `pattern`, by brute force.
 pub fn matches(pattern: &Pattern, event: &Value) -> bool {
-    let all_paths = leaves_of(event);
-    instances(event).iter().any(|instance| {
-        let values = leaves_of(instance);
-        conjunction_matches(pattern.root(), &values, &all_paths)
-    })
-}
-
-fn conjunction_matches(
-    conjunction: &Conjunction,
-    values: &[(String, Value)],
-    all: &[(String, Value)],
-) -> bool {
-    conjunction
-        .leaves
+    let mut flat = Vec::new();
+    let mut n_arrays = 0;
+    walk(
+        event,
+        String::new(),
+        &BTreeMap::new(),
+        &mut n_arrays,
+        &mut flat,
+    );
+    let Ok(branches) = pattern.branches() else {
+        return false;
+    };
+    branches
         .iter()
-        .all(|leaf| leaf_matches(leaf, values, all))
-        && conjunction.ors.iter().all(|group| {
-            group
-                .iter()
-                .any(|alternative| conjunction_matches(alternative, values, all))
-        })
+        .any(|leaves| assign(leaves, &flat, &mut Vec::new()))
 }
 
-fn leaf_matches(leaf: &Leaf, values: &[(String, Value)], all: &[(String, Value)]) -> bool {
-    let present_anywhere = all.iter().any(|(path, _)| **path == *leaf.path);
-    if leaf.absent_ok && !present_anywhere {
+fn assign<'f>(leaves: &[&Leaf], flat: &'f [Flat<'_>], taken: &mut Vec<&'f Flat<'f>>) -> bool {
+    let Some((leaf, rest)) = leaves.split_first() else {
+        return true;
+    };
+    let candidates: Vec<&Flat<'_>> = flat
+        .iter()
+        .filter(|f| *f.path == *leaf.path && taken.iter().all(|t| compatible(t, f)))
+        .collect();
+    if candidates.is_empty() && leaf.absent_ok && assign(rest, flat, taken) {
         return true;
     }
-    values
+    for candidate in candidates {
+        let scalar = to_scalar(candidate.value);
+        if leaf.predicates.iter().any(|p| p.matches(&scalar)) {
+            taken.push(candidate);
+            let ok = assign(rest, flat, taken);
+            taken.pop();
+            if ok {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Two values can be taken together unless some array holds them in different elements.
+fn compatible(a: &Flat<'_>, b: &Flat<'_>) -> bool {
+    a.arrays
         .iter()
-        .filter(|(path, _)| **path == *leaf.path)
-        .any(|(_, value)| {
-            let scalar = to_scalar(value);
-            leaf.predicates
-                .iter()
-                .any(|predicate| predicate.matches(&scalar))
-        })
+        .all(|(array, idx)| b.arrays.get(array).is_none_or(|other| other == idx))
 }
 
 fn to_scalar(value: &Value) -> Scalar<'_> {
@@ -61,14 +82,13 @@ fn to_scalar(value: &Value) -> Scalar<'_> {
     }
 }
 
-/// Every (dotted path, leaf value) of a value; arrays contribute each element.
-fn leaves_of(value: &Value) -> Vec<(String, Value)> {
-    let mut out = Vec::new();
-    walk(value, String::new(), &mut out);
-    out
-}
-
-fn walk(value: &Value, path: String, out: &mut Vec<(String, Value)>) {
+fn walk<'v>(
+    value: &'v Value,
+    path: String,
+    arrays: &BTreeMap<usize, usize>,
+    n_arrays: &mut usize,
+    out: &mut Vec<Flat<'v>>,
+) {
     match value {
         Value::Object(fields) => {
             for (key, child) in fields {
@@ -77,41 +97,22 @@ fn walk(value: &Value, path: String, out: &mut Vec<(String, Value)>) {
                 } else {
                     format!("{path}.{key}")
                 };
-                walk(child, child_path, out);
+                walk(child, child_path, arrays, n_arrays, out);
             }
         }
-        Value::Array(items) => items.iter().for_each(|item| walk(item, path.clone(), out)),
-        scalar => out.push((path, scalar.clone())),
-    }
-}
-
-/// All array-free instances of a value.
-fn instances(value: &Value) -> Vec<Value> {
-    match value {
-        Value::Object(fields) => {
-            let mut partial = vec![serde_json::Map::new()];
-            for (key, child) in fields {
-                let child_instances = match child {
-                    Value::Array(items) => items.iter().flat_map(instances).collect(),
-                    other => instances(other),
-                };
-                if child_instances.is_empty() {
-                    continue; // an empty array: the key is absent in every instance
-                }
-                partial = partial
-                    .into_iter()
-                    .flat_map(|map| {
-                        child_instances.iter().map(move |instance| {
-                            let mut map = map.clone();
-                            map.insert(key.clone(), instance.clone());
-                            map
-                        })
-                    })
-                    .collect();
+        Value::Array(items) => {
+            let array = *n_arrays;
+            *n_arrays += 1;
+            for (idx, item) in items.iter().enumerate() {
+                let mut inner = arrays.clone();
+                inner.insert(array, idx);
+                walk(item, path.clone(), &inner, n_arrays, out);
             }
-            partial.into_iter().map(Value::Object).collect()
         }
-        Value::Array(items) => items.iter().flat_map(instances).collect(),
-        scalar => vec![scalar.clone()],
+        scalar => out.push(Flat {
+            path,
+            value: scalar,
+            arrays: arrays.clone(),
+        }),
     }
 }

@@ -44,40 +44,46 @@ impl AnythingBut {
 const NOT_ARRAY_OR_SCALAR: &str =
     "Value of anything-but must be an array or single string/number value.";
 
-/// Parses the value of an `anything-but` key.
+const MIXED_TYPES: &str =
+    "Inside anything but list, either all values are number or string, mixed type is not supported";
+
+/// Parses the value of an `anything-but` key, with AWS's messages word for word.
 pub(crate) fn parse(path: &str, spec: &Value) -> Result<AnythingBut, PatternError> {
+    let invalid = |reason: &str| PatternError::invalid(path, reason);
     match spec {
         Value::String(_) | Value::Number(_) => Ok(AnythingBut::Values(
             Literal::from_json(spec).into_iter().collect(),
         )),
         Value::Array(items) => {
-            if items.is_empty() {
-                return Err(PatternError::invalid(path, "Empty arrays are not allowed"));
-            }
-            let values = items
-                .iter()
-                .map(|item| match item {
-                    Value::String(_) | Value::Number(_) => {
-                        Literal::from_json(item).ok_or_else(|| {
-                            PatternError::invalid(
-                                path,
-                                "Inside anything but list, start|null|boolean is not supported.",
-                            )
-                        })
+            let mut values = Vec::with_capacity(items.len());
+            for item in items {
+                match (item, Literal::from_json(item)) {
+                    (Value::String(_) | Value::Number(_), Some(literal)) => values.push(literal),
+                    _ => {
+                        return Err(invalid(
+                            "Inside anything but list, start|null|boolean is not supported.",
+                        ));
                     }
-                    _ => Err(PatternError::invalid(
-                        path,
-                        "Inside anything but list, start|null|boolean is not supported.",
-                    )),
-                })
-                .collect::<Result<_, _>>()?;
+                }
+            }
+            let n_strings = values
+                .iter()
+                .filter(|v| matches!(v, Literal::Str(_)))
+                .count();
+            // AWS rejects an empty list with the mixed-type message too.
+            if values.is_empty() || (n_strings != 0 && n_strings != values.len()) {
+                return Err(invalid(MIXED_TYPES));
+            }
             Ok(AnythingBut::Values(values))
         }
         Value::Object(fields) => {
             let mut entries = fields.iter();
-            let (Some((operator, operand)), None) = (entries.next(), entries.next()) else {
-                return Err(PatternError::invalid(path, NOT_ARRAY_OR_SCALAR));
+            let Some((operator, operand)) = entries.next() else {
+                return Err(invalid("Anything-But expression name not found"));
             };
+            if entries.next().is_some() {
+                return Err(invalid("Too many elements in numeric expression"));
+            }
             match operator.as_str() {
                 "prefix" => Ok(AnythingBut::Prefixes(affixes(path, operand)?)),
                 "suffix" => Ok(AnythingBut::Suffixes(affixes(path, operand)?)),
@@ -99,16 +105,19 @@ pub(crate) fn parse(path: &str, spec: &Value) -> Result<AnythingBut, PatternErro
                         texts.iter().map(|text| lowercase(text).into()).collect(),
                     ))
                 }
-                _ => Err(PatternError::invalid(path, NOT_ARRAY_OR_SCALAR)),
+                other => Err(PatternError::invalid(
+                    path,
+                    format!("Unsupported anything-but pattern: {other}"),
+                )),
             }
         }
-        Value::Null | Value::Bool(_) => Err(PatternError::invalid(path, NOT_ARRAY_OR_SCALAR)),
+        Value::Null | Value::Bool(_) => Err(invalid(NOT_ARRAY_OR_SCALAR)),
     }
 }
 
 /// `prefix`/`suffix` operands: a non-empty string or a list of them.
 fn affixes(path: &str, operand: &Value) -> Result<Vec<Box<str>>, PatternError> {
-    if let Value::Object(_) = operand {
+    if let Value::Object(_) | Value::Null | Value::Bool(_) = operand {
         // `{"anything-but": {"prefix": {"equals-ignore-case": ...}}}` is not a thing.
         return Err(PatternError::invalid(path, NOT_ARRAY_OR_SCALAR));
     }
@@ -126,18 +135,18 @@ fn affixes(path: &str, operand: &Value) -> Result<Vec<Box<str>>, PatternError> {
     Ok(texts.into_iter().map(Into::into).collect())
 }
 
-/// A string, or a non-empty list of strings; anything else fails with `reason`.
+/// A string, or a list of strings (AWS accepts an empty list, which excludes nothing);
+/// anything else fails with `reason`.
 fn strings(path: &str, operand: &Value, reason: &str) -> Result<Vec<String>, PatternError> {
     match operand {
         Value::String(text) => Ok(vec![text.clone()]),
-        Value::Array(items) if !items.is_empty() => items
+        Value::Array(items) => items
             .iter()
             .map(|item| match item {
                 Value::String(text) => Ok(text.clone()),
                 _ => Err(PatternError::invalid(path, reason)),
             })
             .collect(),
-        Value::Array(_) => Err(PatternError::invalid(path, "Empty arrays are not allowed")),
         _ => Err(PatternError::invalid(path, reason)),
     }
 }

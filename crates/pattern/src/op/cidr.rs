@@ -10,44 +10,56 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// Parses `address/bits` with AWS's rules and messages (which are event-ruler's: a
+    /// trailing `/` is ignored, leading zeros are decimal, and a full-length mask such as
+    /// `/32` is refused).
     pub(crate) fn parse(path: &str, text: &str) -> Result<Cidr, PatternError> {
-        let mut parts = text.split('/');
-        let (Some(address), Some(mask), None) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(PatternError::invalid(
-                path,
-                "Malformed CIDR, one '/' required",
+        let invalid = |reason: String| PatternError::invalid(path, reason);
+        // Java's `split` drops trailing empty pieces.
+        let mut parts: Vec<&str> = text.split('/').collect();
+        while parts.len() > 1 && parts.last() == Some(&"") {
+            parts.pop();
+        }
+        let [address, mask] = parts[..] else {
+            return Err(invalid("Malformed CIDR, one '/' required".into()));
+        };
+        let Ok(prefix_len) = mask.parse::<i32>() else {
+            return Err(invalid(
+                "Malformed CIDR, mask bits must be an integer".into(),
             ));
         };
-        let Ok(prefix_len) = mask.parse::<u8>() else {
-            return Err(PatternError::invalid(
-                path,
-                "Malformed CIDR, mask bits must be an integer",
+        if prefix_len < 0 {
+            return Err(invalid(
+                "Malformed CIDR, mask bits must not be negative".into(),
             ));
+        }
+        let network = match parse_address(address) {
+            Parsed::Address(network) => network,
+            Parsed::Nonstandard => {
+                return Err(invalid(format!("Nonstandard IP address: {address}")));
+            }
+            Parsed::Invalid => return Err(invalid(format!("Invalid IP address: {address}"))),
         };
-        let Ok(network) = address.parse::<IpAddr>() else {
-            return Err(PatternError::invalid(
-                path,
-                format!("Nonstandard IP address: {address}"),
-            ));
+        let (family, width) = if network.is_ipv4() {
+            ("IPv4", 32)
+        } else {
+            ("IPv6", 128)
         };
-        let max_len = if network.is_ipv4() { 32 } else { 128 };
-        if prefix_len > max_len {
-            return Err(PatternError::invalid(
-                path,
-                format!("Malformed CIDR, mask bits must be between 0 and {max_len}"),
-            ));
+        if prefix_len >= width {
+            return Err(invalid(format!("{family} mask bits must be < {width}")));
         }
         Ok(Cidr {
             network,
-            prefix_len,
+            prefix_len: prefix_len as u8,
         })
     }
 
     /// Whether `value` is an address (of the same family) inside this network.
     pub fn contains_str(&self, value: &str) -> bool {
-        value
-            .parse::<IpAddr>()
-            .is_ok_and(|address| self.contains(address))
+        match parse_address(value) {
+            Parsed::Address(address) => self.contains(address),
+            Parsed::Nonstandard | Parsed::Invalid => false,
+        }
     }
 
     pub fn contains(&self, address: IpAddr) -> bool {
@@ -64,6 +76,42 @@ impl Cidr {
             _ => false,
         }
     }
+}
+
+pub(crate) enum Parsed {
+    Address(IpAddr),
+    /// Not shaped like an address at all.
+    Nonstandard,
+    /// Shaped like one, but not one (`1.2.3.256`).
+    Invalid,
+}
+
+/// An IP address as AWS reads one: four dot-separated decimal numbers (leading zeros
+/// allowed), or hex digits and colons.
+pub(crate) fn parse_address(text: &str) -> Parsed {
+    let octets: Vec<&str> = text.split('.').collect();
+    if octets.len() == 4
+        && octets
+            .iter()
+            .all(|o| !o.is_empty() && o.bytes().all(|b| b.is_ascii_digit()))
+    {
+        let mut bytes = [0u8; 4];
+        for (byte, octet) in bytes.iter_mut().zip(&octets) {
+            match octet.trim_start_matches('0').parse::<u8>() {
+                Ok(value) => *byte = value,
+                Err(_) if octet.bytes().all(|b| b == b'0') => *byte = 0,
+                Err(_) => return Parsed::Invalid,
+            }
+        }
+        return Parsed::Address(IpAddr::from(bytes));
+    }
+    if text.contains(':') && text.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+        return match text.parse::<std::net::Ipv6Addr>() {
+            Ok(address) => Parsed::Address(IpAddr::V6(address)),
+            Err(_) => Parsed::Invalid,
+        };
+    }
+    Parsed::Nonstandard
 }
 
 fn same_prefix(net: u128, addr: u128, width: u32, prefix_len: u8) -> bool {
@@ -84,7 +132,9 @@ mod tests {
         assert!(cidr("10.0.0.0/24").contains_str("10.0.0.255"));
         assert!(!cidr("10.0.0.0/24").contains_str("10.0.1.0"));
         assert!(cidr("0.0.0.0/0").contains_str("192.0.2.1"));
-        assert!(cidr("10.1.2.3/32").contains_str("10.1.2.3"));
+        assert!(cidr("10.1.2.0/31").contains_str("10.1.2.1"));
+        assert!(cidr("10.0.0.0/8").contains_str("010.0.0.1"));
+        assert!(cidr("10.0.0.0/8/").contains_str("10.9.9.9"));
         assert!(cidr("2001:db8:1234:1a00::/64").contains_str("2001:db8:1234:1a00::1"));
         assert!(!cidr("2001:db8:1234:1a00::/64").contains_str("2001:db8:1234:1a01::1"));
         assert!(!cidr("10.0.0.0/8").contains_str("::ffff:10.0.0.1"));
@@ -105,6 +155,14 @@ mod tests {
             reason("bad-/64filter"),
             "Malformed CIDR, mask bits must be an integer"
         );
+        assert_eq!(reason("10.1.2.3/32"), "IPv4 mask bits must be < 32");
+        assert_eq!(reason("::1/128"), "IPv6 mask bits must be < 128");
+        assert_eq!(reason("1.2.3.256/24"), "Invalid IP address: 1.2.3.256");
+        assert_eq!(
+            reason("1.2.3.0/-1"),
+            "Malformed CIDR, mask bits must not be negative"
+        );
+        assert_eq!(reason("a//24"), "Malformed CIDR, one '/' required");
         assert_eq!(
             reason("xxxx:db8:1234:1a00::/64"),
             "Nonstandard IP address: xxxx:db8:1234:1a00::"

@@ -2,7 +2,7 @@
 //! and how each one judges an event value.
 
 mod anything_but;
-mod cidr;
+pub(crate) mod cidr;
 mod numeric;
 mod wildcard;
 

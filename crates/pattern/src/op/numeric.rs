@@ -18,72 +18,77 @@ pub struct NumericRange {
 }
 
 impl NumericRange {
-    /// Parses `["=", 5]`, `["<", 10]`, `[">", 0, "<=", 5]`: an optional lower bound (`>`,
-    /// `>=`) followed by an optional upper bound (`<`, `<=`), or a single `=`.
+    /// Parses `["=", 5]`, `["<", 10]`, `[">", 0, "<=", 5]`: one comparison, or a lower bound
+    /// (`>`, `>=`) followed by an upper bound (`<`, `<=`). Messages are AWS's, word for word.
+    /// Numbers may be any finite double, as in current EventBridge (older releases capped
+    /// them at ±5.0e9).
     pub(crate) fn parse(path: &str, spec: &Value) -> Result<NumericRange, PatternError> {
+        let invalid = |reason: String| PatternError::invalid(path, reason);
         let Value::Array(items) = spec else {
-            return Err(PatternError::invalid(
-                path,
-                "Value of numeric must be an array.",
-            ));
+            return Err(invalid("Value of numeric must be an array.".into()));
+        };
+        let number = |idx: usize, word: &str| match items.get(idx) {
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .ok_or_else(|| invalid(format!("Cannot compare number : {n}"))),
+            _ => Err(invalid(format!("Value of {word} must be numeric"))),
+        };
+        let bound = |value, inclusive| Some(Bound { value, inclusive });
+        let first_op = match items.first() {
+            Some(Value::String(op)) => op.as_str(),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "Invalid member in numeric match: {}",
+                    token(other)
+                )));
+            }
+            None => return Err(invalid("Invalid member in numeric match: ]".into())),
         };
         let mut range = NumericRange {
             lower: None,
             upper: None,
         };
-        let mut items = items.iter();
-        let mut n_ops = 0;
-        while let Some(op) = items.next() {
-            let Value::String(op) = op else {
-                return Err(PatternError::invalid(
-                    path,
-                    format!("Unrecognized numeric range operator: {}", compact(op)),
-                ));
-            };
-            let value = match items.next() {
-                Some(Value::Number(number)) => number.as_f64().unwrap_or(f64::NAN),
-                _ => {
-                    return Err(PatternError::invalid(
-                        path,
-                        format!("Value of {op} must be numeric"),
-                    ));
-                }
-            };
-            check_range(path, op, value)?;
-            n_ops += 1;
-            let bound = |inclusive| Some(Bound { value, inclusive });
-            match (op.as_str(), n_ops) {
-                ("=", 1) => {
-                    range.lower = bound(true);
-                    range.upper = bound(true);
-                    if items.len() > 0 {
-                        return Err(PatternError::invalid(path, "Bad numeric range operator: ="));
-                    }
-                }
-                (">" | ">=", 1) => range.lower = bound(op == ">="),
-                ("<" | "<=", _) if range.upper.is_none() => range.upper = bound(op == "<="),
-                ("=" | ">" | ">=" | "<" | "<=", _) => {
-                    return Err(PatternError::invalid(
-                        path,
-                        format!("Bad numeric range operator: {op}"),
-                    ));
-                }
-                _ => {
-                    return Err(PatternError::invalid(
-                        path,
-                        format!("Unrecognized numeric range operator: {op}"),
-                    ));
-                }
+        match first_op {
+            "=" => {
+                let value = number(1, "equals")?;
+                range.lower = bound(value, true);
+                range.upper = bound(value, true);
+            }
+            "<" | "<=" => range.upper = bound(number(1, first_op)?, first_op == "<="),
+            ">" | ">=" => range.lower = bound(number(1, first_op)?, first_op == ">="),
+            other => {
+                return Err(invalid(format!(
+                    "Unrecognized numeric range operator: {other}"
+                )));
             }
         }
-        if n_ops == 0 {
-            return Err(PatternError::invalid(path, "Empty numeric range"));
+        if items.len() == 2 {
+            return Ok(range);
         }
-        if let (Some(lower), Some(upper)) = (range.lower, range.upper)
-            && lower.value >= upper.value
-            && !(lower.value == upper.value && lower.inclusive && upper.inclusive)
-        {
-            return Err(PatternError::invalid(path, "Bottom must be less than top"));
+        // Only a lower bound may be followed by an upper one.
+        if range.upper.is_some() {
+            return Err(invalid("Too many elements in numeric expression".into()));
+        }
+        let second_op = match &items[2] {
+            Value::String(op) => op.as_str(),
+            other => {
+                return Err(invalid(format!(
+                    "Bad value in numeric range: {}",
+                    token(other)
+                )));
+            }
+        };
+        if second_op != "<" && second_op != "<=" {
+            return Err(invalid(format!("Bad numeric range operator: {second_op}")));
+        }
+        let top = number(3, second_op)?;
+        if items.len() > 4 {
+            return Err(invalid("Too many terms in numeric range expression".into()));
+        }
+        range.upper = bound(top, second_op == "<=");
+        let bottom = range.lower.map_or(f64::NEG_INFINITY, |b| b.value);
+        if bottom >= top {
+            return Err(invalid("Bottom must be less than top".into()));
         }
         Ok(range)
     }
@@ -115,21 +120,13 @@ impl NumericRange {
     }
 }
 
-/// EventBridge only compares numbers in ±5.0e9 (see `number::check_range`).
-fn check_range(path: &str, op: &str, value: f64) -> Result<(), PatternError> {
-    if !(-MAX_MAGNITUDE..=MAX_MAGNITUDE).contains(&value) {
-        return Err(PatternError::invalid(
-            path,
-            format!("Value of {op} must be a number between -5.0E9 and 5.0E9 inclusive"),
-        ));
+/// A JSON token as the JSON parser behind AWS names it in messages.
+fn token(value: &Value) -> String {
+    match value {
+        Value::Object(_) => "{".to_owned(),
+        Value::Array(_) => "[".to_owned(),
+        other => other.to_string(),
     }
-    Ok(())
-}
-
-const MAX_MAGNITUDE: f64 = 5.0e9;
-
-fn compact(value: &Value) -> String {
-    value.to_string()
 }
 
 #[cfg(test)]

@@ -5,18 +5,17 @@ use crate::error::PatternError;
 /// A compiled wildcard: the literal pieces between stars.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wildcard {
-    /// Literal pieces; there is a star between each two, plus one at either end when flagged.
+    /// Literal pieces with a star between each two (a leading or trailing star leaves an
+    /// empty first or last piece).
     pieces: Vec<String>,
-    leading_star: bool,
-    trailing_star: bool,
 }
 
 impl Wildcard {
-    /// Parses a wildcard pattern, rejecting what AWS rejects (`**`, a pattern too costly to
-    /// match).
+    /// Parses a wildcard pattern, rejecting what AWS rejects (`**`, bad escapes). Positions in
+    /// messages are AWS's: byte offsets counted from an opening quote.
     pub(crate) fn parse(path: &str, text: &str) -> Result<Wildcard, PatternError> {
         let mut pieces = vec![String::new()];
-        let mut chars = text.chars().enumerate().peekable();
+        let mut chars = text.char_indices().peekable();
         let mut previous_was_star = false;
         while let Some((pos, c)) = chars.next() {
             match c {
@@ -36,7 +35,7 @@ impl Wildcard {
                     _ => {
                         return Err(PatternError::invalid(
                             path,
-                            format!("Invalid escape character at pos {pos}"),
+                            format!("Invalid escape character at pos {}", pos + 1),
                         ));
                     }
                 },
@@ -44,44 +43,7 @@ impl Wildcard {
             }
             previous_was_star = false;
         }
-        let leading_star = pieces.first().is_some_and(String::is_empty) && pieces.len() > 1;
-        let trailing_star = pieces.last().is_some_and(String::is_empty) && pieces.len() > 1;
-        let wildcard = Wildcard {
-            pieces,
-            leading_star,
-            trailing_star,
-        };
-        wildcard.check_complexity(path)?;
-        Ok(wildcard)
-    }
-
-    /// AWS refuses wildcards whose matching could blow up: many stars where the text after a
-    /// star can repeat. We approximate event-ruler's state-count limit: more than
-    /// `MAX_STARS_WITH_REPEATS` stars each followed by a piece that recurs later.
-    fn check_complexity(&self, path: &str) -> Result<(), PatternError> {
-        let n_stars = self.pieces.len() - 1;
-        if n_stars <= MAX_STARS_WITH_REPEATS {
-            return Ok(());
-        }
-        // A piece after a star that also appears in a later piece lets one input character
-        // keep several automaton states alive at once.
-        let n_repeating = self.pieces[1..]
-            .iter()
-            .enumerate()
-            .filter(|(idx, piece)| {
-                piece
-                    .chars()
-                    .any(|c| self.pieces[idx + 2..].iter().any(|later| later.contains(c)))
-            })
-            .count();
-        if n_repeating > MAX_STARS_WITH_REPEATS {
-            return Err(PatternError::too_complex(
-                path,
-                "Rule is too complex - try using fewer wildcard characters or fewer repeating \
-                 character sequences after a wildcard character",
-            ));
-        }
-        Ok(())
+        Ok(Wildcard { pieces })
     }
 
     /// The longest literal piece: any matching value contains it.
@@ -114,13 +76,9 @@ impl Wildcard {
                 None => return false,
             }
         }
-        let _ = (self.leading_star, self.trailing_star);
         true
     }
 }
-
-/// Stars allowed before the repetition check applies.
-const MAX_STARS_WITH_REPEATS: usize = 4;
 
 fn last(pieces: &mut [String]) -> &mut String {
     pieces
