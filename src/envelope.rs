@@ -791,7 +791,7 @@ mod tests {
         let random = decode_err(&fixture("poison/random-object.json"));
         assert_eq!(
             random.to_string(),
-            "JSON object with keys [\"count\", \"hello\", \"nested\"] is none of the accepted \
+            "JSON object with keys [\"hello\", \"count\", \"nested\"] is none of the accepted \
              shapes: expected an EventBridge envelope (`detail-type`, `source`, `detail`), an \
              SNS notification (`Type`: \"Notification\", `Message`), a CloudTrail record \
              (`eventSource`, `eventName`, `eventID`) or a CloudTrail batch (`Records`)"

@@ -1,7 +1,7 @@
 //! Pattern text → a checked tree of leaves and `$or` groups, rejecting what AWS rejects.
 
 use crate::error::PatternError;
-use crate::op::{self, Cidr, NumericRange, Predicate, Wildcard};
+use crate::op::{self, AnythingBut, Cidr, NumericRange, Predicate, Wildcard, WildcardPattern};
 use crate::value::Literal;
 use serde_json::{Map, Value};
 
@@ -55,7 +55,50 @@ impl Pattern {
         };
         // Fail now, not when a matcher is built, if the `$or`s multiply out too far.
         pattern.branches()?;
+        pattern.check_wildcard_complexity()?;
         Ok(pattern)
+    }
+
+    /// AWS refuses a pattern whose wildcards on one field could keep too many matching
+    /// states alive at once (see [`op::field_complexity`]); wildcards on a field add up across
+    /// `$or` branches, fields are judged apart.
+    fn check_wildcard_complexity(&self) -> Result<(), PatternError> {
+        let mut by_path: Vec<(&str, Vec<WildcardPattern<'_>>)> = Vec::new();
+        let mut anything_but_lists: Vec<(&str, Vec<&str>)> = Vec::new();
+        let mut stack = vec![&self.root];
+        while let Some(conjunction) = stack.pop() {
+            stack.extend(conjunction.ors.iter().flat_map(|(_, group)| group));
+            for leaf in &conjunction.leaves {
+                for predicate in &leaf.predicates {
+                    match predicate {
+                        Predicate::Wildcard(wildcard) => {
+                            patterns_of(&mut by_path, &leaf.path)
+                                .push(WildcardPattern::Plain(wildcard.as_str()));
+                        }
+                        Predicate::AnythingBut(AnythingBut::Wildcards(wildcards)) => {
+                            anything_but_lists.push((
+                                &leaf.path,
+                                wildcards.iter().map(Wildcard::as_str).collect(),
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        for (path, texts) in &anything_but_lists {
+            patterns_of(&mut by_path, path).push(WildcardPattern::AnythingBut(texts));
+        }
+        for (path, patterns) in &by_path {
+            if op::field_complexity(patterns) >= op::MAX_COMPLEXITY {
+                return Err(PatternError::too_complex(
+                    path,
+                    "Rule is too complex - try using fewer wildcard characters or fewer repeating \
+                     character sequences after a wildcard character",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The pattern as alternatives of plain conjunctions (`$or` multiplied out): it matches
@@ -114,6 +157,20 @@ fn last_wins(mut leaves: Vec<(u32, &Leaf)>) -> Vec<&Leaf> {
         }
     }
     out
+}
+
+fn patterns_of<'v, 'p>(
+    by_path: &'v mut Vec<(&'p str, Vec<WildcardPattern<'p>>)>,
+    path: &'p str,
+) -> &'v mut Vec<WildcardPattern<'p>> {
+    let idx = match by_path.iter().position(|(p, _)| *p == path) {
+        Some(idx) => idx,
+        None => {
+            by_path.push((path, Vec::new()));
+            by_path.len() - 1
+        }
+    };
+    &mut by_path[idx].1
 }
 
 fn join(prefix: &str, key: &str) -> String {

@@ -3,6 +3,7 @@
 
 mod anything_but;
 pub(crate) mod cidr;
+mod complexity;
 mod numeric;
 mod wildcard;
 
@@ -12,6 +13,7 @@ pub use numeric::{Bound, NumericRange};
 pub use wildcard::Wildcard;
 
 pub(crate) use anything_but::parse as parse_anything_but;
+pub(crate) use complexity::{MAX_COMPLEXITY, WildcardPattern, field_complexity};
 
 use crate::value::{Literal, Scalar};
 

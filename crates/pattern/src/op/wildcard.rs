@@ -8,6 +8,8 @@ pub struct Wildcard {
     /// Literal pieces with a star between each two (a leading or trailing star leaves an
     /// empty first or last piece).
     pieces: Vec<String>,
+    /// The pattern as written, escapes included.
+    text: Box<str>,
 }
 
 impl Wildcard {
@@ -43,7 +45,15 @@ impl Wildcard {
             }
             previous_was_star = false;
         }
-        Ok(Wildcard { pieces })
+        Ok(Wildcard {
+            pieces,
+            text: text.into(),
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
 
     /// The longest literal piece: any matching value contains it.
