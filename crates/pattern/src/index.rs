@@ -99,16 +99,23 @@ impl FieldIndex {
         }
         self.prefixes.probe_prefix(text, found);
         self.suffixes.probe_suffix(text, found);
-        if !(self.prefixes_ignore_case.is_empty()
-            && self.suffixes_ignore_case.is_empty()
-            && self.equals_ignore_case.is_empty())
+        if !self.equals_ignore_case.is_empty()
+            && let Some(branches) = self.equals_ignore_case.get(&*lowercase(text))
         {
-            let folded = lowercase(text);
-            if let Some(branches) = self.equals_ignore_case.get(&*folded) {
-                found(branches);
+            found(branches);
+        }
+        if !(self.prefixes_ignore_case.is_empty() && self.suffixes_ignore_case.is_empty()) {
+            if text.is_ascii() {
+                // Fold only the bytes each length bucket looks at: no copy of the value.
+                self.prefixes_ignore_case
+                    .probe_ascii_folded(text.as_bytes(), Affix::Prefix, found);
+                self.suffixes_ignore_case
+                    .probe_ascii_folded(text.as_bytes(), Affix::Suffix, found);
+            } else {
+                let folded = lowercase(text);
+                self.prefixes_ignore_case.probe_prefix(&folded, found);
+                self.suffixes_ignore_case.probe_suffix(&folded, found);
             }
-            self.prefixes_ignore_case.probe_prefix(&folded, found);
-            self.suffixes_ignore_case.probe_suffix(&folded, found);
         }
         self.wildcards.probe(text, found);
         if !self.cidrs.is_empty()
@@ -139,7 +146,41 @@ struct AffixIndex {
 
 type BytesMap = FxHashMap<Box<[u8]>, Vec<BranchId>>;
 
+#[derive(Clone, Copy)]
+enum Affix {
+    Prefix,
+    Suffix,
+}
+
 impl AffixIndex {
+    /// Probes with the value's head (or tail) lowercased, for ASCII values.
+    fn probe_ascii_folded(&self, bytes: &[u8], affix: Affix, found: &mut impl FnMut(&[BranchId])) {
+        let mut buffer = [0u8; 64];
+        for (len, map) in &self.by_len {
+            let Some(start) = bytes.len().checked_sub(*len) else {
+                continue;
+            };
+            let part = match affix {
+                Affix::Prefix => &bytes[..*len],
+                Affix::Suffix => &bytes[start..],
+            };
+            let owned;
+            let folded: &[u8] = if !part.iter().any(u8::is_ascii_uppercase) {
+                part
+            } else if let Some(buffer) = buffer.get_mut(..*len) {
+                buffer.copy_from_slice(part);
+                buffer.make_ascii_lowercase();
+                buffer
+            } else {
+                owned = part.to_ascii_lowercase();
+                &owned
+            };
+            if let Some(branches) = map.get(folded) {
+                found(branches);
+            }
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.by_len.is_empty()
     }

@@ -60,9 +60,23 @@ impl Predicate {
         match self {
             Predicate::Prefix(prefix) => text.starts_with(&**prefix),
             Predicate::Suffix(suffix) => text.ends_with(&**suffix),
-            Predicate::PrefixIgnoreCase(prefix) => lowercase(text).starts_with(&**prefix),
-            Predicate::SuffixIgnoreCase(suffix) => lowercase(text).ends_with(&**suffix),
-            Predicate::EqualsIgnoreCase(expected) => lowercase(text) == **expected,
+            Predicate::PrefixIgnoreCase(prefix) => match ascii_pair(text, prefix) {
+                Some((text, prefix)) => text
+                    .get(..prefix.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(prefix)),
+                None => lowercase(text).starts_with(&**prefix),
+            },
+            Predicate::SuffixIgnoreCase(suffix) => match ascii_pair(text, suffix) {
+                Some((text, suffix)) => text
+                    .len()
+                    .checked_sub(suffix.len())
+                    .is_some_and(|start| text[start..].eq_ignore_ascii_case(suffix)),
+                None => lowercase(text).ends_with(&**suffix),
+            },
+            Predicate::EqualsIgnoreCase(expected) => match ascii_pair(text, expected) {
+                Some((text, expected)) => text.eq_ignore_ascii_case(expected),
+                None => lowercase(text) == **expected,
+            },
             Predicate::Wildcard(wildcard) => wildcard.matches(text),
             Predicate::Cidr(cidr) => cidr.contains_str(text),
             Predicate::Exact(_)
@@ -71,6 +85,12 @@ impl Predicate {
             | Predicate::Exists => false,
         }
     }
+}
+
+/// Both as bytes when both are ASCII: then case-insensitive comparison needs no lowercased
+/// copy of the event's value.
+fn ascii_pair<'t, 'p>(text: &'t str, pattern: &'p str) -> Option<(&'t [u8], &'p [u8])> {
+    (text.is_ascii() && pattern.is_ascii()).then(|| (text.as_bytes(), pattern.as_bytes()))
 }
 
 /// Case folding for the `equals-ignore-case` family: Unicode lowercase, as event-ruler's

@@ -3,14 +3,24 @@
 use crate::error::PatternError;
 
 /// A compiled wildcard: the literal pieces between stars.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Wildcard {
     /// Literal pieces with a star between each two (a leading or trailing star leaves an
     /// empty first or last piece).
     pieces: Vec<String>,
     /// The pattern as written, escapes included.
     text: Box<str>,
+    /// Substring searchers for the middle pieces, built once.
+    finders: Vec<memchr::memmem::Finder<'static>>,
 }
+
+impl PartialEq for Wildcard {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Wildcard {}
 
 impl Wildcard {
     /// Parses a wildcard pattern, rejecting what AWS rejects (`**`, bad escapes). Positions in
@@ -45,9 +55,16 @@ impl Wildcard {
             }
             previous_was_star = false;
         }
+        // The pieces between the first and the last are searched for; build their searchers once.
+        let middle = pieces.len().saturating_sub(1).max(1);
+        let finders = pieces[1..middle]
+            .iter()
+            .map(|piece| memchr::memmem::Finder::new(piece.as_bytes()).into_owned())
+            .collect();
         Ok(Wildcard {
             pieces,
             text: text.into(),
+            finders,
         })
     }
 
@@ -79,9 +96,9 @@ impl Wildcard {
         }
         // Middle pieces, leftmost first: a greedy leftmost placement never loses a match when
         // the only metacharacter is `*`.
-        let mut rest = &value[first.len()..value.len() - last.len()];
-        for piece in &self.pieces[1..n_pieces - 1] {
-            match rest.find(piece.as_str()) {
+        let mut rest = &value.as_bytes()[first.len()..value.len() - last.len()];
+        for (piece, finder) in self.pieces[1..n_pieces - 1].iter().zip(&self.finders) {
+            match finder.find(rest) {
                 Some(at) => rest = &rest[at + piece.len()..],
                 None => return false,
             }
