@@ -90,7 +90,7 @@ impl Predicate {
 /// Both as bytes when both are ASCII: then case-insensitive comparison needs no lowercased
 /// copy of the event's value.
 fn ascii_pair<'t, 'p>(text: &'t str, pattern: &'p str) -> Option<(&'t [u8], &'p [u8])> {
-    (text.is_ascii() && pattern.is_ascii()).then(|| (text.as_bytes(), pattern.as_bytes()))
+    (text.is_ascii() && pattern.is_ascii()).then_some((text.as_bytes(), pattern.as_bytes()))
 }
 
 /// Case folding for the `equals-ignore-case` family: Unicode lowercase, as event-ruler's
