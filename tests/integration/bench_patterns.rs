@@ -2,20 +2,26 @@
 
 use crate::support::{meterwatch, shared, stderr, stdout};
 use serde_json::Value;
+use std::path::Path;
+use std::process::Output;
 
-#[test]
-fn operator_probe_counts_match_the_expected_file() {
-    let patterns = shared("bench/operator-probe.json");
-    let events = shared("bench/operator-probe.events.jsonl");
-    let output = meterwatch(&[
+fn bench(patterns: &Path, events: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
         "bench-patterns",
         "--patterns",
         patterns.to_str().expect("utf-8 path"),
         "--events",
         events.to_str().expect("utf-8 path"),
-        "--passes",
-        "2",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    meterwatch(&args)
+}
+
+#[test]
+fn operator_probe_counts_match_the_expected_file() {
+    let patterns = shared("bench/operator-probe.json");
+    let events = shared("bench/operator-probe.events.jsonl");
+    let output = bench(&patterns, &events, &["--passes", "2"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report: Value = serde_json::from_str(stdout(&output).trim()).expect("one JSON line");
     let expected: Value = serde_json::from_str(
@@ -50,13 +56,7 @@ fn a_rejected_pattern_exits_3_naming_it() {
     )
     .expect("write");
     let events = shared("bench/operator-probe.events.jsonl");
-    let output = meterwatch(&[
-        "bench-patterns",
-        "--patterns",
-        patterns.to_str().expect("utf-8 path"),
-        "--events",
-        events.to_str().expect("utf-8 path"),
-    ]);
+    let output = bench(&patterns, &events, &[]);
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).contains("bad-one"), "{}", stderr(&output));
 }
