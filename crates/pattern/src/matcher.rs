@@ -362,10 +362,8 @@ impl Scratch {
             *self = Scratch::default();
         }
         self.epoch += 1;
-        for (table, len) in [(&mut self.heads, n_fields)] {
-            if table.len() < len {
-                table.resize(len, (0, NONE));
-            }
+        if self.heads.len() < n_fields {
+            self.heads.resize(n_fields, (0, NONE));
         }
         for (table, len) in [
             (&mut self.branch_seen, n_branches),
