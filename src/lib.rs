@@ -3,11 +3,15 @@
 //! # Layout
 //! - `meterwatch_pattern` (crate `crates/pattern`): the EventBridge pattern language, compiled.
 //! - [`cli`]: the `meterwatch` command line, one file per subcommand.
+//! - [`rules`]: TOML rule files → a compiled [`rules::RuleSet`]; diagnostics with positions.
+//! - [`alert`]: what a rule raises for an event, as sinks receive it.
 //! - [`envelope`]: SQS message bodies (EventBridge, SNS-wrapped, CloudTrail record or batch) → events.
 //! - [`input`]: reading JSON arguments and event files (`file://`, JSON lines).
 //!
 //! Data flows one way: source → envelope → rules → alert → sink → ack.
 
+pub mod alert;
 pub mod cli;
 pub mod envelope;
 pub mod input;
+pub mod rules;

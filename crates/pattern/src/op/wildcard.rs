@@ -68,6 +68,12 @@ impl Wildcard {
         })
     }
 
+    /// Parses a wildcard outside any pattern (e.g. an entry of a named list), with the same
+    /// rules and messages as the `wildcard` operator.
+    pub fn new(text: &str) -> Result<Wildcard, PatternError> {
+        Wildcard::parse("", text)
+    }
+
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.text

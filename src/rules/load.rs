@@ -1,0 +1,672 @@
+//! Rule files → a [`RuleSet`], or every problem found on the way.
+//!
+//! Each file is parsed once into a spanned TOML tree; each `[[rule]]` table is then
+//! deserialized on its own, so that one broken rule does not hide the problems of the next.
+//! Checks that span files (unique ids, list names, list references) run after all files
+//! are read. Nothing is returned unless everything is valid: a half-loaded rule set would
+//! silently stop alerting on whatever failed to load.
+
+use super::condition::{Condition, Test};
+use super::diagnostic::Diagnostic;
+use super::field::FieldPath;
+use super::file::{ConditionDef, ForEachDef, RuleDef};
+use super::lists::List;
+use super::{ForEach, Rule, RuleSet};
+use jiff::SignedDuration;
+use meterwatch_pattern::{Matcher, MatcherBuilder, Pattern, PatternError};
+use regex::Regex;
+use serde::Deserialize;
+use serde_json::{Map, Number, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+/// A rule set that could not be loaded, with every problem found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for diagnostic in &self.diagnostics {
+            writeln!(f, "{diagnostic}")?;
+        }
+        let n = self.diagnostics.len();
+        write!(
+            f,
+            "{n} error{} in rule files",
+            if n == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// The rule files at `paths`: files as given, directories' `*.toml` files in name order.
+///
+/// Hidden entries are skipped: a Kubernetes ConfigMap volume keeps its real files under
+/// `..data/` and links each visible name to them, so each file is read once.
+pub fn rule_files<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
+    let mut files = Vec::new();
+    let mut diagnostics = Vec::new();
+    for path in paths {
+        let path = path.as_ref();
+        if !path.is_dir() {
+            files.push(path.to_owned());
+            continue;
+        }
+        match std::fs::read_dir(path) {
+            Ok(entries) => {
+                let mut found: Vec<PathBuf> = entries
+                    .filter_map(Result::ok)
+                    .map(|entry| entry.path())
+                    .filter(|file| {
+                        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or(".");
+                        !name.starts_with('.') && name.ends_with(".toml") && file.is_file()
+                    })
+                    .collect();
+                found.sort();
+                files.extend(found);
+            }
+            Err(error) => diagnostics.push(Diagnostic::new(
+                path,
+                format!("cannot read directory: {error}"),
+            )),
+        }
+    }
+    if diagnostics.is_empty() {
+        Ok(files)
+    } else {
+        Err(diagnostics)
+    }
+}
+
+pub(super) fn load<P: AsRef<Path>>(paths: &[P]) -> Result<RuleSet, LoadError> {
+    let files = rule_files(paths).map_err(|diagnostics| LoadError { diagnostics })?;
+    let mut loader = Loader::default();
+    for file in files {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => loader.read_file(file, text),
+            Err(error) => loader.diagnostics.push(Diagnostic::new(
+                &file,
+                format!("cannot read rule file: {error}"),
+            )),
+        }
+    }
+    loader.finish()
+}
+
+/// A file's path and text, for placing diagnostics.
+#[derive(Debug)]
+struct Source {
+    path: PathBuf,
+    text: String,
+}
+
+/// Something read from a file, with where it was read.
+#[derive(Debug)]
+struct Located<T> {
+    source: usize,
+    span: Range<usize>,
+    item: T,
+}
+
+#[derive(Debug, Default)]
+struct Loader {
+    sources: Vec<Source>,
+    lists: Vec<Located<(String, Vec<Spanned<String>>)>>,
+    rules: Vec<Located<RuleDef>>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Loader {
+    fn error(
+        &mut self,
+        source: usize,
+        span: Option<Range<usize>>,
+        rule: Option<&str>,
+        message: String,
+    ) {
+        let Source { path, text } = &self.sources[source];
+        let diagnostic = Diagnostic::new(path, message).at(text, span).in_rule(rule);
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn read_file(&mut self, path: PathBuf, text: String) {
+        let source = self.sources.len();
+        self.sources.push(Source { path, text });
+        let text = self.sources[source].text.clone();
+        let (document, syntax_errors) = DeTable::parse_recoverable(&text);
+        if !syntax_errors.is_empty() {
+            for error in syntax_errors {
+                self.error(
+                    source,
+                    error.span(),
+                    None,
+                    error.message().trim().to_owned(),
+                );
+            }
+            return;
+        }
+        for (key, value) in document.get_ref().iter() {
+            match key.get_ref().as_ref() {
+                "lists" => self.read_lists(source, value),
+                "rule" => match value.get_ref() {
+                    DeValue::Array(tables) => {
+                        for table in tables.iter() {
+                            self.read_rule(source, table);
+                        }
+                    }
+                    _ => self.error(
+                        source,
+                        Some(value.span()),
+                        None,
+                        "`rule` must be an array of tables: write each rule under `[[rule]]`"
+                            .into(),
+                    ),
+                },
+                other => self.error(
+                    source,
+                    Some(key.span()),
+                    None,
+                    format!("unknown top-level key `{other}`, expected `lists` or `[[rule]]`"),
+                ),
+            }
+        }
+    }
+
+    fn read_lists(&mut self, source: usize, value: &Spanned<DeValue<'_>>) {
+        type Lists = BTreeMap<String, Spanned<Vec<Spanned<String>>>>;
+        let lists = match Lists::deserialize(ValueDeserializer::from(value.clone())) {
+            Ok(lists) => lists,
+            Err(error) => {
+                let message = format!("in `[lists]`: {}", error.message().trim());
+                return self.error(source, error.span(), None, message);
+            }
+        };
+        for (name, entries) in lists {
+            let span = entries.span();
+            self.lists.push(Located {
+                source,
+                span,
+                item: (name, entries.into_inner()),
+            });
+        }
+    }
+
+    fn read_rule(&mut self, source: usize, table: &Spanned<DeValue<'_>>) {
+        let id = table
+            .get_ref()
+            .get("id")
+            .and_then(|id| id.get_ref().as_str())
+            .map(str::to_owned);
+        match RuleDef::deserialize(ValueDeserializer::from(table.clone())) {
+            Ok(rule) => self.rules.push(Located {
+                source,
+                span: table.span(),
+                item: rule,
+            }),
+            Err(error) => {
+                let span = error.span().or(Some(table.span()));
+                self.error(
+                    source,
+                    span,
+                    id.as_deref(),
+                    error.message().trim().to_owned(),
+                );
+            }
+        }
+    }
+
+    fn finish(mut self) -> Result<RuleSet, LoadError> {
+        let lists = self.build_lists();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut rules = Vec::new();
+        let mut builder = MatcherBuilder::default();
+        for (idx, located) in std::mem::take(&mut self.rules).into_iter().enumerate() {
+            let id = located.item.id.clone();
+            if let Some(&first) = seen.get(&id) {
+                let first_path = self.sources[first].path.display().to_string();
+                let message = format!(
+                    "duplicate rule id `{id}`: already defined in {first_path}; ids must be unique across all rule files"
+                );
+                self.error(
+                    located.source,
+                    Some(located.span.clone()),
+                    Some(&id),
+                    message,
+                );
+                continue;
+            }
+            seen.insert(id.clone(), located.source);
+            let mut context = RuleContext {
+                loader: &mut self,
+                source: located.source,
+                span: located.span.clone(),
+                id: &id,
+                lists: &lists,
+                ok: true,
+            };
+            if let Some((rule, pattern)) = context.compile(located.item) {
+                if rule.enabled {
+                    builder.add(idx, pattern);
+                }
+                rules.push((idx, rule));
+            }
+        }
+        if !self.diagnostics.is_empty() {
+            return Err(LoadError {
+                diagnostics: self.diagnostics,
+            });
+        }
+        // The matcher refers to rules by their position among all parsed rules; with no
+        // errors every parsed rule compiled, so those positions are the final ones.
+        debug_assert!(rules.iter().enumerate().all(|(pos, (idx, _))| pos == *idx));
+        Ok(RuleSet {
+            rules: rules.into_iter().map(|(_, rule)| rule).collect(),
+            matcher: builder.build(),
+            lists,
+        })
+    }
+
+    fn build_lists(&mut self) -> BTreeMap<String, Arc<List>> {
+        let mut lists = BTreeMap::new();
+        let mut defined: HashMap<String, usize> = HashMap::new();
+        for located in std::mem::take(&mut self.lists) {
+            let (name, entries) = located.item;
+            if let Some(&first) = defined.get(&name) {
+                let first_path = self.sources[first].path.display().to_string();
+                let message = format!(
+                    "list `{name}` is already defined in {first_path}; define each list once"
+                );
+                self.error(located.source, Some(located.span), None, message);
+                continue;
+            }
+            defined.insert(name.clone(), located.source);
+            let mut valid = true;
+            for entry in &entries {
+                if let Err(error) = List::new([entry.get_ref().as_str()]) {
+                    let message = format!("in list `{name}`: invalid wildcard: {}", error.reason());
+                    self.error(located.source, Some(entry.span()), None, message);
+                    valid = false;
+                }
+            }
+            if valid {
+                let list = List::new(entries.iter().map(|e| e.get_ref().as_str()))
+                    .expect("every entry was checked above");
+                lists.insert(name, Arc::new(list));
+            }
+        }
+        lists
+    }
+}
+
+/// Compiling one rule: reports problems in its name, remembers whether any occurred.
+struct RuleContext<'l> {
+    loader: &'l mut Loader,
+    source: usize,
+    span: Range<usize>,
+    id: &'l str,
+    lists: &'l BTreeMap<String, Arc<List>>,
+    ok: bool,
+}
+
+impl RuleContext<'_> {
+    fn error(&mut self, span: Option<Range<usize>>, message: String) {
+        self.ok = false;
+        let span = span.or(Some(self.span.clone()));
+        let id = self.id.to_owned();
+        self.loader.error(self.source, span, Some(&id), message);
+    }
+
+    fn compile(&mut self, def: RuleDef) -> Option<(Rule, Pattern)> {
+        if !is_kebab_case(&def.id) {
+            self.error(
+                None,
+                format!(
+                    "rule id `{}` must be kebab-case: lowercase letters, digits and single dashes",
+                    def.id
+                ),
+            );
+        }
+        let pattern = match (&def.pattern, &def.match_json) {
+            (Some(toml_pattern), None) => self.toml_pattern("match", toml_pattern),
+            (None, Some(json)) => match Pattern::parse(json.get_ref()) {
+                Ok(pattern) => Some(pattern),
+                Err(error) => {
+                    self.error(Some(json.span()), pattern_message("match_json", &error));
+                    None
+                }
+            },
+            (Some(_), Some(json)) => {
+                self.error(
+                    Some(json.span()),
+                    "give either `match` or `match_json`, not both".into(),
+                );
+                None
+            }
+            (None, None) => {
+                self.error(None, "missing `match` (an EventBridge pattern as TOML) or `match_json` (one as JSON text)".into());
+                None
+            }
+        };
+        let conditions: Vec<Condition> = def
+            .conditions
+            .into_iter()
+            .filter_map(|condition| self.condition(condition))
+            .collect();
+        let for_each: Vec<ForEach> = def
+            .for_each
+            .into_iter()
+            .filter_map(|for_each| self.for_each(for_each))
+            .collect();
+        let pattern = pattern?;
+        if !self.ok {
+            return None;
+        }
+        let mut fields: Vec<FieldPath> = Vec::new();
+        let mut add_field = |field: &FieldPath| {
+            if !fields.contains(field) {
+                fields.push(field.clone());
+            }
+        };
+        let branches = pattern
+            .branches()
+            .expect("a parsed pattern's branches were checked when it was parsed");
+        for leaf in branches.iter().flatten() {
+            if let Ok(path) = FieldPath::parse(&leaf.path) {
+                add_field(&path);
+            }
+        }
+        for field in conditions.iter().flat_map(Condition::fields) {
+            add_field(field);
+        }
+        let rule = Rule {
+            id: def.id.as_str().into(),
+            title: def.title.as_str().into(),
+            description: def.description,
+            severity: def.severity,
+            enabled: def.enabled,
+            file: self.loader.sources[self.source].path.clone(),
+            conditions,
+            for_each,
+            fields,
+        };
+        Some((rule, pattern))
+    }
+
+    /// A pattern written as TOML, e.g. `match.detail.errorCode = [{ exists = true }]`.
+    fn toml_pattern(&mut self, key: &str, value: &Spanned<toml::Value>) -> Option<Pattern> {
+        let json = match to_json(value.get_ref(), key) {
+            Ok(json) => json,
+            Err(message) => {
+                self.error(Some(value.span()), message);
+                return None;
+            }
+        };
+        match Pattern::from_json(&json) {
+            Ok(pattern) => Some(pattern),
+            Err(error) => {
+                self.error(Some(value.span()), pattern_message(key, &error));
+                None
+            }
+        }
+    }
+
+    fn field(&mut self, text: &str, span: &Range<usize>) -> Option<FieldPath> {
+        match FieldPath::parse(text) {
+            Ok(path) => Some(path),
+            Err(message) => {
+                self.error(Some(span.clone()), message);
+                None
+            }
+        }
+    }
+
+    fn condition(&mut self, def: Spanned<ConditionDef>) -> Option<Condition> {
+        let span = def.span();
+        let mut def = def.into_inner();
+        if let Some(alternatives) = def.any.take() {
+            if def.field.is_some() || has_test(&def) {
+                self.error(Some(span), "an `any` entry holds only alternatives: move `field` and its test into one of them".into());
+                return None;
+            }
+            if alternatives.is_empty() {
+                self.error(Some(span), "`any` needs at least one alternative".into());
+                return None;
+            }
+            let compiled: Vec<Condition> = alternatives
+                .into_iter()
+                .filter_map(|alternative| self.condition(alternative))
+                .collect();
+            return Some(Condition::Any(compiled));
+        }
+        let Some(field) = def.field.clone() else {
+            self.error(
+                Some(span),
+                "missing `field`: the dotted path of the field to test (or `any = [...]`)".into(),
+            );
+            return None;
+        };
+        let field_texts = field.into_vec();
+        if field_texts.is_empty() {
+            self.error(Some(span), "`field` lists no paths".into());
+            return None;
+        }
+        let mut fields = Vec::new();
+        for text in &field_texts {
+            fields.push(self.field(text, &span)?);
+        }
+        let tests = test_names(&def);
+        if tests.len() != 1 {
+            let found = if tests.is_empty() {
+                "none".to_owned()
+            } else {
+                tests.join(", ")
+            };
+            self.error(Some(span), format!("a `where` entry needs exactly one test (regex, not_regex, in_list, not_in_list, equals_field, not_equals_field, older_than, newer_than, match); found {found}"));
+            return None;
+        }
+        let test = self.test(def, &field_texts, &span)?;
+        Some(Condition::Test { fields, test })
+    }
+
+    fn test(&mut self, def: ConditionDef, fields: &[String], span: &Range<usize>) -> Option<Test> {
+        let span = span.clone();
+        if let Some((text, negated)) = def
+            .regex
+            .map(|r| (r, false))
+            .or(def.not_regex.map(|r| (r, true)))
+        {
+            return match Regex::new(&text) {
+                Ok(regex) => Some(Test::Regex { regex, negated }),
+                Err(error) => {
+                    self.error(Some(span), format!("invalid regular expression: {error}"));
+                    None
+                }
+            };
+        }
+        if let Some((name, negated)) = def
+            .in_list
+            .map(|n| (n, false))
+            .or(def.not_in_list.map(|n| (n, true)))
+        {
+            return match self.lists.get(&name) {
+                Some(list) => Some(Test::InList {
+                    list: Arc::clone(list),
+                    negated,
+                }),
+                None => {
+                    let known: Vec<&str> = self.lists.keys().map(String::as_str).collect();
+                    self.error(
+                        Some(span),
+                        format!(
+                            "no list named `{name}`; lists defined: {}",
+                            if known.is_empty() {
+                                "none".into()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    );
+                    None
+                }
+            };
+        }
+        if let Some((other, negated)) = def
+            .equals_field
+            .map(|f| (f, false))
+            .or(def.not_equals_field.map(|f| (f, true)))
+        {
+            let other = self.field(&other, &span)?;
+            return Some(Test::EqualsField { other, negated });
+        }
+        if let Some(text) = &def.older_than {
+            return self.duration(text, &span).map(Test::OlderThan);
+        }
+        if let Some(text) = &def.newer_than {
+            return self.duration(text, &span).map(Test::NewerThan);
+        }
+        let values = def
+            .values
+            .expect("test_names found exactly one test, and it is `match`");
+        let value_span = values.span();
+        let json_values = match to_json(values.get_ref(), "match") {
+            Ok(json) => json,
+            Err(message) => {
+                self.error(Some(value_span), message);
+                return None;
+            }
+        };
+        // `{field: values}`, or one alternative per field when values are pooled from several.
+        let per_field = |field: &String| {
+            let mut object = Map::new();
+            object.insert(field.clone(), json_values.clone());
+            Value::Object(object)
+        };
+        let pattern_json = match fields {
+            [field] => per_field(field),
+            many => {
+                let mut object = Map::new();
+                object.insert(
+                    "$or".into(),
+                    Value::Array(many.iter().map(per_field).collect()),
+                );
+                Value::Object(object)
+            }
+        };
+        match Pattern::from_json(&pattern_json) {
+            Ok(pattern) => Some(Test::Pattern(single(pattern))),
+            Err(error) => {
+                self.error(Some(value_span), pattern_message("where.match", &error));
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, text: &str, span: &Range<usize>) -> Option<SignedDuration> {
+        match text.parse::<SignedDuration>() {
+            Ok(duration) if duration.is_positive() => Some(duration),
+            _ => {
+                self.error(Some(span.clone()), format!("`{text}` is not a positive duration: expected e.g. \"90m\", \"6h\" or \"2d\""));
+                None
+            }
+        }
+    }
+
+    fn for_each(&mut self, def: Spanned<ForEachDef>) -> Option<ForEach> {
+        let span = def.span();
+        let def = def.into_inner();
+        let array = self.field(&def.array, &span)?;
+        let pattern = match &def.pattern {
+            None => None,
+            Some(value) => Some(single(self.toml_pattern("for_each.match", value)?)),
+        };
+        Some(ForEach { array, pattern })
+    }
+}
+
+/// A matcher for one pattern.
+fn single(pattern: Pattern) -> Matcher<()> {
+    let mut builder = MatcherBuilder::default();
+    builder.add((), pattern);
+    builder.build()
+}
+
+fn pattern_message(key: &str, error: &PatternError) -> String {
+    if error.path().is_empty() {
+        format!("invalid EventBridge pattern in `{key}`: {}", error.reason())
+    } else {
+        format!(
+            "invalid EventBridge pattern in `{key}` at `{}`: {}",
+            error.path(),
+            error.reason()
+        )
+    }
+}
+
+fn test_names(def: &ConditionDef) -> Vec<&'static str> {
+    [
+        ("regex", def.regex.is_some()),
+        ("not_regex", def.not_regex.is_some()),
+        ("in_list", def.in_list.is_some()),
+        ("not_in_list", def.not_in_list.is_some()),
+        ("equals_field", def.equals_field.is_some()),
+        ("not_equals_field", def.not_equals_field.is_some()),
+        ("older_than", def.older_than.is_some()),
+        ("newer_than", def.newer_than.is_some()),
+        ("match", def.values.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, present)| present.then_some(name))
+    .collect()
+}
+
+fn has_test(def: &ConditionDef) -> bool {
+    !test_names(def).is_empty()
+}
+
+fn is_kebab_case(id: &str) -> bool {
+    !id.is_empty()
+        && !id.starts_with('-')
+        && !id.ends_with('-')
+        && !id.contains("--")
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A TOML value as the JSON EventBridge patterns are written in.
+fn to_json(value: &toml::Value, at: &str) -> Result<Value, String> {
+    Ok(match value {
+        toml::Value::String(text) => Value::String(text.clone()),
+        toml::Value::Integer(number) => Value::Number((*number).into()),
+        toml::Value::Float(number) => Number::from_f64(*number)
+            .map(Value::Number)
+            .ok_or_else(|| format!("`{at}` holds {number}, which JSON cannot express"))?,
+        toml::Value::Boolean(flag) => Value::Bool(*flag),
+        toml::Value::Datetime(datetime) => {
+            return Err(format!(
+                "`{at}` holds the TOML date-time {datetime}; EventBridge patterns compare strings: quote it"
+            ));
+        }
+        toml::Value::Array(elements) => Value::Array(
+            elements
+                .iter()
+                .map(|element| to_json(element, at))
+                .collect::<Result<_, _>>()?,
+        ),
+        toml::Value::Table(table) => {
+            let mut object = Map::new();
+            for (key, child) in table {
+                object.insert(key.clone(), to_json(child, &format!("{at}.{key}"))?);
+            }
+            Value::Object(object)
+        }
+    })
+}
