@@ -3,6 +3,8 @@
 //! unreadable or malformed input); `bench-patterns` adds 3 for a rejected pattern.
 
 mod bench_patterns;
+mod check;
+mod eval;
 mod test_event_pattern;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +19,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Check(check::Args),
+    Eval(eval::Args),
     TestEventPattern(test_event_pattern::Args),
     BenchPatterns(bench_patterns::Args),
 }
@@ -25,6 +29,8 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Check(args) => check::run(&args),
+        Command::Eval(args) => eval::run(&args),
         Command::TestEventPattern(args) => test_event_pattern::run(&args),
         Command::BenchPatterns(args) => bench_patterns::run(&args),
     };

@@ -137,6 +137,13 @@ impl Loader {
         self.diagnostics.push(diagnostic);
     }
 
+    /// `path:line:col` of a span, for messages that point at a second place.
+    fn place(&self, source: usize, span: Range<usize>) -> String {
+        let Source { path, text } = &self.sources[source];
+        let position = super::diagnostic::Position::of(text, span);
+        format!("{}:{}:{}", path.display(), position.line, position.column)
+    }
+
     fn read_file(&mut self, path: PathBuf, text: String) {
         let source = self.sources.len();
         self.sources.push(Source { path, text });
@@ -225,13 +232,13 @@ impl Loader {
 
     fn finish(mut self) -> Result<RuleSet, LoadError> {
         let lists = self.build_lists();
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut seen: HashMap<String, (usize, Range<usize>)> = HashMap::new();
         let mut rules = Vec::new();
         let mut builder = MatcherBuilder::default();
         for (idx, located) in std::mem::take(&mut self.rules).into_iter().enumerate() {
             let id = located.item.id.clone();
-            if let Some(&first) = seen.get(&id) {
-                let first_path = self.sources[first].path.display().to_string();
+            if let Some((first, first_span)) = seen.get(&id) {
+                let first_path = self.place(*first, first_span.clone());
                 let message = format!(
                     "duplicate rule id `{id}`: already defined in {first_path}; ids must be unique across all rule files"
                 );
@@ -243,7 +250,7 @@ impl Loader {
                 );
                 continue;
             }
-            seen.insert(id.clone(), located.source);
+            seen.insert(id.clone(), (located.source, located.span.clone()));
             let mut context = RuleContext {
                 loader: &mut self,
                 source: located.source,
@@ -260,6 +267,10 @@ impl Loader {
             }
         }
         if !self.diagnostics.is_empty() {
+            self.diagnostics.sort_by_key(|d| {
+                let position = d.position.as_ref().map(|p| (p.line, p.column));
+                (d.file.clone(), position)
+            });
             return Err(LoadError {
                 diagnostics: self.diagnostics,
             });
@@ -276,18 +287,18 @@ impl Loader {
 
     fn build_lists(&mut self) -> BTreeMap<String, Arc<List>> {
         let mut lists = BTreeMap::new();
-        let mut defined: HashMap<String, usize> = HashMap::new();
+        let mut defined: HashMap<String, (usize, Range<usize>)> = HashMap::new();
         for located in std::mem::take(&mut self.lists) {
             let (name, entries) = located.item;
-            if let Some(&first) = defined.get(&name) {
-                let first_path = self.sources[first].path.display().to_string();
+            if let Some((first, first_span)) = defined.get(&name) {
+                let first_path = self.place(*first, first_span.clone());
                 let message = format!(
                     "list `{name}` is already defined in {first_path}; define each list once"
                 );
                 self.error(located.source, Some(located.span), None, message);
                 continue;
             }
-            defined.insert(name.clone(), located.source);
+            defined.insert(name.clone(), (located.source, located.span.clone()));
             let mut valid = true;
             for entry in &entries {
                 if let Err(error) = List::new([entry.get_ref().as_str()]) {
@@ -472,65 +483,55 @@ impl RuleContext<'_> {
             self.error(Some(span), format!("a `where` entry needs exactly one test (regex, not_regex, in_list, not_in_list, equals_field, not_equals_field, older_than, newer_than, match); found {found}"));
             return None;
         }
-        let test = self.test(def, &field_texts, &span)?;
+        let test = self.test(def, &field_texts)?;
         Some(Condition::Test { fields, test })
     }
 
-    fn test(&mut self, def: ConditionDef, fields: &[String], span: &Range<usize>) -> Option<Test> {
-        let span = span.clone();
-        if let Some((text, negated)) = def
-            .regex
-            .map(|r| (r, false))
-            .or(def.not_regex.map(|r| (r, true)))
-        {
-            return match Regex::new(&text) {
+    fn test(&mut self, def: ConditionDef, fields: &[String]) -> Option<Test> {
+        let negatable = |positive: Option<Spanned<String>>, negative: Option<Spanned<String>>| {
+            positive.map(|p| (p, false)).or(negative.map(|n| (n, true)))
+        };
+        if let Some((text, negated)) = negatable(def.regex, def.not_regex) {
+            return match Regex::new(text.get_ref()) {
                 Ok(regex) => Some(Test::Regex { regex, negated }),
                 Err(error) => {
-                    self.error(Some(span), format!("invalid regular expression: {error}"));
+                    self.error(
+                        Some(text.span()),
+                        format!("invalid regular expression: {error}"),
+                    );
                     None
                 }
             };
         }
-        if let Some((name, negated)) = def
-            .in_list
-            .map(|n| (n, false))
-            .or(def.not_in_list.map(|n| (n, true)))
-        {
-            return match self.lists.get(&name) {
+        if let Some((name, negated)) = negatable(def.in_list, def.not_in_list) {
+            return match self.lists.get(name.get_ref()) {
                 Some(list) => Some(Test::InList {
                     list: Arc::clone(list),
                     negated,
                 }),
                 None => {
                     let known: Vec<&str> = self.lists.keys().map(String::as_str).collect();
-                    self.error(
-                        Some(span),
-                        format!(
-                            "no list named `{name}`; lists defined: {}",
-                            if known.is_empty() {
-                                "none".into()
-                            } else {
-                                known.join(", ")
-                            }
-                        ),
-                    );
+                    let known = if known.is_empty() {
+                        "none (define lists under `[lists]` in any rule file)".to_owned()
+                    } else {
+                        known.join(", ")
+                    };
+                    let message =
+                        format!("no list named `{}`; lists defined: {known}", name.get_ref());
+                    self.error(Some(name.span()), message);
                     None
                 }
             };
         }
-        if let Some((other, negated)) = def
-            .equals_field
-            .map(|f| (f, false))
-            .or(def.not_equals_field.map(|f| (f, true)))
-        {
-            let other = self.field(&other, &span)?;
+        if let Some((other, negated)) = negatable(def.equals_field, def.not_equals_field) {
+            let other = self.field(other.get_ref(), &other.span())?;
             return Some(Test::EqualsField { other, negated });
         }
         if let Some(text) = &def.older_than {
-            return self.duration(text, &span).map(Test::OlderThan);
+            return self.duration(text).map(Test::OlderThan);
         }
         if let Some(text) = &def.newer_than {
-            return self.duration(text, &span).map(Test::NewerThan);
+            return self.duration(text).map(Test::NewerThan);
         }
         let values = def
             .values
@@ -569,11 +570,15 @@ impl RuleContext<'_> {
         }
     }
 
-    fn duration(&mut self, text: &str, span: &Range<usize>) -> Option<SignedDuration> {
-        match text.parse::<SignedDuration>() {
+    fn duration(&mut self, text: &Spanned<String>) -> Option<SignedDuration> {
+        match text.get_ref().parse::<SignedDuration>() {
             Ok(duration) if duration.is_positive() => Some(duration),
             _ => {
-                self.error(Some(span.clone()), format!("`{text}` is not a positive duration: expected e.g. \"90m\", \"6h\" or \"2d\""));
+                let message = format!(
+                    "`{}` is not a positive duration: expected e.g. \"90m\", \"6h\" or \"2d\"",
+                    text.get_ref()
+                );
+                self.error(Some(text.span()), message);
                 None
             }
         }
