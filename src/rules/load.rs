@@ -11,6 +11,7 @@ use super::diagnostic::Diagnostic;
 use super::field::FieldPath;
 use super::file::{ConditionDef, ForEachDef, RuleDef};
 use super::lists::List;
+use super::view::FieldTree;
 use super::{ForEach, Rule, RuleSet};
 use jiff::SignedDuration;
 use meterwatch_pattern::{Matcher, MatcherBuilder, Pattern, PatternError};
@@ -278,10 +279,17 @@ impl Loader {
         // The matcher refers to rules by their position among all parsed rules; with no
         // errors every parsed rule compiled, so those positions are the final ones.
         debug_assert!(rules.iter().enumerate().all(|(pos, (idx, _))| pos == *idx));
+        let mut view = FieldTree::default();
+        for (_, rule) in &rules {
+            for field in &rule.fields {
+                view.add(field);
+            }
+        }
         Ok(RuleSet {
             rules: rules.into_iter().map(|(_, rule)| rule).collect(),
             matcher: builder.build(),
             lists,
+            view,
         })
     }
 
@@ -397,6 +405,10 @@ impl RuleContext<'_> {
         for field in conditions.iter().flat_map(Condition::fields) {
             add_field(field);
         }
+        let mut arrays = FieldTree::default();
+        for each in &for_each {
+            arrays.add(&each.array);
+        }
         let rule = Rule {
             id: def.id.as_str().into(),
             title: def.title.as_str().into(),
@@ -406,6 +418,7 @@ impl RuleContext<'_> {
             file: self.loader.sources[self.source].path.clone(),
             conditions,
             for_each,
+            arrays,
             fields,
         };
         Some((rule, pattern))
@@ -562,7 +575,16 @@ impl RuleContext<'_> {
             }
         };
         match Pattern::from_json(&pattern_json) {
-            Ok(pattern) => Some(Test::Pattern(single(pattern))),
+            Ok(pattern) => {
+                let mut tree = FieldTree::default();
+                for field in fields {
+                    tree.add(&FieldPath::parse(field).ok()?);
+                }
+                Some(Test::Pattern {
+                    matcher: single(pattern),
+                    fields: tree,
+                })
+            }
             Err(error) => {
                 self.error(Some(value_span), pattern_message("where.match", &error));
                 None

@@ -12,6 +12,7 @@
 //! - `field`: dotted paths and the values an event holds at them.
 //! - `lists`: named lists with wildcard entries.
 //! - `condition`: the `where` tests.
+//! - `view`: the fields rules read, parsed from an event's text without building the rest.
 
 mod condition;
 mod diagnostic;
@@ -19,6 +20,7 @@ mod field;
 mod file;
 mod lists;
 mod load;
+mod view;
 
 pub use diagnostic::{Diagnostic, Position};
 pub use field::FieldPath;
@@ -47,6 +49,8 @@ pub struct Rule {
     pub file: PathBuf,
     conditions: Vec<Condition>,
     for_each: Vec<ForEach>,
+    /// The `for_each` arrays, parsed only when the rule raises: they can be large.
+    arrays: view::FieldTree,
     /// Every field the rule reads, for the alert's `matched` values.
     fields: Vec<FieldPath>,
 }
@@ -65,6 +69,8 @@ pub struct RuleSet {
     /// Enabled rules' patterns, each added under its index in `rules`.
     matcher: Matcher<usize>,
     lists: BTreeMap<String, Arc<List>>,
+    /// Every field any rule reads after its pattern matched.
+    view: view::FieldTree,
 }
 
 thread_local! {
@@ -109,16 +115,18 @@ impl RuleSet {
         if matched.is_empty() {
             return Ok(Vec::new());
         }
+        // The text was valid JSON when it was decoded, so the view always parses; were it
+        // not to, the full value reads the same fields.
+        let view = self.view.parse(event.json());
         let subject = Subject {
-            json: event.json(),
-            value: event.value(),
+            value: view.as_ref().unwrap_or_else(|| event.value()),
             event_time: event.event_time().and_then(condition::parse_timestamp),
         };
         let mut alerts = Vec::new();
         for pattern_idx in matched {
             let rule = &self.rules[*self.matcher.id(pattern_idx)];
             if rule.conditions.iter().all(|c| c.holds(&subject)) {
-                rule.raise(event, &mut alerts);
+                rule.raise(event, subject.value, &mut alerts);
             }
         }
         Ok(alerts)
@@ -126,15 +134,18 @@ impl RuleSet {
 }
 
 impl Rule {
-    /// Pushes the rule's alerts for an event its pattern and conditions accepted.
-    fn raise(&self, event: &Event, alerts: &mut Vec<Alert>) {
-        let matched = self.matched_values(event.value());
+    /// Pushes the rule's alerts for an event its pattern and conditions accepted; `fields`
+    /// holds (at least) every field the rule reads but its `for_each` arrays.
+    fn raise(&self, event: &Event, fields: &Value, alerts: &mut Vec<Alert>) {
+        let matched = self.matched_values(fields);
         if self.for_each.is_empty() {
             alerts.push(self.alert(event, matched, None));
             return;
         }
+        let arrays = self.arrays.parse(event.json());
+        let arrays = arrays.as_ref().unwrap_or_else(|| event.value());
         for for_each in &self.for_each {
-            for array in for_each.array.containers(event.value()) {
+            for array in for_each.array.containers(arrays) {
                 let Value::Array(elements) = array else {
                     continue;
                 };
