@@ -5,6 +5,7 @@
 mod bench_patterns;
 mod check;
 mod eval;
+mod test;
 mod test_event_pattern;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,7 @@ pub struct Cli {
 enum Command {
     Check(check::Args),
     Eval(eval::Args),
+    Test(test::Args),
     TestEventPattern(test_event_pattern::Args),
     BenchPatterns(bench_patterns::Args),
 }
@@ -31,6 +33,7 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Test(args) => test::run(&args),
         Command::TestEventPattern(args) => test_event_pattern::run(&args),
         Command::BenchPatterns(args) => bench_patterns::run(&args),
     };

@@ -11,9 +11,11 @@
 //! - `diagnostic`: `path:line:col: error[rule-id]: message` with the source line.
 //! - `field`: dotted paths and the values an event holds at them.
 //! - `lists`: named lists with wildcard entries.
+//! - [`cases`]: rule tests (`rules/tests/*.toml`), run by `meterwatch test`.
 //! - `condition`: the `where` tests.
 //! - `view`: the fields rules read, parsed from an event's text without building the rest.
 
+pub mod cases;
 mod condition;
 mod diagnostic;
 mod field;

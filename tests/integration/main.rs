@@ -4,4 +4,5 @@ mod bench_patterns;
 mod check;
 mod eval;
 mod support;
+mod test_cmd;
 mod test_event_pattern;
