@@ -5,6 +5,7 @@
 mod bench_patterns;
 mod check;
 mod eval;
+mod explain;
 mod test;
 mod test_event_pattern;
 
@@ -22,6 +23,7 @@ pub struct Cli {
 enum Command {
     Check(check::Args),
     Eval(eval::Args),
+    Explain(explain::Args),
     Test(test::Args),
     TestEventPattern(test_event_pattern::Args),
     BenchPatterns(bench_patterns::Args),
@@ -33,6 +35,7 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Explain(args) => explain::run(&args),
         Command::Test(args) => test::run(&args),
         Command::TestEventPattern(args) => test_event_pattern::run(&args),
         Command::BenchPatterns(args) => bench_patterns::run(&args),

@@ -19,7 +19,12 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub enum Condition {
     /// Holds when its test holds for the pooled values of `fields`.
-    Test { fields: Vec<FieldPath>, test: Test },
+    Test {
+        fields: Vec<FieldPath>,
+        test: Test,
+        /// The test as written (`not_in_list = "allowed_principals"`), for explanations.
+        text: String,
+    },
     /// Holds when any alternative does.
     Any(Vec<Condition>),
 }
@@ -64,7 +69,7 @@ impl Condition {
     pub fn holds(&self, subject: &Subject<'_>) -> bool {
         match self {
             Condition::Any(alternatives) => alternatives.iter().any(|c| c.holds(subject)),
-            Condition::Test { fields, test } => {
+            Condition::Test { fields, test, .. } => {
                 let values: Vec<&Value> = fields
                     .iter()
                     .flat_map(|field| field.values(subject.value))
@@ -80,7 +85,7 @@ impl Condition {
             Condition::Any(alternatives) => {
                 alternatives.iter().flat_map(Condition::fields).collect()
             }
-            Condition::Test { fields, test } => {
+            Condition::Test { fields, test, .. } => {
                 let mut read: Vec<&FieldPath> = fields.iter().collect();
                 if let Test::EqualsField { other, .. } = test {
                     read.push(other);

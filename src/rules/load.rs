@@ -356,7 +356,10 @@ impl RuleContext<'_> {
         let pattern = match (&def.pattern, &def.match_json) {
             (Some(toml_pattern), None) => self.toml_pattern("match", toml_pattern),
             (None, Some(json)) => match Pattern::parse(json.get_ref()) {
-                Ok(pattern) => Some(pattern),
+                // A pattern that parsed is JSON.
+                Ok(pattern) => serde_json::from_str(json.get_ref())
+                    .ok()
+                    .map(|value| (pattern, value)),
                 Err(error) => {
                     self.error(Some(json.span()), pattern_message("match_json", &error));
                     None
@@ -384,7 +387,7 @@ impl RuleContext<'_> {
             .into_iter()
             .filter_map(|for_each| self.for_each(for_each))
             .collect();
-        let pattern = pattern?;
+        let (pattern, pattern_json) = pattern?;
         if !self.ok {
             return None;
         }
@@ -410,6 +413,7 @@ impl RuleContext<'_> {
             arrays.add(&each.array);
         }
         let rule = Rule {
+            pattern_json,
             id: def.id.as_str().into(),
             title: def.title.as_str().into(),
             description: def.description,
@@ -425,7 +429,11 @@ impl RuleContext<'_> {
     }
 
     /// A pattern written as TOML, e.g. `match.detail.errorCode = [{ exists = true }]`.
-    fn toml_pattern(&mut self, key: &str, value: &Spanned<toml::Value>) -> Option<Pattern> {
+    fn toml_pattern(
+        &mut self,
+        key: &str,
+        value: &Spanned<toml::Value>,
+    ) -> Option<(Pattern, Value)> {
         let json = match to_json(value.get_ref(), key) {
             Ok(json) => json,
             Err(message) => {
@@ -434,7 +442,7 @@ impl RuleContext<'_> {
             }
         };
         match Pattern::from_json(&json) {
-            Ok(pattern) => Some(pattern),
+            Ok(pattern) => Some((pattern, json)),
             Err(error) => {
                 self.error(Some(value.span()), pattern_message(key, &error));
                 None
@@ -496,8 +504,9 @@ impl RuleContext<'_> {
             self.error(Some(span), format!("a `where` entry needs exactly one test (regex, not_regex, in_list, not_in_list, equals_field, not_equals_field, older_than, newer_than, match); found {found}"));
             return None;
         }
+        let text = describe(&def, tests[0]);
         let test = self.test(def, &field_texts)?;
-        Some(Condition::Test { fields, test })
+        Some(Condition::Test { fields, test, text })
     }
 
     fn test(&mut self, def: ConditionDef, fields: &[String]) -> Option<Test> {
@@ -612,7 +621,7 @@ impl RuleContext<'_> {
         let array = self.field(&def.array, &span)?;
         let pattern = match &def.pattern {
             None => None,
-            Some(value) => Some(single(self.toml_pattern("for_each.match", value)?)),
+            Some(value) => Some(single(self.toml_pattern("for_each.match", value)?.0)),
         };
         Some(ForEach { array, pattern })
     }
@@ -652,6 +661,32 @@ fn test_names(def: &ConditionDef) -> Vec<&'static str> {
     .into_iter()
     .filter_map(|(name, present)| present.then_some(name))
     .collect()
+}
+
+/// The test as written, e.g. `not_in_list = "allowed_principals"`, for explanations.
+fn describe(def: &ConditionDef, name: &str) -> String {
+    let text = [
+        &def.regex,
+        &def.not_regex,
+        &def.in_list,
+        &def.not_in_list,
+        &def.equals_field,
+        &def.not_equals_field,
+        &def.older_than,
+        &def.newer_than,
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    .map(|text| Value::String(text.get_ref().clone()));
+    let value = text
+        .or_else(|| {
+            def.values
+                .as_ref()
+                .and_then(|values| to_json(values.get_ref(), "match").ok())
+        })
+        .unwrap_or(Value::Null);
+    format!("{name} = {value}")
 }
 
 fn has_test(def: &ConditionDef) -> bool {

@@ -13,11 +13,13 @@
 //! - `lists`: named lists with wildcard entries.
 //! - [`cases`]: rule tests (`rules/tests/*.toml`), run by `meterwatch test`.
 //! - `condition`: the `where` tests.
+//! - [`explain`]: why each rule did or did not fire for an event.
 //! - `view`: the fields rules read, parsed from an event's text without building the rest.
 
 pub mod cases;
 mod condition;
 mod diagnostic;
+pub mod explain;
 mod field;
 mod file;
 mod lists;
@@ -49,6 +51,8 @@ pub struct Rule {
     pub enabled: bool,
     /// Where the rule is defined, for messages.
     pub file: PathBuf,
+    /// The rule's EventBridge pattern as JSON (from `match` or `match_json`).
+    pub pattern_json: Value,
     conditions: Vec<Condition>,
     for_each: Vec<ForEach>,
     /// The `for_each` arrays, parsed only when the rule raises: they can be large.

@@ -3,6 +3,7 @@
 mod bench_patterns;
 mod check;
 mod eval;
+mod explain;
 mod support;
 mod test_cmd;
 mod test_event_pattern;
