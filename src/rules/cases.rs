@@ -18,6 +18,7 @@ use super::field::FieldPath;
 use super::{LoadError, RuleSet};
 use crate::alert::Alert;
 use crate::envelope;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -25,30 +26,37 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 /// A rule test file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CaseFile {
+#[schemars(title = "meterwatch rule tests")]
+pub(crate) struct CaseFile {
+    /// The tests.
     #[serde(rename = "test")]
+    #[schemars(with = "Vec<CaseDef>")]
     tests: Vec<Spanned<CaseDef>>,
 }
 
 /// One `[[test]]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CaseDef {
     /// Shown on the test's line.
     name: String,
     /// A file of message bodies (one JSON document, or JSON lines), relative to the test file.
+    #[schemars(with = "Option<String>")]
     event: Option<Spanned<String>>,
     /// A message body written inline.
+    #[schemars(with = "Option<String>")]
     event_json: Option<Spanned<String>>,
     /// The ids of the rules that must fire: no more, no fewer (order and repeats aside).
+    #[schemars(with = "Vec<String>")]
     rules: Spanned<Vec<Spanned<String>>>,
     /// How many alerts in all, when given.
     alerts: Option<usize>,
     /// Alerts that must be among those raised: dotted paths into the alert's JSON (as `eval`
     /// prints it) with the values expected there.
     #[serde(default)]
+    #[schemars(with = "Vec<std::collections::BTreeMap<String, serde_json::Value>>")]
     alert: Vec<toml::Table>,
 }
 

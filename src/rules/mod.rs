@@ -84,6 +84,16 @@ thread_local! {
     static SCRATCH: RefCell<(Scratch, Vec<usize>)> = RefCell::new((Scratch::default(), Vec::new()));
 }
 
+/// The JSON Schema of rule files, generated from the types `load` reads, for editors.
+pub fn rule_file_schema() -> Value {
+    schemars::schema_for!(file::RuleFile).to_value()
+}
+
+/// The JSON Schema of rule test files.
+pub fn test_file_schema() -> Value {
+    schemars::schema_for!(cases::CaseFile).to_value()
+}
+
 impl RuleSet {
     /// Loads every rule file at `paths` (files, or directories whose `*.toml` files are
     /// read in name order). Any problem anywhere rejects the whole set, with every

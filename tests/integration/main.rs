@@ -4,6 +4,7 @@ mod bench_patterns;
 mod check;
 mod eval;
 mod explain;
+mod schema;
 mod support;
 mod test_cmd;
 mod test_event_pattern;
