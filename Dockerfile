@@ -8,10 +8,7 @@
 # the shipped rules at /etc/meterwatch/rules; queue, topic and table come from METERWATCH_* env
 # (see deploy/README.md). Mount a directory over /etc/meterwatch/rules to replace the rules.
 
-ARG RUST_IMAGE=rust:1.95-bookworm
-ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
-
-FROM ${RUST_IMAGE} AS builder
+FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 
 # Dependency layer: manifests plus empty targets, so this layer (crates.io downloads and the
@@ -35,7 +32,8 @@ RUN touch src/main.rs src/lib.rs crates/pattern/src/lib.rs \
     && cargo build --release --locked --bin meterwatch \
     && install -D -m 0755 target/release/meterwatch /out/meterwatch
 
-FROM ${RUNTIME_IMAGE}
+# distroless/cc: glibc and libgcc for the Rust binary, CA certificates for AWS TLS, no shell.
+FROM gcr.io/distroless/cc-debian12:nonroot
 # checkov:skip=CKV_DOCKER_2: distroless has no shell or curl for a HEALTHCHECK, and meterwatch has no health subcommand; ECS watches the process exit and Kubernetes probes /healthz and /readyz over HTTP.
 LABEL org.opencontainers.image.title="meterwatch" \
       org.opencontainers.image.description="Watches AWS Marketplace metering calls and alerts through SNS" \

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/lint-deploy and scripts/moto-cfn-smoke: one tool venv under target/,
 # reinstalled only when the pinned requirements change.
 VENV=target/lint-venv
