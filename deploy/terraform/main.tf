@@ -175,8 +175,10 @@ resource "aws_sqs_queue_policy" "dead_letter" {
 resource "aws_sns_topic" "alerts" {
   name         = "${var.name_prefix}-alerts"
   display_name = "meterwatch"
-  # Only the daemon publishes here (an IAM principal), so the AWS-managed key works.
-  kms_master_key_id = local.use_kms ? var.kms_key_arn : "alias/aws/sns"
+  # The customer key when given. Otherwise the AWS-managed key (only the daemon, an IAM
+  # principal, publishes here), except with Slack: AWS Chatbot does not deliver from topics
+  # encrypted with the AWS-managed key.
+  kms_master_key_id = local.use_kms ? var.kms_key_arn : (local.has_slack ? null : "alias/aws/sns")
   tags              = var.tags
 }
 
