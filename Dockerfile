@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # meterwatch container image: a release build on distroless (glibc, CA certificates, no shell).
 #
 #   docker build -t meterwatch .
@@ -8,7 +7,8 @@
 # the shipped rules at /etc/meterwatch/rules; queue, topic and table come from METERWATCH_* env
 # (see deploy/README.md). Mount a directory over /etc/meterwatch/rules to replace the rules.
 
-FROM rust:1.95-bookworm AS builder
+# Registry-qualified image names, so podman and buildah resolve them without search registries.
+FROM docker.io/library/rust:1.95-bookworm AS builder
 WORKDIR /src
 
 # Dependency layer: manifests plus empty targets, so this layer (crates.io downloads and the
