@@ -2,6 +2,7 @@
 
 mod bench_patterns;
 mod check;
+mod docs;
 mod eval;
 mod explain;
 mod schema;
