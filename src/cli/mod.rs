@@ -6,6 +6,7 @@ mod bench_patterns;
 mod check;
 mod eval;
 mod explain;
+mod preview;
 mod schema;
 mod test;
 mod test_event_pattern;
@@ -25,6 +26,7 @@ enum Command {
     Check(check::Args),
     Eval(eval::Args),
     Explain(explain::Args),
+    Preview(preview::Args),
     Schema(schema::Args),
     Test(test::Args),
     TestEventPattern(test_event_pattern::Args),
@@ -38,6 +40,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Explain(args) => explain::run(&args),
+        Command::Preview(args) => preview::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Test(args) => test::run(&args),
         Command::TestEventPattern(args) => test_event_pattern::run(&args),

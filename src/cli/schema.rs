@@ -1,6 +1,7 @@
 //! `meterwatch schema`: the JSON Schemas editors validate meterwatch's TOML files with.
 
 use crate::rules;
+
 use std::process::ExitCode;
 
 /// Prints the JSON Schema of a kind of file (the files under `schema/` are its output).
@@ -16,12 +17,15 @@ enum Kind {
     Rules,
     /// Rule test files (`rules/tests/*.toml`).
     Tests,
+    /// The JSON alert document machine subscribers receive.
+    Alert,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let schema = match args.kind {
         Kind::Rules => rules::rule_file_schema(),
         Kind::Tests => rules::test_file_schema(),
+        Kind::Alert => crate::alert::document_schema(),
     };
     println!("{}", serde_json::to_string_pretty(&schema)?);
     Ok(ExitCode::SUCCESS)

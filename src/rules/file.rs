@@ -35,8 +35,19 @@ pub(crate) struct RuleFile {
 pub(crate) struct RuleDef {
     /// Unique across all loaded files, kebab-case; alerts and tooling refer to it.
     pub id: String,
-    /// One line, shown as the alert's title.
-    pub title: String,
+    /// One line, shown as the alert's title; a template (minijinja) like `summary`.
+    #[schemars(with = "String")]
+    pub title: Spanned<String>,
+    /// What happened, in one sentence (a template); without it, a default says who called
+    /// what, where, and how it failed.
+    #[schemars(with = "Option<String>")]
+    pub summary: Option<Spanned<String>>,
+    /// Details and what to do (a template), shown in email and Slack under the summary.
+    #[schemars(with = "Option<String>")]
+    pub body: Option<Spanned<String>>,
+    /// Steps for whoever receives the alert (listed in Slack and in the alert document).
+    #[serde(default)]
+    pub next_steps: Vec<String>,
     /// What the rule catches and why it matters; shown to people reading rules.
     #[serde(default)]
     pub description: String,

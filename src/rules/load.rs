@@ -13,6 +13,7 @@ use super::file::{ConditionDef, ForEachDef, RuleDef};
 use super::lists::List;
 use super::view::FieldTree;
 use super::{ForEach, Rule, RuleSet};
+use crate::alert::template::{DEFAULT_SUMMARY, Kind, Templates};
 use jiff::SignedDuration;
 use meterwatch_pattern::{Matcher, MatcherBuilder, Pattern, PatternError};
 use regex::Regex;
@@ -123,6 +124,7 @@ struct Loader {
     lists: Vec<Located<(String, Vec<Spanned<String>>)>>,
     rules: Vec<Located<RuleDef>>,
     diagnostics: Vec<Diagnostic>,
+    templates: Templates,
 }
 
 impl Loader {
@@ -290,6 +292,7 @@ impl Loader {
             matcher: builder.build(),
             lists,
             view,
+            templates: self.templates,
         })
     }
 
@@ -412,10 +415,25 @@ impl RuleContext<'_> {
         for each in &for_each {
             arrays.add(&each.array);
         }
+        self.template(&def.id, Kind::Title, &def.title);
+        match &def.summary {
+            Some(summary) => self.template(&def.id, Kind::Summary, summary),
+            None => {
+                let default = Spanned::new(self.span.clone(), DEFAULT_SUMMARY.to_owned());
+                self.template(&def.id, Kind::Summary, &default);
+            }
+        }
+        if let Some(body) = &def.body {
+            self.template(&def.id, Kind::Body, body);
+        }
+        if !self.ok {
+            return None;
+        }
         let rule = Rule {
             pattern_json,
+            next_steps: def.next_steps,
             id: def.id.as_str().into(),
-            title: def.title.as_str().into(),
+            title: def.title.get_ref().as_str().into(),
             description: def.description,
             severity: def.severity,
             enabled: def.enabled,
@@ -426,6 +444,16 @@ impl RuleContext<'_> {
             fields,
         };
         Some((rule, pattern))
+    }
+
+    /// Compiles one of the rule's templates (and renders it against a sample event).
+    fn template(&mut self, id: &str, kind: Kind, source: &Spanned<String>) {
+        if let Err(message) = self.loader.templates.add(id, kind, source.get_ref()) {
+            self.error(
+                Some(source.span()),
+                format!("invalid `{}` template: {message}", kind.as_str()),
+            );
+        }
     }
 
     /// A pattern written as TOML, e.g. `match.detail.errorCode = [{ exists = true }]`.

@@ -5,6 +5,7 @@ mod check;
 mod docs;
 mod eval;
 mod explain;
+mod preview;
 mod schema;
 mod support;
 mod test_cmd;
