@@ -87,23 +87,14 @@ pub(crate) enum Parsed {
 }
 
 /// An IP address as AWS reads one: four dot-separated decimal numbers (leading zeros
-/// allowed), or hex digits and colons.
+/// allowed), or hex digits and colons. Runs for every value of a field a `cidr` leaf
+/// names, so it is a plain byte scan that allocates nothing.
 pub(crate) fn parse_address(text: &str) -> Parsed {
-    let octets: Vec<&str> = text.split('.').collect();
-    if octets.len() == 4
-        && octets
-            .iter()
-            .all(|o| !o.is_empty() && o.bytes().all(|b| b.is_ascii_digit()))
-    {
-        let mut bytes = [0u8; 4];
-        for (byte, octet) in bytes.iter_mut().zip(&octets) {
-            match octet.trim_start_matches('0').parse::<u8>() {
-                Ok(value) => *byte = value,
-                Err(_) if octet.bytes().all(|b| b == b'0') => *byte = 0,
-                Err(_) => return Parsed::Invalid,
-            }
-        }
-        return Parsed::Address(IpAddr::from(bytes));
+    if let Some(octets) = dotted_quad(text.as_bytes()) {
+        return match octets {
+            [Some(a), Some(b), Some(c), Some(d)] => Parsed::Address(IpAddr::from([a, b, c, d])),
+            _ => Parsed::Invalid,
+        };
     }
     if text.contains(':') && text.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
         return match text.parse::<std::net::Ipv6Addr>() {
@@ -112,6 +103,31 @@ pub(crate) fn parse_address(text: &str) -> Parsed {
         };
     }
     Parsed::Nonstandard
+}
+
+/// The four numbers of `text` if it is shaped as four dot-separated runs of decimal
+/// digits; each is `None` when above 255.
+fn dotted_quad(text: &[u8]) -> Option<[Option<u8>; 4]> {
+    let mut octets = [None; 4];
+    let mut parts = text.split(|&b| b == b'.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        // Leading zeros are decimal padding, not octal.
+        let digits = &part[part.iter().take_while(|&&b| b == b'0').count()..];
+        *octet = match digits.len() {
+            0..=3 => u8::try_from(
+                digits
+                    .iter()
+                    .fold(0u32, |n, &digit| n * 10 + u32::from(digit - b'0')),
+            )
+            .ok(),
+            _ => None,
+        };
+    }
+    parts.next().is_none().then_some(octets)
 }
 
 fn same_prefix(net: u128, addr: u128, width: u32, prefix_len: u8) -> bool {
