@@ -41,6 +41,7 @@ impl Children {
         self.names.is_empty()
     }
 
+    #[inline]
     fn get(&self, key: &str) -> Option<u32> {
         let len = key.len();
         let [start, end] = *self.starts.get(len..len + 2)? else {
