@@ -106,28 +106,33 @@ pub(crate) fn parse_address(text: &str) -> Parsed {
 }
 
 /// The four numbers of `text` if it is shaped as four dot-separated runs of decimal
-/// digits; each is `None` when above 255.
+/// digits (leading zeros are padding, not octal); each is `None` when above 255.
 fn dotted_quad(text: &[u8]) -> Option<[Option<u8>; 4]> {
     let mut octets = [None; 4];
-    let mut parts = text.split(|&b| b == b'.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-            return None;
+    let mut done = 0;
+    // Saturates at 256, which is out of range however many digits follow.
+    let mut value = 0u32;
+    let mut digits = 0;
+    for &byte in text {
+        match byte {
+            b'0'..=b'9' => {
+                value = (value * 10 + u32::from(byte - b'0')).min(256);
+                digits += 1;
+            }
+            b'.' if digits > 0 && done < 3 => {
+                octets[done] = u8::try_from(value).ok();
+                done += 1;
+                value = 0;
+                digits = 0;
+            }
+            _ => return None,
         }
-        // Leading zeros are decimal padding, not octal.
-        let digits = &part[part.iter().take_while(|&&b| b == b'0').count()..];
-        *octet = match digits.len() {
-            0..=3 => u8::try_from(
-                digits
-                    .iter()
-                    .fold(0u32, |n, &digit| n * 10 + u32::from(digit - b'0')),
-            )
-            .ok(),
-            _ => None,
-        };
     }
-    parts.next().is_none().then_some(octets)
+    if digits == 0 || done < 3 {
+        return None;
+    }
+    octets[3] = u8::try_from(value).ok();
+    Some(octets)
 }
 
 fn same_prefix(net: u128, addr: u128, width: u32, prefix_len: u8) -> bool {
@@ -141,6 +146,38 @@ mod tests {
 
     fn cidr(text: &str) -> Cidr {
         Cidr::parse("ip", text).expect("valid cidr")
+    }
+
+    #[test]
+    fn dotted_quads_are_read_as_aws_reads_them() {
+        assert_eq!(
+            dotted_quad(b"10.0.0.1"),
+            Some([Some(10), Some(0), Some(0), Some(1)])
+        );
+        assert_eq!(
+            dotted_quad(b"010.000.0255.1"),
+            Some([Some(10), Some(0), Some(255), Some(1)])
+        );
+        assert_eq!(
+            dotted_quad(b"1.2.3.256"),
+            Some([Some(1), Some(2), Some(3), None])
+        );
+        assert_eq!(
+            dotted_quad(b"1.2.3.99999999999"),
+            Some([Some(1), Some(2), Some(3), None])
+        );
+        for shapeless in [
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            "1.2.3.",
+            ".1.2.3",
+            "1.2.3.x",
+            "",
+            "a",
+        ] {
+            assert_eq!(dotted_quad(shapeless.as_bytes()), None, "{shapeless}");
+        }
     }
 
     #[test]
