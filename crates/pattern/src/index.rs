@@ -38,6 +38,21 @@ impl FieldIndex {
         !matches!(predicate, Predicate::AnythingBut(_))
     }
 
+    /// Whether every value this index names a branch for through `predicate` satisfies
+    /// it, so that a branch with no other leaf needs no verification. Wildcards are found
+    /// through one literal only; the case-folding tables are left to verification too.
+    pub(crate) fn answers_exactly(predicate: &Predicate) -> bool {
+        matches!(
+            predicate,
+            Predicate::Exact(_)
+                | Predicate::Prefix(_)
+                | Predicate::Suffix(_)
+                | Predicate::Numeric(_)
+                | Predicate::Cidr(_)
+                | Predicate::Exists
+        )
+    }
+
     pub(crate) fn insert(&mut self, predicate: &Predicate, branch: BranchId) {
         use crate::value::Literal;
         match predicate {

@@ -58,6 +58,9 @@ pub struct Matcher<T> {
 struct Branch {
     pattern: u32,
     slots: Box<[Slot]>,
+    /// Its one leaf is its anchor and the index answers that leaf exactly: being a
+    /// candidate is matching.
+    settled_by_anchor: bool,
 }
 
 /// A leaf of a branch, resolved to a field id.
@@ -98,6 +101,7 @@ impl<T> Matcher<T> {
                 branches.push(Branch {
                     pattern: pattern_idx as u32,
                     slots,
+                    settled_by_anchor: false,
                 });
             }
             ids.push(id);
@@ -121,6 +125,7 @@ impl<T> Matcher<T> {
 
         let mut indexes: Vec<FieldIndex> = (0..n_fields).map(|_| FieldIndex::default()).collect();
         let mut always = Vec::new();
+        let mut settled = Vec::with_capacity(branches.len());
         for (branch_idx, branch) in branches.iter().enumerate() {
             let branch_id = branch_idx as BranchId;
             match branch
@@ -133,9 +138,19 @@ impl<T> Matcher<T> {
                     for predicate in &anchor.predicates {
                         indexes[anchor.field as usize].insert(predicate, branch_id);
                     }
+                    settled.push(
+                        branch.slots.len() == 1
+                            && anchor.predicates.iter().all(FieldIndex::answers_exactly),
+                    );
                 }
-                None => always.push(branch_id),
+                None => {
+                    always.push(branch_id);
+                    settled.push(false);
+                }
             }
+        }
+        for (branch, settled) in branches.iter_mut().zip(settled) {
+            branch.settled_by_anchor = settled;
         }
         indexes.iter_mut().for_each(FieldIndex::finish);
         Matcher {
@@ -210,7 +225,7 @@ impl<T> Matcher<T> {
                     epoch,
                 };
                 scratch.chosen.clear();
-                if view.satisfies(&branch.slots, &mut scratch.chosen) {
+                if branch.settled_by_anchor || view.satisfies(&branch.slots, &mut scratch.chosen) {
                     scratch.pattern_seen[pattern] = epoch;
                     found.push(pattern);
                 }
