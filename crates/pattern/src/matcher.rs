@@ -324,6 +324,9 @@ impl EventView<'_, '_> {
             {
                 present = true;
                 if slot.predicates.iter().any(|p| p.matches(&value.scalar)) {
+                    if rest.is_empty() {
+                        return true;
+                    }
                     chosen.push(value_idx);
                     if self.satisfies(rest, chosen) {
                         return true;
