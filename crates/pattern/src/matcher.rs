@@ -49,6 +49,8 @@ pub struct Matcher<T> {
     n_fields: usize,
     branches: Vec<Branch>,
     indexes: Vec<FieldIndex>,
+    /// The fields some anchor is indexed under: only their values are looked up.
+    indexed_fields: Box<[u32]>,
     /// Branches with no indexable leaf (only `anything-but` / `exists: false`): verified for
     /// every event.
     always: Vec<BranchId>,
@@ -125,6 +127,7 @@ impl<T> Matcher<T> {
 
         let mut indexes: Vec<FieldIndex> = (0..n_fields).map(|_| FieldIndex::default()).collect();
         let mut always = Vec::new();
+        let mut indexed_fields = Vec::new();
         let mut settled = Vec::with_capacity(branches.len());
         for (branch_idx, branch) in branches.iter().enumerate() {
             let branch_id = branch_idx as BranchId;
@@ -135,6 +138,7 @@ impl<T> Matcher<T> {
                 .min_by_key(|slot| cost(slot))
             {
                 Some(anchor) => {
+                    indexed_fields.push(anchor.field);
                     for predicate in &anchor.predicates {
                         indexes[anchor.field as usize].insert(predicate, branch_id);
                     }
@@ -153,12 +157,15 @@ impl<T> Matcher<T> {
             branch.settled_by_anchor = settled;
         }
         indexes.iter_mut().for_each(FieldIndex::finish);
+        indexed_fields.sort_unstable();
+        indexed_fields.dedup();
         Matcher {
             ids,
             trie,
             n_fields: n_fields as usize,
             branches,
             indexes,
+            indexed_fields: indexed_fields.into(),
             always,
         }
     }
@@ -257,11 +264,12 @@ impl<T> Matcher<T> {
             }
         };
         add(&self.always);
-        for (field, &(stamp, mut value_idx)) in heads.iter().enumerate() {
+        for &field in &self.indexed_fields {
+            let (stamp, mut value_idx) = heads[field as usize];
             if stamp != epoch {
                 continue;
             }
-            let index = &self.indexes[field];
+            let index = &self.indexes[field as usize];
             while value_idx != NONE {
                 let value = &values[value_idx as usize];
                 index.candidates(&value.scalar, &mut add);
