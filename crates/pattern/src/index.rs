@@ -235,15 +235,24 @@ impl AffixIndex {
     }
 }
 
-/// Wildcards, found through the longest literal each one requires (one Aho-Corasick pass
-/// over the value for all of them); those with no literal (`*`) are candidates for every
-/// string.
+/// Wildcards, found through the longest literal each one requires (one pass over the value
+/// for all of them); those with no literal (`*`) are candidates for every string.
 #[derive(Debug, Default)]
 struct WildcardIndex {
     literals: Vec<String>,
     literal_branches: Vec<Vec<BranchId>>,
     unanchored: Vec<BranchId>,
-    automaton: Option<AhoCorasick>,
+    searcher: Option<LiteralSearch>,
+}
+
+/// Finds which literals occur in a value.
+#[derive(Debug)]
+enum LiteralSearch {
+    /// The usual case of one literal per field: a substring search that stops at the first
+    /// occurrence.
+    One(memchr::memmem::Finder<'static>),
+    /// Overlapping matches, so that no literal hides another.
+    Many(AhoCorasick),
 }
 
 impl WildcardIndex {
@@ -263,16 +272,25 @@ impl WildcardIndex {
     }
 
     fn build(&mut self) {
-        if !self.literals.is_empty() {
+        self.searcher = match &self.literals[..] {
+            [] => None,
+            [literal] => Some(LiteralSearch::One(
+                memchr::memmem::Finder::new(literal.as_bytes()).into_owned(),
+            )),
             // Literals are plain strings; building cannot fail for inputs this small.
-            self.automaton = AhoCorasick::new(&self.literals).ok();
-        }
+            literals => AhoCorasick::new(literals).ok().map(LiteralSearch::Many),
+        };
     }
 
     fn probe(&self, text: &str, found: &mut impl FnMut(&[BranchId])) {
         found(&self.unanchored);
-        match &self.automaton {
-            Some(automaton) => {
+        match &self.searcher {
+            Some(LiteralSearch::One(finder)) => {
+                if finder.find(text.as_bytes()).is_some() {
+                    found(&self.literal_branches[0]);
+                }
+            }
+            Some(LiteralSearch::Many(automaton)) => {
                 for hit in automaton.find_overlapping_iter(text) {
                     found(&self.literal_branches[hit.pattern().as_usize()]);
                 }
