@@ -182,7 +182,10 @@ impl<'s, 'a> Sink<'s, 'a> {
         let idx = self.values.len() as u32;
         *head = (self.epoch, idx);
         let trail_start = self.trails.len() as u32;
-        self.trails.extend_from_slice(self.trail_stack);
+        // Most values sit in no array; skip even the capacity check for them.
+        if !self.trail_stack.is_empty() {
+            self.trails.extend_from_slice(self.trail_stack);
+        }
         self.values.push(FieldValue {
             scalar,
             trail_start,
