@@ -250,7 +250,7 @@ struct WildcardIndex {
 enum LiteralSearch {
     /// The usual case of one literal per field: a substring search that stops at the first
     /// occurrence.
-    One(memchr::memmem::Finder<'static>),
+    One(Box<memchr::memmem::Finder<'static>>),
     /// Overlapping matches, so that no literal hides another.
     Many(AhoCorasick),
 }
@@ -274,9 +274,9 @@ impl WildcardIndex {
     fn build(&mut self) {
         self.searcher = match &self.literals[..] {
             [] => None,
-            [literal] => Some(LiteralSearch::One(
+            [literal] => Some(LiteralSearch::One(Box::new(
                 memchr::memmem::Finder::new(literal.as_bytes()).into_owned(),
-            )),
+            ))),
             // Literals are plain strings; building cannot fail for inputs this small.
             literals => AhoCorasick::new(literals).ok().map(LiteralSearch::Many),
         };

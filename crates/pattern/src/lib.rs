@@ -19,7 +19,8 @@
 //!   each judges a value.
 //! - `flatten`: event text → the leaf values of wanted fields, with array trails; unwanted
 //!   parts are skipped by the JSON parser without building values.
-//! - `index`: per-field value → candidate branches (hash maps, affix tables, Aho-Corasick).
+//! - `index`: per-field value → candidate branches (hash maps, affix tables, substring
+//!   search for wildcard literals).
 //! - [`matcher`]: builds the index from many patterns; matches = candidates, then exact verify.
 //! - `reference` (feature `reference`): the brute-force oracle for property tests.
 //!
