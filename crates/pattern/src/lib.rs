@@ -15,6 +15,7 @@
 //!
 //! # Layout
 //! - [`pattern`]: pattern text → a checked tree of leaves and `$or` groups; errors worded as AWS's.
+//! - `pattern_json`: pattern text as JSON that keeps duplicate keys, as AWS reads them.
 //! - [`op`]: the operators (one file each where there is more than a line to say) and how
 //!   each judges a value.
 //! - `flatten`: event text → the leaf values of wanted fields, with array trails; unwanted
@@ -32,6 +33,7 @@ mod index;
 pub mod matcher;
 pub mod op;
 pub mod pattern;
+mod pattern_json;
 #[cfg(feature = "reference")]
 pub mod reference;
 mod value;

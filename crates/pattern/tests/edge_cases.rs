@@ -736,6 +736,38 @@ fn several_alternatives_in_one_leaf_are_or() {
 }
 
 #[test]
+fn duplicate_object_keys_in_a_pattern_add_up() {
+    // event-ruler reads the pattern as a stream: both objects under `a` are read.
+    let pattern = r#"{"a": {"b": ["x"]}, "a": {"c": ["y"]}}"#;
+    check(pattern, r#"{"a": {"b": "x", "c": "y"}}"#, true);
+    check(pattern, r#"{"a": {"c": "y"}}"#, false);
+    check(pattern, r#"{"a": {"b": "x"}}"#, false);
+    // Nested duplicates add up too; one path given twice keeps the later leaf.
+    let pattern = r#"{"a": {"b": {"c": ["1"]}}, "a": {"b": {"d": ["2"]}, "e": ["3"]}}"#;
+    check(
+        pattern,
+        r#"{"a": {"b": {"c": "1", "d": "2"}, "e": "3"}}"#,
+        true,
+    );
+    check(pattern, r#"{"a": {"b": {"d": "2"}, "e": "3"}}"#, false);
+    let pattern = r#"{"a": {"b": ["1"]}, "a": {"b": ["2"]}}"#;
+    check(pattern, r#"{"a": {"b": "2"}}"#, true);
+    check(pattern, r#"{"a": {"b": "1"}}"#, false);
+    // Two `$or` keys: one alternative of each.
+    let pattern = r#"{"$or": [{"a": ["1"]}, {"b": ["2"]}], "$or": [{"c": ["3"]}, {"d": ["4"]}]}"#;
+    check(pattern, r#"{"b": "2", "c": "3"}"#, true);
+    check(pattern, r#"{"a": "1", "b": "2"}"#, false);
+}
+
+#[test]
+fn an_operator_given_twice_is_invalid() {
+    check_invalid(
+        r#"{"a": [{"prefix": "x", "prefix": "y"}]}"#,
+        "Only one key allowed in match expression",
+    );
+}
+
+#[test]
 fn duplicate_pattern_paths_keep_the_last_one() {
     let pattern = r#"{"a": [{"prefix": "us-"}], "a": [{"anything-but": "us-east"}]}"#;
     check(pattern, r#"{"a": "eu-central-1"}"#, true);
