@@ -259,12 +259,12 @@ impl<'de: 'a, 'a> Visitor<'de> for NodeVisitor<'_, '_, '_, 'a> {
     }
 
     fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        self.leaf(Scalar::Num(v as f64));
+        self.leaf(Scalar::integer(v.into()));
         Ok(())
     }
 
     fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        self.leaf(Scalar::Num(v as f64));
+        self.leaf(Scalar::integer(v.into()));
         Ok(())
     }
 

@@ -17,6 +17,7 @@ pub(crate) struct FieldIndex {
     any_value: Vec<BranchId>,
     strings: FxHashMap<Box<str>, Vec<BranchId>>,
     numbers: FxHashMap<u64, Vec<BranchId>>,
+    big_ints: FxHashMap<i128, Vec<BranchId>>,
     trues: Vec<BranchId>,
     falses: Vec<BranchId>,
     nulls: Vec<BranchId>,
@@ -62,6 +63,9 @@ impl FieldIndex {
             Predicate::Exact(Literal::Num(n)) => {
                 self.numbers.entry(number_key(*n)).or_default().push(branch)
             }
+            Predicate::Exact(Literal::BigInt(n)) => {
+                self.big_ints.entry(*n).or_default().push(branch)
+            }
             Predicate::Exact(Literal::Bool(true)) => self.trues.push(branch),
             Predicate::Exact(Literal::Bool(false)) => self.falses.push(branch),
             Predicate::Exact(Literal::Null) => self.nulls.push(branch),
@@ -100,6 +104,11 @@ impl FieldIndex {
                     if range.contains(*n) {
                         found(branches);
                     }
+                }
+            }
+            Scalar::BigInt(n) => {
+                if let Some(branches) = self.big_ints.get(n) {
+                    found(branches);
                 }
             }
             Scalar::Bool(true) => found(&self.trues),

@@ -111,6 +111,84 @@ fn numbers_compare_by_value_not_spelling() {
 }
 
 #[test]
+fn integers_no_double_holds_exactly_compare_by_text() {
+    // 2^53 + 1 rounds to 2^53 as a double; AWS compares such integers by their text.
+    check(
+        r#"{"a": [9007199254740993]}"#,
+        r#"{"a": 9007199254740993}"#,
+        true,
+    );
+    check(
+        r#"{"a": [9007199254740993]}"#,
+        r#"{"a": 9007199254740992}"#,
+        false,
+    );
+    check(
+        r#"{"a": [9007199254740992]}"#,
+        r#"{"a": 9007199254740993}"#,
+        false,
+    );
+    check(
+        r#"{"a": [12345678901234567890]}"#,
+        r#"{"a": 12345678901234567890}"#,
+        true,
+    );
+    check(
+        r#"{"a": [12345678901234567890]}"#,
+        r#"{"a": 12345678901234567891}"#,
+        false,
+    );
+    check(
+        r#"{"a": [-9007199254740993]}"#,
+        r#"{"a": -9007199254740993}"#,
+        true,
+    );
+    check(
+        r#"{"a": [-9007199254740993]}"#,
+        r#"{"a": -9007199254740992}"#,
+        false,
+    );
+    // The text is not a number to `numeric`, and not a string either.
+    check(
+        r#"{"a": [{"numeric": [">", 0]}]}"#,
+        r#"{"a": 9007199254740993}"#,
+        false,
+    );
+    check(
+        r#"{"a": ["9007199254740993"]}"#,
+        r#"{"a": 9007199254740993}"#,
+        false,
+    );
+    check(
+        r#"{"a": [{"anything-but": [9007199254740993]}]}"#,
+        r#"{"a": 9007199254740993}"#,
+        false,
+    );
+    check(
+        r#"{"a": [{"anything-but": [1]}]}"#,
+        r#"{"a": 9007199254740993}"#,
+        true,
+    );
+    check(
+        r#"{"a": [{"exists": true}]}"#,
+        r#"{"a": 9007199254740993}"#,
+        true,
+    );
+    // Large integers a double does hold exactly (shortest form = the integer) stay numbers.
+    check(
+        r#"{"a": [9007199254740992]}"#,
+        r#"{"a": 9007199254740992.0}"#,
+        true,
+    );
+    check(r#"{"a": [1e19]}"#, r#"{"a": 10000000000000000000}"#, true);
+    check(
+        r#"{"a": [{"numeric": [">", 9e18]}]}"#,
+        r#"{"a": 10000000000000000000}"#,
+        true,
+    );
+}
+
+#[test]
 fn numeric_never_matches_numeric_strings() {
     check(
         r#"{"a": [{"numeric": [">", 100]}]}"#,
