@@ -87,6 +87,8 @@ impl<T> Matcher<T> {
         let mut n_fields = 0u32;
         let mut branches = Vec::new();
         let mut ids = Vec::with_capacity(patterns.len());
+        // Per field, the dots in its path.
+        let mut depths: Vec<usize> = Vec::new();
         for (pattern_idx, (id, pattern)) in patterns.into_iter().enumerate() {
             let expanded = pattern
                 .branches()
@@ -94,10 +96,17 @@ impl<T> Matcher<T> {
             for leaves in expanded {
                 let slots = leaves
                     .into_iter()
-                    .map(|leaf| Slot {
-                        field: trie.insert(&leaf.path, &mut n_fields),
-                        predicates: leaf.predicates.clone().into(),
-                        absent_ok: leaf.absent_ok,
+                    .map(|leaf| {
+                        let field = trie.insert(&leaf.path, &mut n_fields);
+                        if depths.len() <= field as usize {
+                            depths.resize(field as usize + 1, 0);
+                        }
+                        depths[field as usize] = leaf.path.matches('.').count();
+                        Slot {
+                            field,
+                            predicates: leaf.predicates.clone().into(),
+                            absent_ok: leaf.absent_ok,
+                        }
                     })
                     .collect();
                 branches.push(Branch {
@@ -118,11 +127,15 @@ impl<T> Matcher<T> {
                 *popularity.entry(key(slot, predicate)).or_default() += 1;
             }
         }
-        let cost = |slot: &Slot| -> u64 {
-            slot.predicates
+        // Ties go to the deeper field: top-level fields are the envelope (`source`,
+        // `detail-type`, `account`...), which most events a rule set sees share.
+        let cost = |slot: &Slot| -> (u64, std::cmp::Reverse<usize>) {
+            let shared = slot
+                .predicates
                 .iter()
                 .map(|p| u64::from(popularity[&key(slot, p)]) + anchor_weight(p))
-                .sum()
+                .sum();
+            (shared, std::cmp::Reverse(depths[slot.field as usize]))
         };
 
         let mut indexes: Vec<FieldIndex> = (0..n_fields).map(|_| FieldIndex::default()).collect();
