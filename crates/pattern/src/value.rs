@@ -8,8 +8,9 @@ use std::borrow::Cow;
 pub enum Scalar<'a> {
     Str(Cow<'a, str>),
     Num(f64),
-    /// An integer that no double stands for exactly (see [`exact_double`]): AWS compares it
-    /// by its text, so it equals only the same integer and is no number to `numeric`.
+    /// An integer that no double stands for exactly (the double's shortest decimal form is
+    /// another number, as for most integers beyond 2^53): AWS compares it by its text, so it
+    /// equals only the same integer and is no number to `numeric`.
     BigInt(i128),
     Bool(bool),
     Null,
