@@ -2,8 +2,8 @@
 //! it. It may over-approximate (every candidate is verified exactly afterwards) but must
 //! never miss a branch whose anchor leaf the value satisfies.
 
-use crate::op::cidr::{Parsed, parse_address};
-use crate::op::{Cidr, NumericRange, Predicate, Wildcard, lowercase};
+use crate::op::cidr::{Parsed, parse_address, prefix_of};
+use crate::op::{NumericRange, Predicate, Wildcard, lowercase};
 use crate::value::{Scalar, number_key};
 use aho_corasick::AhoCorasick;
 use rustc_hash::FxHashMap;
@@ -29,7 +29,9 @@ pub(crate) struct FieldIndex {
     equals_ignore_case: FxHashMap<Box<str>, Vec<BranchId>>,
     wildcards: WildcardIndex,
     ranges: Vec<(NumericRange, Vec<BranchId>)>,
-    cidrs: Vec<(Cidr, Vec<BranchId>)>,
+    /// Networks by (IPv6?, prefix length), then prefix bits: an address is looked up once per
+    /// prefix length, however many networks there are.
+    cidrs: Vec<((bool, u8), Networks)>,
 }
 
 impl FieldIndex {
@@ -81,7 +83,21 @@ impl FieldIndex {
             }
             Predicate::Wildcard(wildcard) => self.wildcards.insert(wildcard, branch),
             Predicate::Numeric(range) => push_keyed(&mut self.ranges, *range, branch),
-            Predicate::Cidr(cidr) => push_keyed(&mut self.cidrs, *cidr, branch),
+            Predicate::Cidr(cidr) => {
+                let (is_v6, prefix_len, bits) = cidr.prefix();
+                let networks = match self
+                    .cidrs
+                    .iter()
+                    .position(|(kind, _)| *kind == (is_v6, prefix_len))
+                {
+                    Some(idx) => &mut self.cidrs[idx].1,
+                    None => {
+                        self.cidrs.push(((is_v6, prefix_len), FxHashMap::default()));
+                        &mut self.cidrs.last_mut().expect("just pushed").1
+                    }
+                };
+                networks.entry(bits).or_default().push(branch);
+            }
             Predicate::Exists => self.any_value.push(branch),
             Predicate::AnythingBut(_) => unreachable!("anything-but is never indexed"),
         }
@@ -145,8 +161,12 @@ impl FieldIndex {
         if !self.cidrs.is_empty()
             && let Parsed::Address(address) = parse_address(text)
         {
-            for (cidr, branches) in &self.cidrs {
-                if cidr.contains(address) {
+            for ((is_v6, prefix_len), networks) in &self.cidrs {
+                // A network of the other family never holds the address.
+                if address.is_ipv6() != *is_v6 {
+                    continue;
+                }
+                if let Some(branches) = networks.get(&prefix_of(address, *prefix_len).2) {
                     found(branches);
                 }
             }
@@ -169,6 +189,9 @@ struct AffixIndex {
 }
 
 type BytesMap = FxHashMap<Box<[u8]>, Vec<BranchId>>;
+
+/// Networks of one family and prefix length, by their prefix bits.
+type Networks = FxHashMap<u128, Vec<BranchId>>;
 
 #[derive(Clone, Copy)]
 enum Affix {

@@ -62,6 +62,12 @@ impl Cidr {
         }
     }
 
+    /// The network's prefix: (IPv6?, prefix length, the prefix bits). Every address inside
+    /// the network has the same one, through [`prefix_of`], so networks can be hashed.
+    pub(crate) fn prefix(&self) -> (bool, u8, u128) {
+        prefix_of(self.network, self.prefix_len)
+    }
+
     pub fn contains(&self, address: IpAddr) -> bool {
         match (self.network, address) {
             (IpAddr::V4(net), IpAddr::V4(addr)) => same_prefix(
@@ -135,6 +141,17 @@ fn dotted_quad(text: &[u8]) -> Option<[Option<u8>; 4]> {
     Some(octets)
 }
 
+/// The first `prefix_len` bits of an address (at most the family's width), with its family
+/// and that length.
+pub(crate) fn prefix_of(address: IpAddr, prefix_len: u8) -> (bool, u8, u128) {
+    let (is_v6, bits, width) = match address {
+        IpAddr::V4(v4) => (false, u128::from(u32::from(v4)), 32u32),
+        IpAddr::V6(v6) => (true, u128::from(v6), 128),
+    };
+    let host_bits = width.saturating_sub(u32::from(prefix_len));
+    (is_v6, prefix_len, bits.checked_shr(host_bits).unwrap_or(0))
+}
+
 fn same_prefix(net: u128, addr: u128, width: u32, prefix_len: u8) -> bool {
     let host_bits = width - u32::from(prefix_len);
     (net ^ addr).checked_shr(host_bits).unwrap_or(0) == 0
@@ -177,6 +194,37 @@ mod tests {
             "a",
         ] {
             assert_eq!(dotted_quad(shapeless.as_bytes()), None, "{shapeless}");
+        }
+    }
+
+    #[test]
+    fn addresses_inside_a_network_share_its_prefix() {
+        let address = |text| match parse_address(text) {
+            Parsed::Address(address) => address,
+            _ => panic!("{text} is an address"),
+        };
+        for (network, inside, outside) in [
+            ("10.1.2.3/8", "10.200.0.1", "11.0.0.1"),
+            ("0.0.0.0/0", "192.0.2.1", "::1"),
+            ("10.1.2.0/31", "10.1.2.1", "10.1.2.2"),
+            (
+                "2001:db8:1234:1a00::/64",
+                "2001:db8:1234:1a00::1",
+                "2001:db8:1234:1a01::1",
+            ),
+        ] {
+            let cidr = cidr(network);
+            let (is_v6, prefix_len, _) = cidr.prefix();
+            let prefix = |text| {
+                let address = address(text);
+                (address.is_ipv6() == is_v6).then(|| prefix_of(address, prefix_len))
+            };
+            assert_eq!(prefix(inside), Some(cidr.prefix()), "{inside} in {network}");
+            assert_ne!(
+                prefix(outside),
+                Some(cidr.prefix()),
+                "{outside} in {network}"
+            );
         }
     }
 
