@@ -40,6 +40,10 @@ pub const DEFAULT_SUMMARY: &str = "{{ event_name or 'A metering call' }}\
 #[derive(Debug)]
 pub struct Templates {
     env: Environment<'static>,
+    /// Per rule, the top-level names its templates read: a context holds only those, since
+    /// converting a whole event for templates that never look at it would dominate the cost
+    /// of an alert.
+    names: std::collections::HashMap<String, std::collections::HashSet<String>>,
 }
 
 impl Default for Templates {
@@ -48,7 +52,10 @@ impl Default for Templates {
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
         // Alerts are plain text (email, Slack markdown), never HTML.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-        Templates { env }
+        Templates {
+            env,
+            names: Default::default(),
+        }
     }
 }
 
@@ -64,19 +71,42 @@ impl Templates {
         self.env
             .add_template_owned(name.clone(), source.to_owned())
             .map_err(|error| describe(&error))?;
-        self.render(rule, kind, &sample_context())
+        let used = self
+            .env
+            .get_template(&name)
+            .map_err(|error| describe(&error))?
+            .undeclared_variables(false);
+        self.names.entry(rule.to_owned()).or_default().extend(used);
+        self.render(rule, kind, &Templates::context(&sample_context()))
             .map(|_| ())
             .map_err(|error| format!("rendering against a sample event: {error}"))
     }
 
+    /// Whether any of a rule's templates reads the top-level name `name`.
+    pub fn uses(&self, rule: &str, name: &str) -> bool {
+        self.names
+            .get(rule)
+            .is_some_and(|names| names.contains(name))
+    }
+
+    /// A rendering context from a JSON object; made once per alert for all its templates.
+    pub fn context(value: &Value) -> minijinja::Value {
+        minijinja::Value::from(minijinja::value::Serde(value))
+    }
+
     /// Renders a rule's template, if it has one of that kind.
-    pub fn render(&self, rule: &str, kind: Kind, context: &Value) -> Result<String, String> {
+    pub fn render(
+        &self,
+        rule: &str,
+        kind: Kind,
+        context: &minijinja::Value,
+    ) -> Result<String, String> {
         let template = self
             .env
             .get_template(&Templates::name(rule, kind))
             .map_err(|error| describe(&error))?;
         template
-            .render(minijinja::Value::from(minijinja::value::Serde(context)))
+            .render(context)
             .map(|text| text.trim().to_owned())
             .map_err(|error| describe(&error))
     }
@@ -158,7 +188,7 @@ mod tests {
             )
             .expect("valid");
         let text = templates
-            .render("r", Kind::Summary, &sample_context())
+            .render("r", Kind::Summary, &Templates::context(&sample_context()))
             .expect("renders");
         assert_eq!(
             text,
@@ -183,6 +213,16 @@ mod tests {
     }
 
     #[test]
+    fn the_names_templates_read_are_known() {
+        let mut templates = Templates::default();
+        templates
+            .add("r", Kind::Title, "{{ detail.errorCode }} in {{ account }}")
+            .expect("valid");
+        assert!(templates.uses("r", "detail") && templates.uses("r", "account"));
+        assert!(!templates.uses("r", "event"));
+    }
+
+    #[test]
     fn the_default_summary_says_who_what_where() {
         let mut templates = Templates::default();
         templates
@@ -190,7 +230,7 @@ mod tests {
             .expect("valid");
         assert_eq!(
             templates
-                .render("r", Kind::Summary, &sample_context())
+                .render("r", Kind::Summary, &Templates::context(&sample_context()))
                 .expect("renders"),
             "MeterUsage by arn:aws:sts::123456789012:assumed-role/metering/session in account \
              123456789012 (us-east-1) failed with ThrottlingException."

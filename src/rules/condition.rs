@@ -51,7 +51,8 @@ pub enum Test {
     /// An EventBridge value list compiled as the pattern `{field: values}` (with several
     /// fields, `{"$or": [{field: values}, ...]}`).
     Pattern {
-        matcher: Matcher<()>,
+        /// Boxed: a matcher is large, and most conditions are not patterns.
+        matcher: Box<Matcher<()>>,
         /// The fields the pattern names, to cut the text it is matched against to them.
         fields: FieldTree,
     },

@@ -282,9 +282,17 @@ impl Loader {
         // errors every parsed rule compiled, so those positions are the final ones.
         debug_assert!(rules.iter().enumerate().all(|(pos, (idx, _))| pos == *idx));
         let mut view = FieldTree::default();
+        let mut alert_view = FieldTree::default();
+        for path in crate::alert::content::FIELDS {
+            alert_view.add(&FieldPath::parse(path).expect("content paths are valid"));
+        }
         for (_, rule) in &rules {
             for field in &rule.fields {
                 view.add(field);
+                alert_view.add(field);
+            }
+            for for_each in &rule.for_each {
+                alert_view.add(&for_each.array);
             }
         }
         Ok(RuleSet {
@@ -292,6 +300,7 @@ impl Loader {
             matcher: builder.build(),
             lists,
             view,
+            alert_view,
             templates: self.templates,
         })
     }
@@ -411,10 +420,6 @@ impl RuleContext<'_> {
         for field in conditions.iter().flat_map(Condition::fields) {
             add_field(field);
         }
-        let mut arrays = FieldTree::default();
-        for each in &for_each {
-            arrays.add(&each.array);
-        }
         self.template(&def.id, Kind::Title, &def.title);
         match &def.summary {
             Some(summary) => self.template(&def.id, Kind::Summary, summary),
@@ -440,7 +445,6 @@ impl RuleContext<'_> {
             file: self.loader.sources[self.source].path.clone(),
             conditions,
             for_each,
-            arrays,
             fields,
         };
         Some((rule, pattern))
@@ -618,7 +622,7 @@ impl RuleContext<'_> {
                     tree.add(&FieldPath::parse(field).ok()?);
                 }
                 Some(Test::Pattern {
-                    matcher: single(pattern),
+                    matcher: Box::new(single(pattern)),
                     fields: tree,
                 })
             }

@@ -58,8 +58,6 @@ pub struct Rule {
     pub pattern_json: Value,
     conditions: Vec<Condition>,
     for_each: Vec<ForEach>,
-    /// The `for_each` arrays, parsed only when the rule raises: they can be large.
-    arrays: view::FieldTree,
     /// Every field the rule reads, for the alert's `matched` values.
     fields: Vec<FieldPath>,
 }
@@ -80,6 +78,9 @@ pub struct RuleSet {
     lists: BTreeMap<String, Arc<List>>,
     /// Every field any rule reads after its pattern matched.
     view: view::FieldTree,
+    /// The fields alerts are made of (content, matched values, `for_each` arrays), parsed
+    /// once per alerting event.
+    alert_view: view::FieldTree,
     /// Every rule's `title`, `summary` and `body`, compiled.
     templates: Templates,
 }
@@ -144,10 +145,16 @@ impl RuleSet {
             event_time: event.event_time().and_then(condition::parse_timestamp),
         };
         let mut alerts = Vec::new();
+        let alert_fields = std::cell::OnceCell::new();
         for pattern_idx in matched {
             let rule = &self.rules[*self.matcher.id(pattern_idx)];
             if rule.conditions.iter().all(|c| c.holds(&subject)) {
-                rule.raise(event, subject.value, self, &mut alerts);
+                let fields = alert_fields.get_or_init(|| {
+                    self.alert_view
+                        .parse(event.json())
+                        .unwrap_or_else(|| event.value().clone())
+                });
+                rule.raise(event, fields, self, &mut alerts);
             }
         }
         Ok(alerts)
@@ -156,17 +163,15 @@ impl RuleSet {
 
 impl Rule {
     /// Pushes the rule's alerts for an event its pattern and conditions accepted; `fields`
-    /// holds (at least) every field the rule reads but its `for_each` arrays.
+    /// holds (at least) every field the rule and alert content read.
     fn raise(&self, event: &Event, fields: &Value, rule_set: &RuleSet, alerts: &mut Vec<Alert>) {
         let matched = self.matched_values(fields);
         if self.for_each.is_empty() {
-            alerts.push(self.alert(event, matched, None, rule_set));
+            alerts.push(self.alert(event, fields, matched, None, rule_set));
             return;
         }
-        let arrays = self.arrays.parse(event.json());
-        let arrays = arrays.as_ref().unwrap_or_else(|| event.value());
         for for_each in &self.for_each {
-            for array in for_each.array.containers(arrays) {
+            for array in for_each.array.containers(fields) {
                 let Value::Array(elements) = array else {
                     continue;
                 };
@@ -176,7 +181,9 @@ impl Rule {
                             path: format!("{}[{idx}]", for_each.array),
                             value: element.clone(),
                         };
-                        alerts.push(self.alert(event, matched.clone(), Some(element), rule_set));
+                        let alert =
+                            self.alert(event, fields, matched.clone(), Some(element), rule_set);
+                        alerts.push(alert);
                     }
                 }
             }
@@ -186,12 +193,12 @@ impl Rule {
     fn alert(
         &self,
         event: &Event,
+        fields: &Value,
         matched: Map<String, Value>,
         element: Option<Element>,
         rule_set: &RuleSet,
     ) -> Alert {
-        let value = event.value();
-        let detail = value.get("detail").unwrap_or(&Value::Null);
+        let detail = fields.get("detail").unwrap_or(&Value::Null);
         let text = |key: &str| detail.get(key).and_then(Value::as_str).map(str::to_owned);
         let mut alert = Alert {
             version: DOCUMENT_VERSION,
@@ -222,36 +229,43 @@ impl Rule {
             next_steps: self.next_steps.clone(),
             truncated: false,
         };
-        self.render(&mut alert, value, rule_set);
+        self.render(&mut alert, event, rule_set);
         alert
     }
 
     /// Fills in the alert's title, summary and body from the rule's templates. A template
     /// that fails (rare: they were rendered once at load) leaves a visible note, never a
     /// missing alert.
-    fn render(&self, alert: &mut Alert, event: &Value, rule_set: &RuleSet) {
+    fn render(&self, alert: &mut Alert, event: &Event, rule_set: &RuleSet) {
+        let templates: &Templates = &rule_set.templates;
+        let uses = |name| templates.uses(&self.id, name);
         let mut context = serde_json::to_value(&*alert).unwrap_or(Value::Null);
         if let Some(object) = context.as_object_mut() {
-            object.insert("event".into(), event.clone());
-            object.insert(
-                "detail".into(),
-                event.get("detail").cloned().unwrap_or(Value::Null),
-            );
-            object.insert(
-                "rule".into(),
-                serde_json::json!({
+            // Only templates that read the raw event pay for its whole value.
+            if uses("event") {
+                object.insert("event".into(), event.value().clone());
+            }
+            if uses("detail") {
+                let detail = event.value().get("detail").cloned().unwrap_or(Value::Null);
+                object.insert("detail".into(), detail);
+            }
+            if uses("rule") {
+                let rule = serde_json::json!({
                     "id": &*self.id, "title": &*self.title,
                     "severity": self.severity, "description": self.description,
-                }),
-            );
-            let lists: Map<String, Value> = rule_set
-                .lists
-                .iter()
-                .map(|(name, list)| (name.clone(), serde_json::json!(list.entries())))
-                .collect();
-            object.insert("lists".into(), Value::Object(lists));
+                });
+                object.insert("rule".into(), rule);
+            }
+            if uses("lists") {
+                let lists: Map<String, Value> = rule_set
+                    .lists
+                    .iter()
+                    .map(|(name, list)| (name.clone(), serde_json::json!(list.entries())))
+                    .collect();
+                object.insert("lists".into(), Value::Object(lists));
+            }
         }
-        let templates: &Templates = &rule_set.templates;
+        let context = Templates::context(&context);
         let mut errors = Vec::new();
         match templates.render(&self.id, Kind::Title, &context) {
             Ok(title) if !title.is_empty() => alert.title = title,
