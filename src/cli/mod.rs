@@ -3,6 +3,8 @@
 //! unreadable or malformed input); `bench-patterns` adds 3 for a rejected pattern.
 
 mod bench_patterns;
+mod bench_pipeline;
+mod run;
 mod test_event_pattern;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +19,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Run(run::Args),
+    BenchPipeline(bench_pipeline::Args),
     TestEventPattern(test_event_pattern::Args),
     BenchPatterns(bench_patterns::Args),
 }
@@ -25,6 +29,8 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Run(args) => run::run(&args),
+        Command::BenchPipeline(args) => bench_pipeline::run(&args),
         Command::TestEventPattern(args) => test_event_pattern::run(&args),
         Command::BenchPatterns(args) => bench_patterns::run(&args),
     };
