@@ -93,13 +93,14 @@ pub enum SourceConfig {
         /// The files and directories to read.
         paths: Vec<PathBuf>,
     },
-    /// JSON lines on standard input, one message per line.
-    Stdin,
+    /// JSON lines on standard input, one message per line. (A struct variant, so that
+    /// unknown keys beside `type` are errors too.)
+    Stdin {},
 }
 
 impl Default for SourceConfig {
     fn default() -> Self {
-        SourceConfig::Stdin
+        SourceConfig::Stdin {}
     }
 }
 
@@ -147,7 +148,7 @@ pub enum SinkConfig {
         topic_arn: String,
     },
     /// Each alert as one JSON line on standard output.
-    Stdout,
+    Stdout {},
     /// Each alert as one JSON line appended to a file.
     File {
         /// The file, created if missing.
@@ -185,7 +186,7 @@ impl Default for RetryConfig {
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum StateConfig {
     /// In the process; lost on restart.
-    Memory,
+    Memory {},
     /// A DynamoDB table shared by every replica.
     Dynamodb {
         /// The table name.
@@ -195,7 +196,7 @@ pub enum StateConfig {
 
 impl Default for StateConfig {
     fn default() -> Self {
-        StateConfig::Memory
+        StateConfig::Memory {}
     }
 }
 
@@ -367,7 +368,7 @@ impl Config {
             SourceConfig::File { paths } if paths.is_empty() => {
                 problems.push("source.paths is empty".to_owned());
             }
-            SourceConfig::File { .. } | SourceConfig::Stdin => {}
+            SourceConfig::File { .. } | SourceConfig::Stdin {} => {}
         }
         for (name, sink) in &self.sinks {
             match sink {
@@ -379,7 +380,7 @@ impl Config {
                 SinkConfig::File { path } if path.as_os_str().is_empty() => {
                     problems.push(format!("sinks.{name}.path is empty"));
                 }
-                SinkConfig::File { .. } | SinkConfig::Stdout => {}
+                SinkConfig::File { .. } | SinkConfig::Stdout {} => {}
             }
         }
         if self.retry.max_attempts == 0 {
@@ -406,7 +407,7 @@ impl Config {
     /// The sinks alerts go to: the configured ones, else one stdout sink named `stdout`.
     pub fn effective_sinks(&self) -> BTreeMap<String, SinkConfig> {
         if self.sinks.is_empty() {
-            BTreeMap::from([("stdout".to_owned(), SinkConfig::Stdout)])
+            BTreeMap::from([("stdout".to_owned(), SinkConfig::Stdout {})])
         } else {
             self.sinks.clone()
         }
@@ -483,13 +484,13 @@ mod tests {
     fn empty_file_is_the_defaults() {
         let config = Config::parse("").expect("empty TOML parses");
         assert_eq!(config, Config::default());
-        assert_eq!(config.source, SourceConfig::Stdin);
+        assert_eq!(config.source, SourceConfig::Stdin {});
         assert!(config.rules.watch);
         assert_eq!(config.shutdown.grace_secs, 25);
         assert_eq!(config.effective_listen(), None);
         assert!(matches!(
             config.effective_sinks().get("stdout"),
-            Some(SinkConfig::Stdout)
+            Some(SinkConfig::Stdout {})
         ));
         config.validate().expect("defaults are valid");
     }
@@ -543,6 +544,7 @@ mod tests {
             "[rules]\npath = [\"x\"]",
             "[source]\ntype = \"sqs\"\nqueue_url = \"http://q\"\nwait_secs = 3",
             "[sinks.a]\ntype = \"stdout\"\ncolor = true",
+            "[source]\ntype = \"stdin\"\npaths = [\"x\"]",
             "[source]\ntype = \"kafka\"",
             "[surprise]\nx = 1",
         ] {

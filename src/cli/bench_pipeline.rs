@@ -74,7 +74,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             grace: Duration::from_secs(1),
         };
         let started = Instant::now();
-        runtime.block_on(daemon::run(&settings, shared, CancellationToken::new()));
+        runtime.block_on(daemon::run(settings, shared, CancellationToken::new()));
         let seconds = started.elapsed().as_secs_f64();
         let rate = bodies.len() as f64 / seconds;
         n_alerts = metrics

@@ -68,7 +68,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // A queue gets every core; files and stdin one thread, so alerts keep the input's order.
     let mut builder = match config.source {
         SourceConfig::Sqs(_) => tokio::runtime::Builder::new_multi_thread(),
-        SourceConfig::File { .. } | SourceConfig::Stdin => {
+        SourceConfig::File { .. } | SourceConfig::Stdin {} => {
             tokio::runtime::Builder::new_current_thread()
         }
     };

@@ -78,7 +78,7 @@ pub struct Shared {
 
 /// Receives and processes until the source is exhausted or `shutdown` fires, then drains
 /// within the grace period.
-pub async fn run(settings: &Settings, shared: Shared, shutdown: CancellationToken) -> Stopped {
+pub async fn run(settings: Settings, shared: Shared, shutdown: CancellationToken) -> Stopped {
     let hard_stop = CancellationToken::new();
     let pollers = TaskTracker::new();
     for poller_idx in 0..settings.pollers.max(1) {
@@ -231,7 +231,7 @@ pub async fn serve(
             1,
             Health::local(),
         ),
-        SourceConfig::Stdin => (Source::File(FileSource::stdin()), 1, Health::local()),
+        SourceConfig::Stdin {} => (Source::File(FileSource::stdin()), 1, Health::local()),
     };
     let source = Arc::new(source);
     let health = Arc::new(health);
@@ -246,7 +246,7 @@ pub async fn serve(
                     .context("AWS config is loaded for sns")?;
                 Sink::Sns(SnsSink::new(crate::aws::sns_client(sdk_config), topic_arn))
             }
-            SinkConfig::Stdout => Sink::Stdout(StdoutSink),
+            SinkConfig::Stdout {} => Sink::Stdout(StdoutSink),
             SinkConfig::File { path } => Sink::File(
                 FileSink::open(&path)
                     .with_context(|| format!("opening sink {name} at {}", path.display()))?,
@@ -331,7 +331,7 @@ pub async fn serve(
         metrics,
         health,
     };
-    let stopped = run(&settings, shared, shutdown).await;
+    let stopped = run(settings, shared, shutdown).await;
 
     reload_stop.cancel();
     http_stop.cancel();
@@ -350,4 +350,232 @@ fn display_paths(paths: &[std::path::PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::pipeline::tests::{FAILING_RULE, ok_event, rules, throttled};
+    use crate::sink::MemorySink;
+    use crate::source::MemorySource;
+
+    struct Harness {
+        shared: Shared,
+    }
+
+    impl Harness {
+        fn new(source: MemorySource, backoff: Backoff) -> Self {
+            let metrics = Arc::new(Metrics::default());
+            let pipeline = Pipeline::new(
+                rules(FAILING_RULE),
+                vec![NamedSink::new("memory", Sink::Memory(MemorySink::new()))],
+                backoff,
+                Arc::clone(&metrics),
+            );
+            let health = Arc::new(Health::local());
+            health.set_rules_loaded();
+            Harness {
+                shared: Shared {
+                    source: Arc::new(Source::Memory(source)),
+                    pipeline: Arc::new(pipeline),
+                    metrics,
+                    health,
+                },
+            }
+        }
+
+        fn source(&self) -> &MemorySource {
+            match self.shared.source.as_ref() {
+                Source::Memory(memory) => memory,
+                other => panic!("expected memory source, got {other:?}"),
+            }
+        }
+
+        fn sink(&self) -> &MemorySink {
+            match &self.shared.pipeline.sinks()[0].sink {
+                Sink::Memory(memory) => memory,
+                other => panic!("expected memory sink, got {other:?}"),
+            }
+        }
+
+        fn metrics(&self) -> String {
+            self.shared.metrics.encode()
+        }
+    }
+
+    fn quick_backoff(max_attempts: u32) -> Backoff {
+        Backoff {
+            max_attempts,
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(10),
+        }
+    }
+
+    fn settings(grace_secs: u64) -> Settings {
+        Settings {
+            pollers: 2,
+            grace: Duration::from_secs(grace_secs),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn finite_source_is_processed_and_only_done_messages_deleted() {
+        let bodies = [throttled(), ok_event(), "not json".to_owned(), throttled()];
+        let harness = Harness::new(MemorySource::new(bodies, 3), quick_backoff(3));
+        let stopped = run(
+            settings(5),
+            harness.shared.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(stopped, Stopped::Exhausted);
+        let mut deleted = harness.source().deleted();
+        deleted.sort();
+        assert_eq!(
+            deleted,
+            ["m0", "m1", "m3"],
+            "the poison message m2 is never deleted"
+        );
+        assert_eq!(harness.sink().accepted(), 2);
+        let text = harness.metrics();
+        assert!(
+            text.contains("meterwatch_messages_received_total 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("meterwatch_messages_deleted_total 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("meterwatch_messages_poison_total{reason=\"not_json\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("meterwatch_messages_in_flight 0"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_publish_leaves_the_message() {
+        let harness = Harness::new(MemorySource::new([throttled()], 10), quick_backoff(3));
+        harness.sink().fail_next(3, true);
+        run(
+            settings(5),
+            harness.shared.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+        assert!(harness.source().deleted().is_empty());
+        assert_eq!(harness.sink().attempts(), 3);
+        assert!(
+            harness
+                .metrics()
+                .contains("meterwatch_messages_failed_total{reason=\"publish\"} 1")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_delete_entry_is_counted_not_assumed() {
+        let source = MemorySource::new([throttled(), throttled()], 10);
+        source.fail_delete_of("m1");
+        let harness = Harness::new(source, quick_backoff(1));
+        run(
+            settings(5),
+            harness.shared.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(harness.source().deleted(), ["m0"]);
+        let text = harness.metrics();
+        assert!(
+            text.contains("meterwatch_messages_deleted_total 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("meterwatch_messages_failed_total{reason=\"delete\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_messages_have_their_visibility_renewed() {
+        let source =
+            MemorySource::new([throttled()], 10).with_visibility_timeout(Duration::from_secs(10));
+        // Four retryable failures, 4 s apart at most: up to 16 s of work on one message.
+        let backoff = Backoff {
+            max_attempts: 5,
+            initial: Duration::from_secs(4),
+            max: Duration::from_secs(4),
+        };
+        let harness = Harness::new(source, backoff);
+        harness.sink().fail_next(4, true);
+        let started = tokio::time::Instant::now();
+        run(
+            settings(60),
+            harness.shared.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+        let elapsed = started.elapsed();
+        assert_eq!(harness.source().deleted(), ["m0"]);
+        let renewals = harness.source().visibility_changes();
+        // One renewal per 5 s (half the timeout) of work.
+        let expected = (elapsed.as_secs() / 5) as usize;
+        assert_eq!(
+            renewals.len(),
+            expected,
+            "elapsed {elapsed:?}: {renewals:?}"
+        );
+        assert!(
+            renewals
+                .iter()
+                .all(|(id, timeout)| id == "m0" && *timeout == Duration::from_secs(10))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_drains_in_flight_work_then_stops() {
+        let source = MemorySource::new([throttled()], 10).keep_open();
+        let harness = Harness::new(source, quick_backoff(3));
+        harness.sink().fail_next(2, true);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(settings(5), harness.shared.clone(), shutdown.clone()));
+        // The retries take at most 20 ms; the source then idles.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        shutdown.cancel();
+        assert_eq!(task.await.expect("joins"), Stopped::Drained);
+        assert_eq!(harness.source().deleted(), ["m0"]);
+        assert!(harness.source().visibility_changes().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unfinished_messages_are_released_when_grace_runs_out() {
+        let source = MemorySource::new([throttled(), ok_event()], 10).keep_open();
+        let backoff = Backoff {
+            max_attempts: 100,
+            initial: Duration::from_secs(60),
+            max: Duration::from_secs(60),
+        };
+        let harness = Harness::new(source, backoff);
+        harness.sink().fail_next(1_000, true);
+        let shutdown = CancellationToken::new();
+        let started = tokio::time::Instant::now();
+        let task = tokio::spawn(run(settings(8), harness.shared.clone(), shutdown.clone()));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        shutdown.cancel();
+        assert_eq!(task.await.expect("joins"), Stopped::GraceExceeded);
+        assert!(
+            started.elapsed() <= Duration::from_secs(1 + 8),
+            "within the grace"
+        );
+        // m1 raised no alert and was deleted; m0 was stuck publishing and is released.
+        assert_eq!(harness.source().deleted(), ["m1"]);
+        assert_eq!(
+            harness.source().visibility_changes(),
+            [("m0".to_owned(), Duration::ZERO)]
+        );
+        assert!(
+            harness
+                .metrics()
+                .contains("meterwatch_messages_failed_total{reason=\"shutdown\"} 1")
+        );
+    }
 }
