@@ -693,6 +693,11 @@ mod tests {
                 None,
             ),
             (
+                "batchmeterusage-stale-timestamp.eventbridge.json",
+                "BatchMeterUsage",
+                None,
+            ),
+            (
                 "meterusage-dryrun-failed.eventbridge.json",
                 "MeterUsage",
                 Some("DryRunOperation"),
@@ -719,6 +724,11 @@ mod tests {
             ),
             (
                 "meterusage-unexpected-principal.eventbridge.json",
+                "MeterUsage",
+                None,
+            ),
+            (
+                "meterusage-unknown-product-code.eventbridge.json",
                 "MeterUsage",
                 None,
             ),

@@ -4,6 +4,8 @@
 
 mod bench_patterns;
 mod bench_pipeline;
+mod check;
+mod eval;
 mod run;
 mod test_event_pattern;
 
@@ -19,6 +21,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Check(check::Args),
+    Eval(eval::Args),
     Run(run::Args),
     BenchPipeline(bench_pipeline::Args),
     TestEventPattern(test_event_pattern::Args),
@@ -29,6 +33,8 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Check(args) => check::run(&args),
+        Command::Eval(args) => eval::run(&args),
         Command::Run(args) => run::run(&args),
         Command::BenchPipeline(args) => bench_pipeline::run(&args),
         Command::TestEventPattern(args) => test_event_pattern::run(&args),

@@ -48,21 +48,21 @@ pub(crate) struct ConditionDef {
     /// Dotted path of the field, or several paths whose values are pooled.
     pub field: Option<OneOrMany>,
     /// A regular expression (Rust `regex` syntax) that some value must match.
-    pub regex: Option<String>,
+    pub regex: Option<Spanned<String>>,
     /// A regular expression that no value may match.
-    pub not_regex: Option<String>,
+    pub not_regex: Option<Spanned<String>>,
     /// A named list some value must be on.
-    pub in_list: Option<String>,
+    pub in_list: Option<Spanned<String>>,
     /// A named list no value may be on.
-    pub not_in_list: Option<String>,
+    pub not_in_list: Option<Spanned<String>>,
     /// Another field some value must equal.
-    pub equals_field: Option<String>,
+    pub equals_field: Option<Spanned<String>>,
     /// Another field no value may equal.
-    pub not_equals_field: Option<String>,
+    pub not_equals_field: Option<Spanned<String>>,
     /// A timestamp at least this much older than the event's `eventTime`, e.g. `"6h"`.
-    pub older_than: Option<String>,
+    pub older_than: Option<Spanned<String>>,
     /// A timestamp later than the event's `eventTime` by at least this much, e.g. `"5m"`.
-    pub newer_than: Option<String>,
+    pub newer_than: Option<Spanned<String>>,
     /// An EventBridge value list (e.g. `[{ prefix = "a" }]`) some value must match; several
     /// entries on one field AND what EventBridge can only OR.
     #[serde(rename = "match")]

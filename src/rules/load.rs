@@ -137,6 +137,13 @@ impl Loader {
         self.diagnostics.push(diagnostic);
     }
 
+    /// `path:line:col` of a span, for messages that point at a second place.
+    fn place(&self, source: usize, span: Range<usize>) -> String {
+        let Source { path, text } = &self.sources[source];
+        let position = super::diagnostic::Position::of(text, span);
+        format!("{}:{}:{}", path.display(), position.line, position.column)
+    }
+
     fn read_file(&mut self, path: PathBuf, text: String) {
         let source = self.sources.len();
         self.sources.push(Source { path, text });
@@ -225,13 +232,13 @@ impl Loader {
 
     fn finish(mut self) -> Result<RuleSet, LoadError> {
         let lists = self.build_lists();
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut seen: HashMap<String, (usize, Range<usize>)> = HashMap::new();
         let mut rules = Vec::new();
         let mut builder = MatcherBuilder::default();
         for (idx, located) in std::mem::take(&mut self.rules).into_iter().enumerate() {
             let id = located.item.id.clone();
-            if let Some(&first) = seen.get(&id) {
-                let first_path = self.sources[first].path.display().to_string();
+            if let Some((first, first_span)) = seen.get(&id) {
+                let first_path = self.place(*first, first_span.clone());
                 let message = format!(
                     "duplicate rule id `{id}`: already defined in {first_path}; ids must be unique across all rule files"
                 );
@@ -243,7 +250,7 @@ impl Loader {
                 );
                 continue;
             }
-            seen.insert(id.clone(), located.source);
+            seen.insert(id.clone(), (located.source, located.span.clone()));
             let mut context = RuleContext {
                 loader: &mut self,
                 source: located.source,
@@ -260,6 +267,10 @@ impl Loader {
             }
         }
         if !self.diagnostics.is_empty() {
+            self.diagnostics.sort_by_key(|d| {
+                let position = d.position.as_ref().map(|p| (p.line, p.column));
+                (d.file.clone(), position)
+            });
             return Err(LoadError {
                 diagnostics: self.diagnostics,
             });
@@ -276,18 +287,18 @@ impl Loader {
 
     fn build_lists(&mut self) -> BTreeMap<String, Arc<List>> {
         let mut lists = BTreeMap::new();
-        let mut defined: HashMap<String, usize> = HashMap::new();
+        let mut defined: HashMap<String, (usize, Range<usize>)> = HashMap::new();
         for located in std::mem::take(&mut self.lists) {
             let (name, entries) = located.item;
-            if let Some(&first) = defined.get(&name) {
-                let first_path = self.sources[first].path.display().to_string();
+            if let Some((first, first_span)) = defined.get(&name) {
+                let first_path = self.place(*first, first_span.clone());
                 let message = format!(
                     "list `{name}` is already defined in {first_path}; define each list once"
                 );
                 self.error(located.source, Some(located.span), None, message);
                 continue;
             }
-            defined.insert(name.clone(), located.source);
+            defined.insert(name.clone(), (located.source, located.span.clone()));
             let mut valid = true;
             for entry in &entries {
                 if let Err(error) = List::new([entry.get_ref().as_str()]) {
@@ -472,65 +483,55 @@ impl RuleContext<'_> {
             self.error(Some(span), format!("a `where` entry needs exactly one test (regex, not_regex, in_list, not_in_list, equals_field, not_equals_field, older_than, newer_than, match); found {found}"));
             return None;
         }
-        let test = self.test(def, &field_texts, &span)?;
+        let test = self.test(def, &field_texts)?;
         Some(Condition::Test { fields, test })
     }
 
-    fn test(&mut self, def: ConditionDef, fields: &[String], span: &Range<usize>) -> Option<Test> {
-        let span = span.clone();
-        if let Some((text, negated)) = def
-            .regex
-            .map(|r| (r, false))
-            .or(def.not_regex.map(|r| (r, true)))
-        {
-            return match Regex::new(&text) {
+    fn test(&mut self, def: ConditionDef, fields: &[String]) -> Option<Test> {
+        let negatable = |positive: Option<Spanned<String>>, negative: Option<Spanned<String>>| {
+            positive.map(|p| (p, false)).or(negative.map(|n| (n, true)))
+        };
+        if let Some((text, negated)) = negatable(def.regex, def.not_regex) {
+            return match Regex::new(text.get_ref()) {
                 Ok(regex) => Some(Test::Regex { regex, negated }),
                 Err(error) => {
-                    self.error(Some(span), format!("invalid regular expression: {error}"));
+                    self.error(
+                        Some(text.span()),
+                        format!("invalid regular expression: {error}"),
+                    );
                     None
                 }
             };
         }
-        if let Some((name, negated)) = def
-            .in_list
-            .map(|n| (n, false))
-            .or(def.not_in_list.map(|n| (n, true)))
-        {
-            return match self.lists.get(&name) {
+        if let Some((name, negated)) = negatable(def.in_list, def.not_in_list) {
+            return match self.lists.get(name.get_ref()) {
                 Some(list) => Some(Test::InList {
                     list: Arc::clone(list),
                     negated,
                 }),
                 None => {
                     let known: Vec<&str> = self.lists.keys().map(String::as_str).collect();
-                    self.error(
-                        Some(span),
-                        format!(
-                            "no list named `{name}`; lists defined: {}",
-                            if known.is_empty() {
-                                "none".into()
-                            } else {
-                                known.join(", ")
-                            }
-                        ),
-                    );
+                    let known = if known.is_empty() {
+                        "none (define lists under `[lists]` in any rule file)".to_owned()
+                    } else {
+                        known.join(", ")
+                    };
+                    let message =
+                        format!("no list named `{}`; lists defined: {known}", name.get_ref());
+                    self.error(Some(name.span()), message);
                     None
                 }
             };
         }
-        if let Some((other, negated)) = def
-            .equals_field
-            .map(|f| (f, false))
-            .or(def.not_equals_field.map(|f| (f, true)))
-        {
-            let other = self.field(&other, &span)?;
+        if let Some((other, negated)) = negatable(def.equals_field, def.not_equals_field) {
+            let other = self.field(other.get_ref(), &other.span())?;
             return Some(Test::EqualsField { other, negated });
         }
         if let Some(text) = &def.older_than {
-            return self.duration(text, &span).map(Test::OlderThan);
+            return self.duration(text).map(Test::OlderThan);
         }
         if let Some(text) = &def.newer_than {
-            return self.duration(text, &span).map(Test::NewerThan);
+            return self.duration(text).map(Test::NewerThan);
         }
         let values = def
             .values
@@ -569,11 +570,15 @@ impl RuleContext<'_> {
         }
     }
 
-    fn duration(&mut self, text: &str, span: &Range<usize>) -> Option<SignedDuration> {
-        match text.parse::<SignedDuration>() {
+    fn duration(&mut self, text: &Spanned<String>) -> Option<SignedDuration> {
+        match text.get_ref().parse::<SignedDuration>() {
             Ok(duration) if duration.is_positive() => Some(duration),
             _ => {
-                self.error(Some(span.clone()), format!("`{text}` is not a positive duration: expected e.g. \"90m\", \"6h\" or \"2d\""));
+                let message = format!(
+                    "`{}` is not a positive duration: expected e.g. \"90m\", \"6h\" or \"2d\"",
+                    text.get_ref()
+                );
+                self.error(Some(text.span()), message);
                 None
             }
         }
@@ -669,4 +674,288 @@ fn to_json(value: &toml::Value, at: &str) -> Result<Value, String> {
             Value::Object(object)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope;
+
+    /// Loads rule files given as (name, text).
+    fn load_texts(files: &[(&str, &str)]) -> Result<RuleSet, LoadError> {
+        let mut loader = Loader::default();
+        for (name, text) in files {
+            loader.read_file(PathBuf::from(name), (*text).to_owned());
+        }
+        loader.finish()
+    }
+
+    fn load_one(text: &str) -> Result<RuleSet, LoadError> {
+        load_texts(&[("r.toml", text)])
+    }
+
+    /// The diagnostics' first lines.
+    fn errors(text: &str) -> Vec<String> {
+        let error = load_one(text).expect_err("the rules are invalid");
+        error
+            .diagnostics
+            .iter()
+            .map(|d| d.to_string().lines().next().unwrap_or("").to_owned())
+            .collect()
+    }
+
+    /// Rule ids (with element paths) that fire on `event` (any accepted body shape).
+    fn fired(rule_set: &RuleSet, event: serde_json::Value) -> Vec<String> {
+        let events = envelope::decode(&event.to_string()).expect("test events decode");
+        let mut fired = Vec::new();
+        for event in &events {
+            for alert in rule_set.evaluate(event).expect("evaluation succeeds") {
+                match alert.element {
+                    Some(element) => fired.push(format!("{}@{}", alert.rule, element.path)),
+                    None => fired.push(alert.rule.to_string()),
+                }
+            }
+        }
+        fired
+    }
+
+    fn record(detail: serde_json::Value) -> serde_json::Value {
+        let mut base = serde_json::json!({
+            "eventSource": "metering-marketplace.amazonaws.com",
+            "eventName": "MeterUsage",
+            "eventID": "e-1",
+            "eventTime": "2020-07-10T23:06:42Z",
+            "awsRegion": "us-east-1",
+            "recipientAccountId": "123456789012",
+        });
+        for (key, value) in detail.as_object().expect("detail is an object") {
+            base[key] = value.clone();
+        }
+        base
+    }
+
+    const HEAD: &str = "[[rule]]\nid = \"r\"\ntitle = \"R\"\nseverity = \"low\"\n";
+
+    fn rule(body: &str) -> RuleSet {
+        load_one(&format!("{HEAD}{body}")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn match_json_and_match_are_the_same_pattern() {
+        let toml_rule = rule("match.detail.errorCode = [{ prefix = \"Throttl\" }]\n");
+        let json_rule =
+            rule("match_json = '''{\"detail\": {\"errorCode\": [{\"prefix\": \"Throttl\"}]}}'''\n");
+        let event = record(serde_json::json!({"errorCode": "ThrottlingException"}));
+        assert_eq!(fired(&toml_rule, event.clone()), ["r"]);
+        assert_eq!(fired(&json_rule, event), ["r"]);
+    }
+
+    #[test]
+    fn disabled_rules_are_checked_but_never_fire() {
+        let rule_set = rule("enabled = false\nmatch.detail.eventName = [\"MeterUsage\"]\n");
+        assert_eq!(rule_set.len(), 1);
+        assert!(fired(&rule_set, record(serde_json::json!({}))).is_empty());
+        let broken = errors(&format!(
+            "{HEAD}enabled = false\nmatch.detail.x = [{{ nope = 1 }}]\n"
+        ));
+        assert_eq!(broken.len(), 1, "{broken:?}");
+    }
+
+    #[test]
+    fn several_conditions_on_one_field_are_anded() {
+        let rule_set = rule(
+            "match.detail.eventName = [\"MeterUsage\"]\n\
+             [[rule.where]]\nfield = \"detail.errorCode\"\nmatch = [{ prefix = \"Invalid\" }]\n\
+             [[rule.where]]\nfield = \"detail.errorCode\"\nmatch = [{ suffix = \"CodeException\" }]\n",
+        );
+        let both = record(serde_json::json!({"errorCode": "InvalidProductCodeException"}));
+        let one = record(serde_json::json!({"errorCode": "InvalidUsageDimensionException"}));
+        assert_eq!(fired(&rule_set, both), ["r"]);
+        assert!(fired(&rule_set, one).is_empty());
+    }
+
+    #[test]
+    fn regex_conditions_and_their_negation() {
+        let rule_set = rule(
+            "match.detail.eventName = [\"MeterUsage\"]\n\
+             [[rule.where]]\nfield = \"detail.requestParameters.usageDimension\"\nregex = '^[a-z]+_(hours|gb)$'\n\
+             [[rule.where]]\nfield = \"detail.requestParameters.usageDimension\"\nnot_regex = '^test_'\n",
+        );
+        let dimension =
+            |d: &str| record(serde_json::json!({"requestParameters": {"usageDimension": d}}));
+        assert_eq!(fired(&rule_set, dimension("cpu_hours")), ["r"]);
+        assert!(fired(&rule_set, dimension("test_hours")).is_empty());
+        assert!(fired(&rule_set, dimension("Cpu")).is_empty());
+        assert!(
+            fired(&rule_set, record(serde_json::json!({}))).is_empty(),
+            "missing field"
+        );
+    }
+
+    #[test]
+    fn comparing_two_fields() {
+        let rule_set = rule(
+            "match.detail.eventName = [\"MeterUsage\"]\n\
+             [[rule.where]]\nfield = \"detail.userIdentity.accountId\"\nnot_equals_field = \"detail.recipientAccountId\"\n",
+        );
+        let ids = |caller: &str| record(serde_json::json!({"userIdentity": {"accountId": caller}}));
+        assert_eq!(fired(&rule_set, ids("999999999999")), ["r"]);
+        assert!(fired(&rule_set, ids("123456789012")).is_empty());
+    }
+
+    #[test]
+    fn timestamp_age_is_measured_against_event_time() {
+        let rule_set = rule(
+            "match.detail.eventName = [\"MeterUsage\"]\n\
+             [[rule.where]]\nfield = \"detail.requestParameters.timestamp\"\nolder_than = \"6h\"\n",
+        );
+        let stamped = |t: &str| record(serde_json::json!({"requestParameters": {"timestamp": t}}));
+        // eventTime is 2020-07-10T23:06:42Z.
+        assert_eq!(fired(&rule_set, stamped("Jul 10, 2020 5:06:41 PM")), ["r"]);
+        assert!(fired(&rule_set, stamped("Jul 10, 2020 5:06:43 PM")).is_empty());
+        assert!(fired(&rule_set, stamped("not a time")).is_empty());
+    }
+
+    #[test]
+    fn lists_match_exactly_or_by_wildcard_and_empty_lists_stay_quiet() {
+        let lists = "[lists]\nallowed = [\"arn:aws:iam::*:role/meter-*\"]\nnone = []\n";
+        let rules = "[[rule]]\nid = \"stranger\"\ntitle = \"S\"\nseverity = \"high\"\n\
+             match.detail.eventName = [\"MeterUsage\"]\n\
+             [[rule.where]]\nfield = [\"detail.userIdentity.arn\", \"detail.userIdentity.sessionContext.sessionIssuer.arn\"]\nnot_in_list = \"allowed\"\n\
+             [[rule]]\nid = \"unconfigured\"\ntitle = \"U\"\nseverity = \"high\"\n\
+             match.detail.eventName = [\"MeterUsage\"]\n\
+             [[rule.where]]\nfield = \"detail.userIdentity.arn\"\nnot_in_list = \"none\"\n";
+        let rule_set = load_texts(&[("lists.toml", lists), ("rules.toml", rules)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let caller = |arn: &str, issuer: Option<&str>| {
+            let mut identity = serde_json::json!({"arn": arn});
+            if let Some(issuer) = issuer {
+                identity["sessionContext"] = serde_json::json!({"sessionIssuer": {"arn": issuer}});
+            }
+            record(serde_json::json!({"userIdentity": identity}))
+        };
+        let session = caller(
+            "arn:aws:sts::1:assumed-role/meter-eks/s",
+            Some("arn:aws:iam::1:role/meter-eks"),
+        );
+        assert!(
+            fired(&rule_set, session).is_empty(),
+            "the role behind the session is allowed"
+        );
+        assert_eq!(
+            fired(&rule_set, caller("arn:aws:iam::1:user/mallory", None)),
+            ["stranger"]
+        );
+    }
+
+    #[test]
+    fn any_groups_hold_when_one_alternative_does() {
+        let rule_set = rule(
+            "match.detail.eventName = [\"MeterUsage\"]\n\
+             [[rule.where]]\nany = [\n  { field = \"detail.errorCode\", match = [\"A\"] },\n  { field = \"detail.errorMessage\", regex = \"boom\" },\n]\n",
+        );
+        assert_eq!(
+            fired(&rule_set, record(serde_json::json!({"errorCode": "A"}))),
+            ["r"]
+        );
+        assert_eq!(
+            fired(
+                &rule_set,
+                record(serde_json::json!({"errorMessage": "a boom"}))
+            ),
+            ["r"]
+        );
+        assert!(fired(&rule_set, record(serde_json::json!({"errorCode": "B"}))).is_empty());
+    }
+
+    #[test]
+    fn for_each_raises_one_alert_per_matching_element() {
+        let rule_set = rule(
+            "match.detail.eventName = [\"BatchMeterUsage\"]\n\
+             [[rule.for_each]]\narray = \"detail.responseElements.results\"\nmatch.status = [{ \"anything-but\" = \"Success\" }]\n",
+        );
+        let event = record(serde_json::json!({
+            "eventName": "BatchMeterUsage",
+            "responseElements": {"results": [
+                {"status": "Success"}, {"status": "DuplicateRecord"}, {"status": "CustomerNotSubscribed"}
+            ]}
+        }));
+        assert_eq!(
+            fired(&rule_set, event),
+            [
+                "r@detail.responseElements.results[1]",
+                "r@detail.responseElements.results[2]"
+            ]
+        );
+    }
+
+    #[test]
+    fn problems_are_all_reported_with_positions() {
+        let text = format!(
+            "{HEAD}match.detail.x = [1]\nmatch_json = '{{}}'\n\
+             [[rule]]\nid = \"Bad_Id\"\ntitle = \"B\"\nseverity = \"low\"\nmatch.detail.x = [1]\n\
+             [[rule]]\nid = \"no-match\"\ntitle = \"N\"\nseverity = \"low\"\n\
+             [[rule]]\nid = \"bad-where\"\ntitle = \"W\"\nseverity = \"low\"\nmatch.detail.x = [1]\n\
+             [[rule.where]]\nfield = \"detail..x\"\nregex = \"(\"\n\
+             [[rule.where]]\nfield = \"detail.t\"\nolder_than = \"soon\"\n\
+             [[rule.where]]\nfield = \"detail.t\"\n\
+             [[rule.where]]\nfield = \"detail.t\"\nregex = \"a\"\nnot_regex = \"b\"\n"
+        );
+        let found = errors(&text);
+        let expected = [
+            "r.toml:6:14: error[r]: give either `match` or `match_json`, not both",
+            "r.toml:7:1: error[Bad_Id]: rule id `Bad_Id` must be kebab-case: lowercase letters, digits and single dashes",
+            "r.toml:12:1: error[no-match]: missing `match` (an EventBridge pattern as TOML) or `match_json` (one as JSON text)",
+            "r.toml:21:1: error[bad-where]: `detail..x` is not a field path: expected names separated by single dots, e.g. `detail.errorCode`",
+            "r.toml:26:14: error[bad-where]: `soon` is not a positive duration: expected e.g. \"90m\", \"6h\" or \"2d\"",
+            "r.toml:27:1: error[bad-where]: a `where` entry needs exactly one test (regex, not_regex, in_list, not_in_list, equals_field, not_equals_field, older_than, newer_than, match); found none",
+            "r.toml:29:1: error[bad-where]: a `where` entry needs exactly one test (regex, not_regex, in_list, not_in_list, equals_field, not_equals_field, older_than, newer_than, match); found regex, not_regex",
+        ];
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn toml_syntax_errors_and_unknown_top_level_keys() {
+        let found = errors("[[rule]]\nid = \"x\nseverity = 1\n");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found,
+            ["r.toml:2:8: error: invalid basic string, expected `\"`"]
+        );
+        let found = errors("[rules]\nx = 1\n");
+        assert_eq!(
+            found,
+            ["r.toml:1:2: error: unknown top-level key `rules`, expected `lists` or `[[rule]]`"]
+        );
+    }
+
+    #[test]
+    fn date_times_in_patterns_are_errors() {
+        let found = errors(&format!(
+            "{HEAD}match.detail.eventTime = [2020-07-10T23:06:42Z]\n"
+        ));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("quote it"), "{found:?}");
+    }
+
+    #[test]
+    fn lists_are_defined_once_with_valid_wildcards() {
+        let found = load_texts(&[
+            ("a.toml", "[lists]\nx = [\"a\"]\n"),
+            ("b.toml", "[lists]\nx = [\"b\"]\ny = [\"c**\"]\n"),
+        ])
+        .expect_err("invalid lists");
+        let lines: Vec<String> = found
+            .diagnostics
+            .iter()
+            .map(|d| d.to_string().lines().next().unwrap_or("").to_owned())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "b.toml:2:5: error: list `x` is already defined in a.toml:2:5; define each list once",
+                "b.toml:3:6: error: in list `y`: invalid wildcard: Consecutive wildcard characters at pos 2",
+            ]
+        );
+    }
 }

@@ -1,5 +1,7 @@
 //! The `meterwatch` binary, end to end (one test binary: see `autotests = false`).
 
 mod bench_patterns;
+mod check;
+mod eval;
 mod support;
 mod test_event_pattern;

@@ -1,0 +1,86 @@
+//! `meterwatch eval`: message bodies through the rules, alerts out as JSON lines.
+
+use crate::envelope::{self, DecodeError};
+use crate::input;
+use crate::rules::RuleSet;
+use anyhow::Context;
+use std::io::{BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Evaluates rules over SQS message bodies and prints one alert per line as JSON.
+///
+/// Each input holds one JSON document or JSON lines (one body a line); each body may be any
+/// shape the daemon accepts (EventBridge envelope, SNS notification, CloudTrail record or
+/// `{"Records": [...]}` batch). Exit 0 when every body decoded; 2 when any did not (each
+/// such body is named on stderr, and the others are still evaluated).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Rule files or directories.
+    #[arg(long = "rules", default_value = "rules")]
+    rules: Vec<PathBuf>,
+    /// Files of message bodies; `-` (the default) reads standard input.
+    #[arg(default_value = "-")]
+    inputs: Vec<PathBuf>,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let rule_set = match RuleSet::load(&args.rules) {
+        Ok(rule_set) => rule_set,
+        Err(error) => {
+            eprintln!("{error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut undecodable = 0usize;
+    for path in &args.inputs {
+        let (name, text) = if path.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read standard input")?;
+            ("<stdin>".to_owned(), text)
+        } else {
+            let text = input::read("events", path)?;
+            (path.display().to_string(), text)
+        };
+        for (body_name, body) in bodies(&name, &text) {
+            let events = match envelope::decode(body) {
+                Ok(events) => events,
+                Err(kind) => {
+                    eprintln!("error: {}", DecodeError::new(body_name, kind));
+                    undecodable += 1;
+                    continue;
+                }
+            };
+            for event in &events {
+                let alerts = rule_set
+                    .evaluate(event)
+                    .with_context(|| format!("evaluating {body_name}"))?;
+                for alert in alerts {
+                    writeln!(out, "{}", alert.to_json()).context("cannot write to stdout")?;
+                }
+            }
+        }
+    }
+    out.flush().context("cannot write to stdout")?;
+    Ok(if undecodable == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// The bodies in one input: the whole text when it is one JSON document, else each
+/// non-blank line (JSON lines). Bodies are named `file` or `file:line`.
+fn bodies<'t>(name: &str, text: &'t str) -> Vec<(String, &'t str)> {
+    let single = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
+    if single || !text.trim_start().starts_with('{') {
+        return vec![(name.to_owned(), text)];
+    }
+    input::json_lines(text)
+        .map(|(line, body)| (format!("{name}:{line}"), body))
+        .collect()
+}

@@ -1,0 +1,291 @@
+//! `meterwatch eval` with the shipped rules: quiet on the seed's successful calls, and exactly
+//! the intended alerts on failing variants, in every envelope shape the daemon accepts.
+
+use crate::support::{meterwatch, shared, stderr, stdout};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::Path;
+
+/// One expected alert: the rule, and the element path for per-element alerts.
+type Expected = (&'static str, Option<&'static str>);
+
+/// What each failing fixture must raise, in output order.
+const EXPECTED: &[(&str, &[Expected])] = &[
+    (
+        "batchmeterusage-partial",
+        &[
+            (
+                "metering-record-failed",
+                Some("detail.responseElements.results[0]"),
+            ),
+            (
+                "metering-record-failed",
+                Some("detail.responseElements.results[1]"),
+            ),
+            (
+                "metering-record-failed",
+                Some("detail.responseElements.unprocessedRecords[0]"),
+            ),
+        ],
+    ),
+    (
+        "batchmeterusage-stale-timestamp",
+        &[
+            (
+                "metering-record-failed",
+                Some("detail.responseElements.unprocessedRecords[0]"),
+            ),
+            ("metering-timestamp-stale", None),
+        ],
+    ),
+    (
+        "meterusage-dryrun-failed",
+        &[("dryrun-in-production", None)],
+    ),
+    (
+        "meterusage-dryrun-success",
+        &[("dryrun-in-production", None)],
+    ),
+    (
+        "meterusage-invalid-product-code",
+        &[
+            ("product-config-drift", None),
+            ("metering-call-failed", None),
+        ],
+    ),
+    (
+        "meterusage-throttled",
+        &[("metering-call-failed", None), ("metering-throttled", None)],
+    ),
+    (
+        "meterusage-timestamp-out-of-bounds",
+        &[
+            ("metering-call-failed", None),
+            ("metering-timestamp-stale", None),
+        ],
+    ),
+    (
+        "meterusage-unexpected-principal",
+        &[("unexpected-principal", None)],
+    ),
+    (
+        "meterusage-unknown-product-code",
+        &[("product-config-drift", None)],
+    ),
+    (
+        "registerusage-not-entitled",
+        &[("metering-call-failed", None)],
+    ),
+];
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("fixture is readable");
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+/// An SNS notification carrying `message`, as SQS receives it without raw delivery.
+fn sns(message: &Value) -> Value {
+    json!({
+        "Type": "Notification",
+        "MessageId": "0b7c2b9e-0000-4000-8000-0000000000aa",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:metering-events",
+        "Message": message.to_string(),
+        "Timestamp": "2020-07-10T23:06:43.000Z",
+        "SignatureVersion": "1",
+    })
+}
+
+/// The fixture envelope in every shape the daemon accepts, by name.
+fn shapes(envelope: &Value) -> Vec<(&'static str, Value)> {
+    let record = envelope["detail"].clone();
+    let batch = json!({ "Records": [record.clone()] });
+    vec![
+        ("eventbridge", envelope.clone()),
+        ("sns", sns(envelope)),
+        ("cloudtrail", record.clone()),
+        ("sns-cloudtrail", sns(&record)),
+        ("records", batch.clone()),
+        ("sns-records", sns(&batch)),
+    ]
+}
+
+fn eval_body(body: &Value) -> (Vec<Value>, String) {
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    write!(file, "{body}").expect("write body");
+    let path = file.path().to_str().expect("utf-8 temp path");
+    let output = meterwatch(&["eval", "--rules", "rules", path]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let alerts = stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is a JSON alert"))
+        .collect();
+    (alerts, stderr(&output))
+}
+
+#[test]
+fn seed_records_raise_no_alert_in_any_shape() {
+    for seed in [
+        "meterusage-ami",
+        "meterusage-eks",
+        "registerusage-eks",
+        "batchmeterusage",
+    ] {
+        let envelope = read_json(Path::new(&format!(
+            "tests/fixtures/events/envelopes/{seed}.eventbridge.json"
+        )));
+        for (shape, body) in shapes(&envelope) {
+            let (alerts, _) = eval_body(&body);
+            assert!(alerts.is_empty(), "{seed} as {shape}: {alerts:#?}");
+        }
+    }
+}
+
+#[test]
+fn shared_seed_event_files_raise_no_alert() {
+    let dir = shared("seed-events");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("shared seed events are beside the project")
+        .map(|entry| entry.expect("dir entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .map(|path| path.to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let mut args = vec!["eval", "--rules", "rules"];
+    args.extend(files.iter().map(String::as_str));
+    let output = meterwatch(&args);
+    // The seed's BatchMeterUsage record ends with a stray `]}}` and is rejected (exit 2),
+    // every other file is evaluated: none raises an alert.
+    assert_eq!(stdout(&output), "", "{}", stderr(&output));
+}
+
+#[test]
+fn failing_variants_raise_exactly_the_intended_alerts_in_every_shape() {
+    let mut failures = Vec::new();
+    for (fixture, expected) in EXPECTED {
+        let envelope = read_json(Path::new(&format!(
+            "tests/fixtures/events/failing/{fixture}.eventbridge.json"
+        )));
+        for (shape, body) in shapes(&envelope) {
+            let (alerts, _) = eval_body(&body);
+            let got: Vec<(String, Option<String>)> = alerts
+                .iter()
+                .map(|alert| {
+                    (
+                        alert["rule"].as_str().unwrap_or("?").to_owned(),
+                        alert["element"]["path"].as_str().map(str::to_owned),
+                    )
+                })
+                .collect();
+            let want: Vec<(String, Option<String>)> = expected
+                .iter()
+                .map(|(rule, element)| ((*rule).to_owned(), element.map(str::to_owned)))
+                .collect();
+            if got != want {
+                failures.push(format!("{fixture} as {shape}: got {got:?}, want {want:?}"));
+            }
+            for alert in &alerts {
+                assert_eq!(
+                    alert["event_id"], envelope["detail"]["eventID"],
+                    "{fixture} as {shape}: alerts name the CloudTrail eventID"
+                );
+                assert_eq!(alert["event_name"], envelope["detail"]["eventName"]);
+                assert_eq!(alert["account"], "123456789012");
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_failing_fixture_has_expectations() {
+    let mut names: Vec<String> = std::fs::read_dir("tests/fixtures/events/failing")
+        .expect("fixtures")
+        .map(|entry| {
+            entry
+                .expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .map(|name| name.trim_end_matches(".eventbridge.json").to_owned())
+        .collect();
+    names.sort();
+    let listed: Vec<&str> = EXPECTED.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names, listed);
+}
+
+#[test]
+fn alerts_carry_rule_severity_title_ids_and_matched_values() {
+    let envelope = read_json(Path::new(
+        "tests/fixtures/events/failing/meterusage-throttled.eventbridge.json",
+    ));
+    let (alerts, _) = eval_body(&envelope);
+    let throttled = alerts
+        .iter()
+        .find(|alert| alert["rule"] == "metering-throttled")
+        .expect("metering-throttled fires");
+    assert_eq!(throttled["severity"], "medium");
+    assert_eq!(throttled["title"], "Metering call throttled");
+    assert_eq!(
+        throttled["event_id"],
+        "f0a1b2c3-0000-4000-8000-000000000101"
+    );
+    assert_eq!(throttled["region"], "us-east-1");
+    assert_eq!(throttled["event_time"], "2020-07-10T23:06:42Z");
+    assert_eq!(
+        throttled["matched"]["detail.errorCode"],
+        "ThrottlingException"
+    );
+}
+
+#[test]
+fn undecodable_input_is_named_and_exits_2_after_evaluating_the_rest() {
+    let output = meterwatch(&[
+        "eval",
+        "--rules",
+        "rules",
+        "tests/fixtures/events/poison/not-json.txt",
+        "tests/fixtures/events/failing/meterusage-throttled.eventbridge.json",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("tests/fixtures/events/poison/not-json.txt"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        stdout(&output).lines().count(),
+        2,
+        "the good file is still evaluated"
+    );
+}
+
+#[test]
+fn json_lines_and_stdin_are_read() {
+    let throttled = std::fs::read_to_string(
+        "tests/fixtures/events/failing/meterusage-throttled.eventbridge.json",
+    )
+    .expect("fixture");
+    let compact: Value = serde_json::from_str(&throttled).expect("JSON");
+    let lines = format!("{compact}\n\n{compact}\n");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_meterwatch"))
+        .args(["eval", "--rules", "rules", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("meterwatch runs");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(lines.as_bytes())
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("meterwatch exits");
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        stdout(&output).lines().count(),
+        4,
+        "two alerts per event, two events"
+    );
+}
