@@ -3,5 +3,6 @@
 mod bench_patterns;
 mod check;
 mod eval;
+mod run;
 mod support;
 mod test_event_pattern;
