@@ -126,12 +126,15 @@ async fn eventbridge_to_sns_end_to_end() {
         support::metric(&metrics, "meterwatch_rules_loaded", ""),
         n_rules as f64
     );
+    let processing_ms = support::metric(&metrics, "meterwatch_message_processing_seconds_sum", "")
+        * 1000.0
+        / support::metric(&metrics, "meterwatch_message_processing_seconds_count", "");
     eprintln!(
-        "end to end: {} events → {} alerts in {:.2} s ({:.1} ms per event, PutEvents to alert read back)",
+        "end to end: {} events → {} alerts in {:.2} s (PutEvents to alerts read back); \
+         daemon time per message (receive → every alert published) {processing_ms:.1} ms",
         bodies.len(),
         alerts.len(),
         elapsed.as_secs_f64(),
-        elapsed.as_secs_f64() * 1000.0 / bodies.len() as f64
     );
 
     daemon.sigterm();
@@ -291,30 +294,7 @@ async fn sigterm_with_messages_in_flight_exits_zero_and_loses_nothing() {
             event.to_string()
         })
         .collect();
-    let send_all = async {
-        for chunk in bodies.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(idx, body)| {
-                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                        .id(idx.to_string())
-                        .message_body(body)
-                        .build()
-                        .unwrap()
-                })
-                .collect();
-            clients
-                .sqs
-                .send_message_batch()
-                .queue_url(&resources.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .unwrap();
-        }
-    };
-    send_all.await;
+    send_batches(&clients, &resources.queue_url, &bodies).await;
     support::eventually("messages in flight", ALERT_TIMEOUT, || async {
         (daemon.metric("meterwatch_messages_received_total", "") >= 1.0).then_some(())
     })
@@ -404,4 +384,75 @@ async fn broken_rules_are_rejected_and_good_edits_apply_without_restart() {
     let alerts = clients.alerts(&resources, 1, ALERT_TIMEOUT).await;
     assert_eq!(alerts[0]["rule"], "metering-failed", "{}", daemon.logs());
     assert_eq!(daemon.metric("meterwatch_rules_loaded", ""), 3.0);
+}
+
+/// Not a timing assertion: measures and prints the end-to-end rate through moto and the
+/// daemon's own time per message (receive to delete), for the record.
+#[tokio::test(flavor = "multi_thread")]
+async fn end_to_end_rate_is_reported() {
+    let moto = Moto::start().await;
+    let clients = moto.clients().await;
+    let resources = clients.create_resources("rate", 1000, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let config = write_config(dir.path(), &resources, &rules, "");
+    let daemon = Daemon::start(&moto, &config).await;
+
+    let template: serde_json::Value =
+        serde_json::from_str(&fixture("failing/meterusage-throttled.eventbridge.json")).unwrap();
+    let n_events = 300;
+    let bodies: Vec<String> = (0..n_events)
+        .map(|idx| {
+            let mut event = template.clone();
+            event["detail"]["eventID"] = serde_json::json!(format!("rate-{idx:04}"));
+            event.to_string()
+        })
+        .collect();
+    let n_alerts: usize = expected_alerts(&rules, &bodies).values().sum();
+    let started = std::time::Instant::now();
+    send_batches(&clients, &resources.queue_url, &bodies).await;
+    support::eventually("every delete", Duration::from_secs(120), || async {
+        (daemon.metric("meterwatch_messages_deleted_total", "") >= n_events as f64).then_some(())
+    })
+    .await;
+    let elapsed = started.elapsed();
+    clients
+        .alerts(&resources, n_alerts, Duration::from_secs(120))
+        .await;
+    let metrics = daemon.metrics();
+    let processing_sum = support::metric(&metrics, "meterwatch_message_processing_seconds_sum", "");
+    let processing_count =
+        support::metric(&metrics, "meterwatch_message_processing_seconds_count", "");
+    eprintln!(
+        "moto end to end: {n_events} messages sent, {n_alerts} alerts published, all deleted in \
+         {:.2} s = {:.0} messages/s; daemon time per message (receive → every alert published) \
+         {:.1} ms on average",
+        elapsed.as_secs_f64(),
+        n_events as f64 / elapsed.as_secs_f64(),
+        processing_sum * 1000.0 / processing_count
+    );
+}
+
+async fn send_batches(clients: &support::Clients, queue_url: &str, bodies: &[String]) {
+    for chunk in bodies.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(idx, body)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(idx.to_string())
+                    .message_body(body)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        clients
+            .sqs
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .unwrap();
+    }
 }

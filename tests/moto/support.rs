@@ -336,18 +336,31 @@ impl Clients {
             .send()
             .await
             .unwrap();
-        let mut bodies = Vec::new();
-        for message in output.messages.unwrap_or_default() {
-            self.sqs
-                .delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(message.receipt_handle.unwrap())
-                .send()
-                .await
-                .unwrap();
-            bodies.push(message.body.unwrap());
+        let messages = output.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Vec::new();
         }
-        bodies
+        let entries = messages
+            .iter()
+            .enumerate()
+            .map(|(idx, message)| {
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(idx.to_string())
+                    .receipt_handle(message.receipt_handle.clone().unwrap())
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let deleted = self
+            .sqs
+            .delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .unwrap();
+        assert!(deleted.failed.is_empty(), "{deleted:?}");
+        messages.into_iter().map(|m| m.body.unwrap()).collect()
     }
 
     /// Collects alert documents from the alerts queue until `n` have arrived.
