@@ -97,3 +97,47 @@ pub fn error_code<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) ->
         _ => "Unknown".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sns::error::ErrorMetadata;
+    use aws_sdk_sns::operation::publish::PublishError;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_types::body::SdkBody;
+
+    fn service_error(status: u16, code: &str) -> SdkError<PublishError, HttpResponse> {
+        let status = aws_smithy_runtime_api::http::StatusCode::try_from(status)
+            .expect("a valid status code");
+        let error = PublishError::generic(ErrorMetadata::builder().code(code).build());
+        SdkError::service_error(error, HttpResponse::new(status, SdkBody::empty()))
+    }
+
+    #[test]
+    fn throttling_server_errors_and_network_failures_are_retryable() {
+        assert!(is_retryable(&service_error(400, "Throttling")));
+        assert!(is_retryable(&service_error(400, "KMSThrottlingException")));
+        assert!(is_retryable(&service_error(429, "Whatever")));
+        assert!(is_retryable(&service_error(500, "InternalError")));
+        assert!(is_retryable(&service_error(503, "ServiceUnavailable")));
+        let timeout: SdkError<PublishError, HttpResponse> =
+            SdkError::timeout_error("attempt timed out");
+        assert!(is_retryable(&timeout));
+        let dispatch: SdkError<PublishError, HttpResponse> =
+            SdkError::dispatch_failure(ConnectorError::io("connection refused".into()));
+        assert!(is_retryable(&dispatch));
+        assert_eq!(error_code(&dispatch), "DispatchFailure");
+    }
+
+    #[test]
+    fn client_errors_and_bad_requests_are_not() {
+        let not_found = service_error(404, "NotFound");
+        assert!(!is_retryable(&not_found));
+        assert_eq!(error_code(&not_found), "NotFound");
+        assert!(!is_retryable(&service_error(403, "AuthorizationError")));
+        assert!(!is_retryable(&service_error(400, "InvalidParameter")));
+        let construction: SdkError<PublishError, HttpResponse> =
+            SdkError::construction_failure("missing topic");
+        assert!(!is_retryable(&construction));
+    }
+}
