@@ -11,6 +11,7 @@
 //!
 //! `meterwatch.toml` at the repository root documents every key; a test parses it.
 
+use crate::alert::format::Format;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -144,8 +145,13 @@ impl SqsSourceConfig {
 pub enum SinkConfig {
     /// Publish each alert to an SNS topic.
     Sns {
-        /// The topic, e.g. `arn:aws:sns:us-east-1:123456789012:meterwatch-alerts`.
+        /// The topic, e.g. `arn:aws:sns:us-east-1:123456789012:meterwatch-alerts` (a name
+        /// ending in `.fifo` gets group and deduplication ids).
         topic_arn: String,
+        /// `json` (the alert document; readable text for email subscriptions) or `chatbot`
+        /// (AWS Chatbot custom notifications for Slack and Teams). Default `json`.
+        #[serde(default)]
+        format: Format,
     },
     /// Each alert as one JSON line on standard output.
     Stdout {},
@@ -346,8 +352,14 @@ impl Config {
             self.source = SourceConfig::File { paths };
         }
         if let Some(topic_arn) = overrides.topic_arn {
-            self.sinks
-                .insert(TOPIC_ARN_SINK.to_owned(), SinkConfig::Sns { topic_arn });
+            let format = match self.sinks.get(TOPIC_ARN_SINK) {
+                Some(SinkConfig::Sns { format, .. }) => *format,
+                _ => Format::default(),
+            };
+            self.sinks.insert(
+                TOPIC_ARN_SINK.to_owned(),
+                SinkConfig::Sns { topic_arn, format },
+            );
         }
         if let Some(table) = overrides.state_table {
             self.state = StateConfig::Dynamodb { table };
@@ -372,7 +384,7 @@ impl Config {
         }
         for (name, sink) in &self.sinks {
             match sink {
-                SinkConfig::Sns { topic_arn } => {
+                SinkConfig::Sns { topic_arn, .. } => {
                     if let Err(reason) = check_topic_arn(topic_arn) {
                         problems.push(format!("sinks.{name}.topic_arn: {reason}"));
                     }
@@ -598,7 +610,8 @@ mod tests {
         assert_eq!(
             config.sinks.get(TOPIC_ARN_SINK),
             Some(&SinkConfig::Sns {
-                topic_arn: "arn:aws:sns:us-east-1:123456789012:new".to_owned()
+                topic_arn: "arn:aws:sns:us-east-1:123456789012:new".to_owned(),
+                format: Format::Json,
             })
         );
         assert_eq!(config.rules.paths, vec![PathBuf::from("/r")]);

@@ -28,6 +28,10 @@
 //! differs in `id` only; alerts and deduplication use [`Event::event_id`].
 
 use std::fmt;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 use serde_json::{Map, Value, json};
 
@@ -49,75 +53,188 @@ const MAX_KEY_CHARS: usize = 64;
 
 /// One EventBridge-shaped event carrying one CloudTrail record.
 ///
-/// `json` and `value` are the same event: the rule engine matches on the text (its fast path
-/// reads bytes), alerts read fields from the value. When the body already was an EventBridge
-/// envelope, the text is the original one, not a re-serialization.
-#[derive(Debug, Clone, PartialEq)]
+/// The rule engine matches on the text (its fast path reads bytes); the fields alerts and
+/// logs need most are read once at decode time; the full value is parsed only when someone
+/// asks for it. When the body already was an EventBridge envelope, the text is the original
+/// one, not a re-serialization.
+#[derive(Debug, Clone)]
 pub struct Event {
     json: String,
-    value: Value,
+    /// Parsed on first use: most events raise no alert and never need it.
+    value: OnceLock<Value>,
+    facts: Facts,
+}
+
+/// The envelope and CloudTrail fields read for every event; each is `None` when absent or
+/// not a string.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+struct Facts {
+    #[serde(default, deserialize_with = "string_or_none")]
+    account: Option<String>,
+    #[serde(default, deserialize_with = "string_or_none")]
+    region: Option<String>,
+    #[serde(default, deserialize_with = "string_or_none")]
+    time: Option<String>,
+    #[serde(default)]
+    detail: DetailFacts,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+struct DetailFacts {
+    #[serde(default, rename = "eventID", deserialize_with = "string_or_none")]
+    event_id: Option<String>,
+    #[serde(default, rename = "eventName", deserialize_with = "string_or_none")]
+    event_name: Option<String>,
+    #[serde(default, rename = "eventSource", deserialize_with = "string_or_none")]
+    event_source: Option<String>,
+    #[serde(default, rename = "errorCode", deserialize_with = "string_or_none")]
+    error_code: Option<String>,
+    #[serde(default, rename = "eventTime", deserialize_with = "string_or_none")]
+    event_time: Option<String>,
+}
+
+/// A string as itself; any other JSON value (skipped without being built) as `None`.
+fn string_or_none<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    struct StringOrNone;
+    impl<'de> serde::de::Visitor<'de> for StringOrNone {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(Some(text.to_owned()))
+        }
+        fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
+            Ok(Some(text))
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    }
+    deserializer.deserialize_any(StringOrNone)
+}
+
+impl Facts {
+    fn of(value: &Value) -> Facts {
+        let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
+        let detail = value.get("detail");
+        let detail_text = |key| text(detail.and_then(|detail| detail.get(key)));
+        Facts {
+            account: text(value.get("account")),
+            region: text(value.get("region")),
+            time: text(value.get("time")),
+            detail: DetailFacts {
+                event_id: detail_text("eventID"),
+                event_name: detail_text("eventName"),
+                event_source: detail_text("eventSource"),
+                error_code: detail_text("errorCode"),
+                event_time: detail_text("eventTime"),
+            },
+        }
+    }
+}
+
+/// Two events are equal when their text is: the value and facts are read from it.
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json
+    }
 }
 
 impl Event {
+    /// An event whose value was already built (synthesized, or parsed for a slow path).
+    fn from_value(json: String, value: Value) -> Event {
+        let facts = Facts::of(&value);
+        Event {
+            json,
+            value: OnceLock::from(value),
+            facts,
+        }
+    }
+
     /// The event as JSON text, what patterns are matched against.
     pub fn json(&self) -> &str {
         &self.json
     }
 
-    /// The event as a JSON value (always an object).
+    /// The event as a JSON value (always an object), parsed on first use.
     pub fn value(&self) -> &Value {
-        &self.value
+        self.value.get_or_init(|| {
+            serde_json::from_str(&self.json)
+                .expect("an event's text was checked to be a JSON object when it was decoded")
+        })
     }
 
     /// The CloudTrail record: the envelope's `detail`.
     pub fn detail(&self) -> Option<&Map<String, Value>> {
-        self.value.get("detail").and_then(Value::as_object)
+        self.value().get("detail").and_then(Value::as_object)
     }
 
     /// CloudTrail's `eventID`, unique per record (EventBridge's `id` is not).
     pub fn event_id(&self) -> Option<&str> {
-        self.detail_str("eventID")
+        self.facts.detail.event_id.as_deref()
     }
 
     /// CloudTrail's `eventName`, e.g. `MeterUsage`.
     pub fn event_name(&self) -> Option<&str> {
-        self.detail_str("eventName")
+        self.facts.detail.event_name.as_deref()
     }
 
     /// CloudTrail's `eventSource`, e.g. `metering-marketplace.amazonaws.com`.
     pub fn event_source(&self) -> Option<&str> {
-        self.detail_str("eventSource")
+        self.facts.detail.event_source.as_deref()
     }
 
     /// CloudTrail's `errorCode`; `None` for a call that succeeded.
     pub fn error_code(&self) -> Option<&str> {
-        self.detail_str("errorCode")
+        self.facts.detail.error_code.as_deref()
     }
 
     /// The envelope's `account`: the account whose CloudTrail recorded the call.
     pub fn account(&self) -> Option<&str> {
-        self.envelope_str("account")
+        self.facts.account.as_deref()
     }
 
     /// The envelope's `region`.
     pub fn region(&self) -> Option<&str> {
-        self.envelope_str("region")
+        self.facts.region.as_deref()
     }
 
     /// When the call happened, RFC 3339: CloudTrail's `eventTime`, else the envelope's `time`.
     pub fn event_time(&self) -> Option<&str> {
-        self.detail_str("eventTime")
-            .or_else(|| self.envelope_str("time"))
-    }
-
-    fn envelope_str(&self, key: &str) -> Option<&str> {
-        self.value.get(key).and_then(Value::as_str)
-    }
-
-    fn detail_str(&self, key: &str) -> Option<&str> {
-        self.detail()
-            .and_then(|detail| detail.get(key))
-            .and_then(Value::as_str)
+        self.facts
+            .detail
+            .event_time
+            .as_deref()
+            .or(self.facts.time.as_deref())
     }
 }
 
@@ -260,6 +377,9 @@ pub fn decode(body: &str) -> Result<Vec<Event>, DecodeErrorKind> {
     if body.len() > MAX_BODY_BYTES {
         return Err(DecodeErrorKind::TooLarge { bytes: body.len() });
     }
+    if let Some(event) = envelope_fast_path(body) {
+        return Ok(vec![event]);
+    }
     let value: Value =
         serde_json::from_str(body).map_err(|error| DecodeErrorKind::NotJson { error })?;
     let Value::Object(object) = value else {
@@ -270,6 +390,59 @@ pub fn decode(body: &str) -> Result<Vec<Event>, DecodeErrorKind> {
     match shape_of(&object) {
         Shape::Sns => decode_sns(object),
         shape => decode_object(body, object, shape),
+    }
+}
+
+/// The common case, an EventBridge envelope, without building the event's value: one pass
+/// checks the body is a JSON object with a string `detail-type` and `source` and an object
+/// `detail`, and reads the facts. Anything else (including duplicate keys, which the full
+/// parse resolves as AWS does, last one winning) goes the general way.
+fn envelope_fast_path(body: &str) -> Option<Event> {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(rename = "detail-type")]
+        detail_type: Option<IgnoredString>,
+        source: Option<IgnoredString>,
+        detail: Option<DetailFacts>,
+        #[serde(default, deserialize_with = "string_or_none")]
+        account: Option<String>,
+        #[serde(default, deserialize_with = "string_or_none")]
+        region: Option<String>,
+        #[serde(default, deserialize_with = "string_or_none")]
+        time: Option<String>,
+    }
+    let probe: Probe = serde_json::from_str(body).ok()?;
+    let (Some(_), Some(_), Some(detail)) = (probe.detail_type, probe.source, probe.detail) else {
+        return None;
+    };
+    Some(Event {
+        json: body.to_owned(),
+        value: OnceLock::new(),
+        facts: Facts {
+            account: probe.account,
+            region: probe.region,
+            time: probe.time,
+            detail,
+        },
+    })
+}
+
+/// A JSON string, checked but not kept.
+struct IgnoredString;
+
+impl<'de> Deserialize<'de> for IgnoredString {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = IgnoredString;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E>(self, _: &str) -> Result<IgnoredString, E> {
+                Ok(IgnoredString)
+            }
+        }
+        deserializer.deserialize_str(Visitor)
     }
 }
 
@@ -335,10 +508,10 @@ fn decode_object(
     match shape {
         Shape::EventBridge => {
             check_envelope(&object)?;
-            Ok(vec![Event {
-                json: text.to_owned(),
-                value: Value::Object(object),
-            }])
+            Ok(vec![Event::from_value(
+                text.to_owned(),
+                Value::Object(object),
+            )])
         }
         Shape::Records => {
             let records = match object.remove("Records") {
@@ -454,10 +627,7 @@ fn from_record(at: Location, record: Map<String, Value>) -> Result<Event, Decode
         "resources": [],
         "detail": Value::Object(record),
     });
-    Ok(Event {
-        json: value.to_string(),
-        value,
-    })
+    Ok(Event::from_value(value.to_string(), value))
 }
 
 fn unknown_shape(object: &Map<String, Value>) -> DecodeErrorKind {

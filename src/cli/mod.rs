@@ -6,7 +6,11 @@ mod bench_patterns;
 mod bench_pipeline;
 mod check;
 mod eval;
+mod explain;
+mod preview;
 mod run;
+mod schema;
+mod test;
 mod test_event_pattern;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +29,10 @@ enum Command {
     Eval(eval::Args),
     Run(run::Args),
     BenchPipeline(bench_pipeline::Args),
+    Explain(explain::Args),
+    Preview(preview::Args),
+    Schema(schema::Args),
+    Test(test::Args),
     TestEventPattern(test_event_pattern::Args),
     BenchPatterns(bench_patterns::Args),
 }
@@ -37,6 +45,10 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => eval::run(&args),
         Command::Run(args) => run::run(&args),
         Command::BenchPipeline(args) => bench_pipeline::run(&args),
+        Command::Explain(args) => explain::run(&args),
+        Command::Preview(args) => preview::run(&args),
+        Command::Schema(args) => schema::run(&args),
+        Command::Test(args) => test::run(&args),
         Command::TestEventPattern(args) => test_event_pattern::run(&args),
         Command::BenchPatterns(args) => bench_patterns::run(&args),
     };

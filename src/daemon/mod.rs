@@ -240,11 +240,15 @@ pub async fn serve(
     let mut sinks = Vec::new();
     for (name, sink) in config.effective_sinks() {
         let sink = match sink {
-            SinkConfig::Sns { topic_arn } => {
+            SinkConfig::Sns { topic_arn, format } => {
                 let sdk_config = sdk_config
                     .as_ref()
                     .context("AWS config is loaded for sns")?;
-                Sink::Sns(SnsSink::new(crate::aws::sns_client(sdk_config), topic_arn))
+                Sink::Sns(SnsSink::new(
+                    crate::aws::sns_client(sdk_config),
+                    topic_arn,
+                    format,
+                ))
             }
             SinkConfig::Stdout {} => Sink::Stdout(StdoutSink),
             SinkConfig::File { path } => Sink::File(

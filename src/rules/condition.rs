@@ -7,6 +7,7 @@
 
 use super::field::{FieldPath, as_text};
 use super::lists::List;
+use super::view::FieldTree;
 use jiff::civil::DateTime;
 use jiff::{SignedDuration, Timestamp};
 use meterwatch_pattern::Matcher;
@@ -18,7 +19,12 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub enum Condition {
     /// Holds when its test holds for the pooled values of `fields`.
-    Test { fields: Vec<FieldPath>, test: Test },
+    Test {
+        fields: Vec<FieldPath>,
+        test: Test,
+        /// The test as written (`not_in_list = "allowed_principals"`), for explanations.
+        text: String,
+    },
     /// Holds when any alternative does.
     Any(Vec<Condition>),
 }
@@ -44,13 +50,17 @@ pub enum Test {
     NewerThan(SignedDuration),
     /// An EventBridge value list compiled as the pattern `{field: values}` (with several
     /// fields, `{"$or": [{field: values}, ...]}`).
-    Pattern(Matcher<()>),
+    Pattern {
+        matcher: Matcher<()>,
+        /// The fields the pattern names, to cut the text it is matched against to them.
+        fields: FieldTree,
+    },
 }
 
-/// What an event offers conditions: its value and its `eventTime`.
-#[derive(Debug, Clone, Copy)]
+/// What an event offers conditions: the fields rules read, and its `eventTime`.
+#[derive(Debug)]
 pub struct Subject<'e> {
-    pub json: &'e str,
+    /// At least every field any condition reads (see `view`), with the event's structure.
     pub value: &'e Value,
     pub event_time: Option<Timestamp>,
 }
@@ -59,7 +69,7 @@ impl Condition {
     pub fn holds(&self, subject: &Subject<'_>) -> bool {
         match self {
             Condition::Any(alternatives) => alternatives.iter().any(|c| c.holds(subject)),
-            Condition::Test { fields, test } => {
+            Condition::Test { fields, test, .. } => {
                 let values: Vec<&Value> = fields
                     .iter()
                     .flat_map(|field| field.values(subject.value))
@@ -75,7 +85,13 @@ impl Condition {
             Condition::Any(alternatives) => {
                 alternatives.iter().flat_map(Condition::fields).collect()
             }
-            Condition::Test { fields, .. } => fields.iter().collect(),
+            Condition::Test { fields, test, .. } => {
+                let mut read: Vec<&FieldPath> = fields.iter().collect();
+                if let Test::EqualsField { other, .. } = test {
+                    read.push(other);
+                }
+                read
+            }
         }
     }
 }
@@ -83,7 +99,7 @@ impl Condition {
 impl Test {
     fn holds(&self, values: &[&Value], subject: &Subject<'_>) -> bool {
         // A pattern judges missing fields itself (`exists: false`); every other test needs a value.
-        if values.is_empty() && !matches!(self, Test::Pattern(_)) {
+        if values.is_empty() && !matches!(self, Test::Pattern { .. }) {
             return false;
         }
         match self {
@@ -120,8 +136,12 @@ impl Test {
             Test::NewerThan(lead) => within(values, subject, |timestamp, event_time| {
                 timestamp.duration_since(event_time) >= *lead
             }),
-            // The pattern names the field itself; the matcher reads it from the event text.
-            Test::Pattern(matcher) => matcher.matches(subject.json).is_ok_and(|m| !m.is_empty()),
+            // Matching the pattern's own fields, with the event's structure, answers as
+            // matching the whole event would, for a fraction of the text.
+            Test::Pattern { matcher, fields } => {
+                let text = fields.prune(subject.value).to_string();
+                matcher.matches(&text).is_ok_and(|found| !found.is_empty())
+            }
         }
     }
 }
@@ -147,8 +167,9 @@ const CLOUDTRAIL_TIMESTAMP: &str = "%b %d, %Y %I:%M:%S %p";
 
 /// Parses RFC 3339 (`eventTime`) or CloudTrail's request-parameter form (taken as UTC).
 pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
-    if let Ok(timestamp) = text.parse::<Timestamp>() {
-        return Some(timestamp);
+    // RFC 3339 starts with the year, CloudTrail's form with the month's name.
+    if text.starts_with(|c: char| c.is_ascii_digit()) {
+        return text.parse::<Timestamp>().ok();
     }
     DateTime::strptime(CLOUDTRAIL_TIMESTAMP, text)
         .ok()

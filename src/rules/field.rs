@@ -88,8 +88,8 @@ fn collect_containers<'v>(value: &'v Value, segments: &[String], found: &mut Vec
     }
 }
 
-/// Calls `visit` for each way the leading segments name a key of `fields`: `a`, then `a.b`
-/// (a key with a dot in it), and so on.
+/// Calls `visit` for each way the leading segments name a key of `fields`: `a`, then any
+/// key with dots in it (`a.b`) that spells the next few segments.
 fn for_each_key_split<'v, F>(
     fields: &'v serde_json::Map<String, Value>,
     segments: &[String],
@@ -97,14 +97,25 @@ fn for_each_key_split<'v, F>(
 ) where
     F: FnMut(&'v Value, &[String]),
 {
-    let mut key = String::new();
-    for (idx, segment) in segments.iter().enumerate() {
-        if idx > 0 {
-            key.push('.');
+    let Some(first) = segments.first() else {
+        return;
+    };
+    if let Some(child) = fields.get(first) {
+        visit(child, &segments[1..]);
+    }
+    // Keys with dots are rare: look for them without building joined strings.
+    for (key, child) in fields {
+        if !key.contains('.') {
+            continue;
         }
-        key.push_str(segment);
-        if let Some(child) = fields.get(&key) {
-            visit(child, &segments[idx + 1..]);
+        let mut parts = key.split('.');
+        let mut n_parts = 0;
+        let spelled = parts.by_ref().zip(segments).all(|(part, segment)| {
+            n_parts += 1;
+            part == segment
+        });
+        if spelled && parts.next().is_none() && n_parts > 1 {
+            visit(child, &segments[n_parts..]);
         }
     }
 }

@@ -5,17 +5,49 @@
 //! `load` turns them into JSON for the pattern engine.
 
 use crate::alert::Severity;
+use schemars::JsonSchema;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use toml::Spanned;
 
+/// A rule file. `load` reads the two tables separately (to report every problem), so this
+/// type serves the JSON Schema editors validate with; it names the same keys.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "meterwatch rule file")]
+#[expect(
+    dead_code,
+    reason = "read by schemars for the JSON Schema, not by the loader"
+)]
+pub(crate) struct RuleFile {
+    /// Named lists, referenced by `in_list` / `not_in_list`; entries may use `*` wildcards.
+    /// Each list is defined once across all files; an empty list means "not configured".
+    #[serde(default)]
+    pub lists: BTreeMap<String, Vec<String>>,
+    /// The rules.
+    #[serde(default)]
+    pub rule: Vec<RuleDef>,
+}
+
 /// One `[[rule]]` table.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RuleDef {
     /// Unique across all loaded files, kebab-case; alerts and tooling refer to it.
     pub id: String,
-    /// One line, shown as the alert's title.
-    pub title: String,
+    /// One line, shown as the alert's title; a template (minijinja) like `summary`.
+    #[schemars(with = "String")]
+    pub title: Spanned<String>,
+    /// What happened, in one sentence (a template); without it, a default says who called
+    /// what, where, and how it failed.
+    #[schemars(with = "Option<String>")]
+    pub summary: Option<Spanned<String>>,
+    /// Details and what to do (a template), shown in email and Slack under the summary.
+    #[schemars(with = "Option<String>")]
+    pub body: Option<Spanned<String>>,
+    /// Steps for whoever receives the alert (listed in Slack and in the alert document).
+    #[serde(default)]
+    pub next_steps: Vec<String>,
     /// What the rule catches and why it matters; shown to people reading rules.
     #[serde(default)]
     pub description: String,
@@ -25,14 +57,18 @@ pub(crate) struct RuleDef {
     pub enabled: bool,
     /// An EventBridge pattern written as TOML.
     #[serde(rename = "match")]
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
     pub pattern: Option<Spanned<toml::Value>>,
     /// An EventBridge pattern as JSON text, e.g. pasted from the console.
+    #[schemars(with = "Option<String>")]
     pub match_json: Option<Spanned<String>>,
     /// Conditions beyond EventBridge, all of which must hold.
     #[serde(default, rename = "where")]
+    #[schemars(with = "Vec<ConditionDef>")]
     pub conditions: Vec<Spanned<ConditionDef>>,
     /// Fire once per matching element of these arrays instead of once per event.
     #[serde(default)]
+    #[schemars(with = "Vec<ForEachDef>")]
     pub for_each: Vec<Spanned<ForEachDef>>,
 }
 
@@ -42,37 +78,47 @@ fn enabled_by_default() -> bool {
 
 /// One `[[rule.where]]` entry: a field (or several) and exactly one test on it, or an `any`
 /// group of which one entry must hold.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConditionDef {
     /// Dotted path of the field, or several paths whose values are pooled.
     pub field: Option<OneOrMany>,
     /// A regular expression (Rust `regex` syntax) that some value must match.
+    #[schemars(with = "Option<String>")]
     pub regex: Option<Spanned<String>>,
     /// A regular expression that no value may match.
+    #[schemars(with = "Option<String>")]
     pub not_regex: Option<Spanned<String>>,
     /// A named list some value must be on.
+    #[schemars(with = "Option<String>")]
     pub in_list: Option<Spanned<String>>,
     /// A named list no value may be on.
+    #[schemars(with = "Option<String>")]
     pub not_in_list: Option<Spanned<String>>,
     /// Another field some value must equal.
+    #[schemars(with = "Option<String>")]
     pub equals_field: Option<Spanned<String>>,
     /// Another field no value may equal.
+    #[schemars(with = "Option<String>")]
     pub not_equals_field: Option<Spanned<String>>,
     /// A timestamp at least this much older than the event's `eventTime`, e.g. `"6h"`.
+    #[schemars(with = "Option<String>")]
     pub older_than: Option<Spanned<String>>,
     /// A timestamp later than the event's `eventTime` by at least this much, e.g. `"5m"`.
+    #[schemars(with = "Option<String>")]
     pub newer_than: Option<Spanned<String>>,
     /// An EventBridge value list (e.g. `[{ prefix = "a" }]`) some value must match; several
     /// entries on one field AND what EventBridge can only OR.
     #[serde(rename = "match")]
+    #[schemars(with = "Option<Vec<serde_json::Value>>")]
     pub values: Option<Spanned<toml::Value>>,
     /// Alternatives: the entry holds when any of them does.
+    #[schemars(with = "Option<Vec<ConditionDef>>")]
     pub any: Option<Vec<Spanned<ConditionDef>>>,
 }
 
 /// A field given as one path or a list of paths.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub(crate) enum OneOrMany {
     One(String),
@@ -89,7 +135,7 @@ impl OneOrMany {
 }
 
 /// One `[[rule.for_each]]` entry: an array whose matching elements each get an alert.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ForEachDef {
     /// Dotted path of the array, e.g. `detail.responseElements.results`.
@@ -97,5 +143,6 @@ pub(crate) struct ForEachDef {
     /// An EventBridge pattern each element must match (relative to the element); without
     /// it every element counts.
     #[serde(rename = "match")]
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
     pub pattern: Option<Spanned<toml::Value>>,
 }

@@ -11,6 +11,8 @@ use std::collections::HashSet;
 /// One named list, ready for membership tests.
 #[derive(Debug, Clone, Default)]
 pub struct List {
+    /// The entries as written, for templates and explanations.
+    entries: Vec<String>,
     exact: HashSet<String>,
     wildcards: Vec<Wildcard>,
 }
@@ -20,6 +22,7 @@ impl List {
     pub fn new<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<List, PatternError> {
         let mut list = List::default();
         for entry in entries {
+            list.entries.push(entry.to_owned());
             if entry.contains('*') {
                 list.wildcards.push(Wildcard::new(entry)?);
             } else {
@@ -32,6 +35,10 @@ impl List {
     /// An empty list means "not configured": conditions on it never hold.
     pub fn is_empty(&self) -> bool {
         self.exact.is_empty() && self.wildcards.is_empty()
+    }
+
+    pub fn entries(&self) -> &[String] {
+        &self.entries
     }
 
     pub fn contains(&self, value: &str) -> bool {

@@ -11,7 +11,9 @@ use super::diagnostic::Diagnostic;
 use super::field::FieldPath;
 use super::file::{ConditionDef, ForEachDef, RuleDef};
 use super::lists::List;
+use super::view::FieldTree;
 use super::{ForEach, Rule, RuleSet};
+use crate::alert::template::{DEFAULT_SUMMARY, Kind, Templates};
 use jiff::SignedDuration;
 use meterwatch_pattern::{Matcher, MatcherBuilder, Pattern, PatternError};
 use regex::Regex;
@@ -122,6 +124,7 @@ struct Loader {
     lists: Vec<Located<(String, Vec<Spanned<String>>)>>,
     rules: Vec<Located<RuleDef>>,
     diagnostics: Vec<Diagnostic>,
+    templates: Templates,
 }
 
 impl Loader {
@@ -278,10 +281,18 @@ impl Loader {
         // The matcher refers to rules by their position among all parsed rules; with no
         // errors every parsed rule compiled, so those positions are the final ones.
         debug_assert!(rules.iter().enumerate().all(|(pos, (idx, _))| pos == *idx));
+        let mut view = FieldTree::default();
+        for (_, rule) in &rules {
+            for field in &rule.fields {
+                view.add(field);
+            }
+        }
         Ok(RuleSet {
             rules: rules.into_iter().map(|(_, rule)| rule).collect(),
             matcher: builder.build(),
             lists,
+            view,
+            templates: self.templates,
         })
     }
 
@@ -348,7 +359,10 @@ impl RuleContext<'_> {
         let pattern = match (&def.pattern, &def.match_json) {
             (Some(toml_pattern), None) => self.toml_pattern("match", toml_pattern),
             (None, Some(json)) => match Pattern::parse(json.get_ref()) {
-                Ok(pattern) => Some(pattern),
+                // A pattern that parsed is JSON.
+                Ok(pattern) => serde_json::from_str(json.get_ref())
+                    .ok()
+                    .map(|value| (pattern, value)),
                 Err(error) => {
                     self.error(Some(json.span()), pattern_message("match_json", &error));
                     None
@@ -376,7 +390,7 @@ impl RuleContext<'_> {
             .into_iter()
             .filter_map(|for_each| self.for_each(for_each))
             .collect();
-        let pattern = pattern?;
+        let (pattern, pattern_json) = pattern?;
         if !self.ok {
             return None;
         }
@@ -397,22 +411,57 @@ impl RuleContext<'_> {
         for field in conditions.iter().flat_map(Condition::fields) {
             add_field(field);
         }
+        let mut arrays = FieldTree::default();
+        for each in &for_each {
+            arrays.add(&each.array);
+        }
+        self.template(&def.id, Kind::Title, &def.title);
+        match &def.summary {
+            Some(summary) => self.template(&def.id, Kind::Summary, summary),
+            None => {
+                let default = Spanned::new(self.span.clone(), DEFAULT_SUMMARY.to_owned());
+                self.template(&def.id, Kind::Summary, &default);
+            }
+        }
+        if let Some(body) = &def.body {
+            self.template(&def.id, Kind::Body, body);
+        }
+        if !self.ok {
+            return None;
+        }
         let rule = Rule {
+            pattern_json,
+            next_steps: def.next_steps,
             id: def.id.as_str().into(),
-            title: def.title.as_str().into(),
+            title: def.title.get_ref().as_str().into(),
             description: def.description,
             severity: def.severity,
             enabled: def.enabled,
             file: self.loader.sources[self.source].path.clone(),
             conditions,
             for_each,
+            arrays,
             fields,
         };
         Some((rule, pattern))
     }
 
+    /// Compiles one of the rule's templates (and renders it against a sample event).
+    fn template(&mut self, id: &str, kind: Kind, source: &Spanned<String>) {
+        if let Err(message) = self.loader.templates.add(id, kind, source.get_ref()) {
+            self.error(
+                Some(source.span()),
+                format!("invalid `{}` template: {message}", kind.as_str()),
+            );
+        }
+    }
+
     /// A pattern written as TOML, e.g. `match.detail.errorCode = [{ exists = true }]`.
-    fn toml_pattern(&mut self, key: &str, value: &Spanned<toml::Value>) -> Option<Pattern> {
+    fn toml_pattern(
+        &mut self,
+        key: &str,
+        value: &Spanned<toml::Value>,
+    ) -> Option<(Pattern, Value)> {
         let json = match to_json(value.get_ref(), key) {
             Ok(json) => json,
             Err(message) => {
@@ -421,7 +470,7 @@ impl RuleContext<'_> {
             }
         };
         match Pattern::from_json(&json) {
-            Ok(pattern) => Some(pattern),
+            Ok(pattern) => Some((pattern, json)),
             Err(error) => {
                 self.error(Some(value.span()), pattern_message(key, &error));
                 None
@@ -483,8 +532,9 @@ impl RuleContext<'_> {
             self.error(Some(span), format!("a `where` entry needs exactly one test (regex, not_regex, in_list, not_in_list, equals_field, not_equals_field, older_than, newer_than, match); found {found}"));
             return None;
         }
+        let text = describe(&def, tests[0]);
         let test = self.test(def, &field_texts)?;
-        Some(Condition::Test { fields, test })
+        Some(Condition::Test { fields, test, text })
     }
 
     fn test(&mut self, def: ConditionDef, fields: &[String]) -> Option<Test> {
@@ -562,7 +612,16 @@ impl RuleContext<'_> {
             }
         };
         match Pattern::from_json(&pattern_json) {
-            Ok(pattern) => Some(Test::Pattern(single(pattern))),
+            Ok(pattern) => {
+                let mut tree = FieldTree::default();
+                for field in fields {
+                    tree.add(&FieldPath::parse(field).ok()?);
+                }
+                Some(Test::Pattern {
+                    matcher: single(pattern),
+                    fields: tree,
+                })
+            }
             Err(error) => {
                 self.error(Some(value_span), pattern_message("where.match", &error));
                 None
@@ -590,7 +649,7 @@ impl RuleContext<'_> {
         let array = self.field(&def.array, &span)?;
         let pattern = match &def.pattern {
             None => None,
-            Some(value) => Some(single(self.toml_pattern("for_each.match", value)?)),
+            Some(value) => Some(single(self.toml_pattern("for_each.match", value)?.0)),
         };
         Some(ForEach { array, pattern })
     }
@@ -630,6 +689,32 @@ fn test_names(def: &ConditionDef) -> Vec<&'static str> {
     .into_iter()
     .filter_map(|(name, present)| present.then_some(name))
     .collect()
+}
+
+/// The test as written, e.g. `not_in_list = "allowed_principals"`, for explanations.
+fn describe(def: &ConditionDef, name: &str) -> String {
+    let text = [
+        &def.regex,
+        &def.not_regex,
+        &def.in_list,
+        &def.not_in_list,
+        &def.equals_field,
+        &def.not_equals_field,
+        &def.older_than,
+        &def.newer_than,
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    .map(|text| Value::String(text.get_ref().clone()));
+    let value = text
+        .or_else(|| {
+            def.values
+                .as_ref()
+                .and_then(|values| to_json(values.get_ref(), "match").ok())
+        })
+        .unwrap_or(Value::Null);
+    format!("{name} = {value}")
 }
 
 fn has_test(def: &ConditionDef) -> bool {
@@ -957,5 +1042,74 @@ mod tests {
                 "b.toml:3:6: error: in list `y`: invalid wildcard: Consecutive wildcard characters at pos 2",
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces of rule files, so that generated text is often nearly valid and reaches deep
+    /// into loading rather than failing at the first byte.
+    fn fragment() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "[[rule]]\n",
+            "id = \"a\"\n",
+            "id = \"a\"\n",
+            "title = \"{{ event_name }}\"\n",
+            "summary = \"{% if x %}\"\n",
+            "severity = \"high\"\n",
+            "severity = 3\n",
+            "match.detail.x = [1]\n",
+            "match.detail.x = [{ prefix = \"\" }]\n",
+            "match.detail = 5\n",
+            "match_json = '{\"a\": [\"b\"]}'\n",
+            "match_json = '{'\n",
+            "[[rule.where]]\n",
+            "field = \"detail.x\"\n",
+            "field = []\n",
+            "regex = \"(\"\n",
+            "in_list = \"l\"\n",
+            "older_than = \"6h\"\n",
+            "any = [{ field = \"a\", match = [1] }]\n",
+            "[[rule.for_each]]\n",
+            "array = \"detail.r\"\n",
+            "[lists]\n",
+            "l = [\"a*\", \"b\"]\n",
+            "l = [\"**\"]\n",
+            "= \n",
+            "\"\n",
+            "é\n",
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn loading_never_panics_and_errors_have_positions_inside_the_file(
+            pieces in prop::collection::vec(fragment(), 0..24)
+        ) {
+            let text: String = pieces.concat();
+            let mut loader = Loader::default();
+            loader.read_file(PathBuf::from("p.toml"), text.clone());
+            if let Err(error) = loader.finish() {
+                prop_assert!(!error.diagnostics.is_empty());
+                let n_lines = text.lines().count().max(1);
+                for diagnostic in &error.diagnostics {
+                    if let Some(position) = &diagnostic.position {
+                        prop_assert!(position.line >= 1 && position.line <= n_lines + 1, "{}", diagnostic);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn loading_arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let mut loader = Loader::default();
+            loader.read_file(PathBuf::from("p.toml"), text);
+            let _ = loader.finish();
+        }
     }
 }

@@ -11,21 +11,28 @@
 //! - `diagnostic`: `path:line:col: error[rule-id]: message` with the source line.
 //! - `field`: dotted paths and the values an event holds at them.
 //! - `lists`: named lists with wildcard entries.
+//! - [`cases`]: rule tests (`rules/tests/*.toml`), run by `meterwatch test`.
 //! - `condition`: the `where` tests.
+//! - [`explain`]: why each rule did or did not fire for an event.
+//! - `view`: the fields rules read, parsed from an event's text without building the rest.
 
+pub mod cases;
 mod condition;
 mod diagnostic;
+pub mod explain;
 mod field;
 mod file;
 mod lists;
 mod load;
+mod view;
 
 pub use diagnostic::{Diagnostic, Position};
 pub use field::FieldPath;
 pub use lists::List;
 pub use load::{LoadError, rule_files};
 
-use crate::alert::{Alert, Element, Severity};
+use crate::alert::template::{Kind, Templates};
+use crate::alert::{Alert, DOCUMENT_VERSION, Element, Severity, content};
 use crate::envelope::Event;
 use condition::{Condition, Subject};
 use meterwatch_pattern::{EventError, Matcher, Scratch};
@@ -42,11 +49,17 @@ pub struct Rule {
     pub title: Arc<str>,
     pub description: String,
     pub severity: Severity,
+    /// What to do, listed in alerts.
+    pub next_steps: Vec<String>,
     pub enabled: bool,
     /// Where the rule is defined, for messages.
     pub file: PathBuf,
+    /// The rule's EventBridge pattern as JSON (from `match` or `match_json`).
+    pub pattern_json: Value,
     conditions: Vec<Condition>,
     for_each: Vec<ForEach>,
+    /// The `for_each` arrays, parsed only when the rule raises: they can be large.
+    arrays: view::FieldTree,
     /// Every field the rule reads, for the alert's `matched` values.
     fields: Vec<FieldPath>,
 }
@@ -65,11 +78,25 @@ pub struct RuleSet {
     /// Enabled rules' patterns, each added under its index in `rules`.
     matcher: Matcher<usize>,
     lists: BTreeMap<String, Arc<List>>,
+    /// Every field any rule reads after its pattern matched.
+    view: view::FieldTree,
+    /// Every rule's `title`, `summary` and `body`, compiled.
+    templates: Templates,
 }
 
 thread_local! {
     /// Per-thread matcher scratch space, so evaluation allocates nothing once warm.
     static SCRATCH: RefCell<(Scratch, Vec<usize>)> = RefCell::new((Scratch::default(), Vec::new()));
+}
+
+/// The JSON Schema of rule files, generated from the types `load` reads, for editors.
+pub fn rule_file_schema() -> Value {
+    schemars::schema_for!(file::RuleFile).to_value()
+}
+
+/// The JSON Schema of rule test files.
+pub fn test_file_schema() -> Value {
+    schemars::schema_for!(cases::CaseFile).to_value()
 }
 
 impl RuleSet {
@@ -109,16 +136,18 @@ impl RuleSet {
         if matched.is_empty() {
             return Ok(Vec::new());
         }
+        // The text was valid JSON when it was decoded, so the view always parses; were it
+        // not to, the full value reads the same fields.
+        let view = self.view.parse(event.json());
         let subject = Subject {
-            json: event.json(),
-            value: event.value(),
+            value: view.as_ref().unwrap_or_else(|| event.value()),
             event_time: event.event_time().and_then(condition::parse_timestamp),
         };
         let mut alerts = Vec::new();
         for pattern_idx in matched {
             let rule = &self.rules[*self.matcher.id(pattern_idx)];
             if rule.conditions.iter().all(|c| c.holds(&subject)) {
-                rule.raise(event, &mut alerts);
+                rule.raise(event, subject.value, self, &mut alerts);
             }
         }
         Ok(alerts)
@@ -126,15 +155,18 @@ impl RuleSet {
 }
 
 impl Rule {
-    /// Pushes the rule's alerts for an event its pattern and conditions accepted.
-    fn raise(&self, event: &Event, alerts: &mut Vec<Alert>) {
-        let matched = self.matched_values(event.value());
+    /// Pushes the rule's alerts for an event its pattern and conditions accepted; `fields`
+    /// holds (at least) every field the rule reads but its `for_each` arrays.
+    fn raise(&self, event: &Event, fields: &Value, rule_set: &RuleSet, alerts: &mut Vec<Alert>) {
+        let matched = self.matched_values(fields);
         if self.for_each.is_empty() {
-            alerts.push(self.alert(event, matched, None));
+            alerts.push(self.alert(event, matched, None, rule_set));
             return;
         }
+        let arrays = self.arrays.parse(event.json());
+        let arrays = arrays.as_ref().unwrap_or_else(|| event.value());
         for for_each in &self.for_each {
-            for array in for_each.array.containers(event.value()) {
+            for array in for_each.array.containers(arrays) {
                 let Value::Array(elements) = array else {
                     continue;
                 };
@@ -144,25 +176,107 @@ impl Rule {
                             path: format!("{}[{idx}]", for_each.array),
                             value: element.clone(),
                         };
-                        alerts.push(self.alert(event, matched.clone(), Some(element)));
+                        alerts.push(self.alert(event, matched.clone(), Some(element), rule_set));
                     }
                 }
             }
         }
     }
 
-    fn alert(&self, event: &Event, matched: Map<String, Value>, element: Option<Element>) -> Alert {
-        Alert {
+    fn alert(
+        &self,
+        event: &Event,
+        matched: Map<String, Value>,
+        element: Option<Element>,
+        rule_set: &RuleSet,
+    ) -> Alert {
+        let value = event.value();
+        let detail = value.get("detail").unwrap_or(&Value::Null);
+        let text = |key: &str| detail.get(key).and_then(Value::as_str).map(str::to_owned);
+        let mut alert = Alert {
+            version: DOCUMENT_VERSION,
+            id: content::alert_id(
+                &self.id,
+                event.event_id(),
+                element.as_ref().map(|e| e.path.as_str()),
+            ),
             rule: Arc::clone(&self.id),
             severity: self.severity,
-            title: Arc::clone(&self.title),
+            title: self.title.to_string(),
+            summary: String::new(),
+            body: None,
+            description: self.description.clone(),
             event_id: event.event_id().map(str::to_owned),
             event_name: event.event_name().map(str::to_owned),
             account: event.account().map(str::to_owned),
             region: event.region().map(str::to_owned),
             event_time: event.event_time().map(str::to_owned),
+            error_code: event.error_code().map(str::to_owned),
+            error_message: text("errorMessage"),
+            principal: content::principal(detail),
+            product_code: content::product_code(detail),
+            records: content::records(detail),
+            console_url: content::console_url(event.region(), event.event_id()),
             matched,
             element,
+            next_steps: self.next_steps.clone(),
+            truncated: false,
+        };
+        self.render(&mut alert, value, rule_set);
+        alert
+    }
+
+    /// Fills in the alert's title, summary and body from the rule's templates. A template
+    /// that fails (rare: they were rendered once at load) leaves a visible note, never a
+    /// missing alert.
+    fn render(&self, alert: &mut Alert, event: &Value, rule_set: &RuleSet) {
+        let mut context = serde_json::to_value(&*alert).unwrap_or(Value::Null);
+        if let Some(object) = context.as_object_mut() {
+            object.insert("event".into(), event.clone());
+            object.insert(
+                "detail".into(),
+                event.get("detail").cloned().unwrap_or(Value::Null),
+            );
+            object.insert(
+                "rule".into(),
+                serde_json::json!({
+                    "id": &*self.id, "title": &*self.title,
+                    "severity": self.severity, "description": self.description,
+                }),
+            );
+            let lists: Map<String, Value> = rule_set
+                .lists
+                .iter()
+                .map(|(name, list)| (name.clone(), serde_json::json!(list.entries())))
+                .collect();
+            object.insert("lists".into(), Value::Object(lists));
+        }
+        let templates: &Templates = &rule_set.templates;
+        let mut errors = Vec::new();
+        match templates.render(&self.id, Kind::Title, &context) {
+            Ok(title) if !title.is_empty() => alert.title = title,
+            Ok(_) => {}
+            Err(error) => errors.push(format!("title: {error}")),
+        }
+        match templates.render(&self.id, Kind::Summary, &context) {
+            Ok(summary) => alert.summary = summary,
+            Err(error) => errors.push(format!("summary: {error}")),
+        }
+        if templates.has(&self.id, Kind::Body) {
+            match templates.render(&self.id, Kind::Body, &context) {
+                Ok(body) => alert.body = Some(body).filter(|body| !body.is_empty()),
+                Err(error) => errors.push(format!("body: {error}")),
+            }
+        }
+        if alert.summary.is_empty() {
+            alert.summary = format!("{} raised an alert.", self.id);
+        }
+        if !errors.is_empty() {
+            let note = format!("(template error: {})", errors.join("; "));
+            alert.body = Some(match alert.body.take() {
+                Some(body) => format!("{body}\n{note}"),
+                None => note,
+            });
         }
     }
 

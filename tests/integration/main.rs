@@ -2,7 +2,12 @@
 
 mod bench_patterns;
 mod check;
+mod docs;
 mod eval;
+mod explain;
+mod preview;
 mod run;
+mod schema;
 mod support;
+mod test_cmd;
 mod test_event_pattern;

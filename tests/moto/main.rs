@@ -239,9 +239,14 @@ async fn nothing_is_deleted_while_sns_fails_and_everything_arrives_after() {
     })
     .await;
     let n_silent = (bodies.len() - n_alerting) as f64;
+    support::eventually("the silent messages deleted", ALERT_TIMEOUT, || async {
+        (daemon.metric("meterwatch_messages_deleted_total", "") >= n_silent).then_some(())
+    })
+    .await;
     assert_eq!(
         daemon.metric("meterwatch_messages_deleted_total", ""),
-        n_silent
+        n_silent,
+        "only messages without alerts are deleted while SNS fails"
     );
     assert!(daemon.metric("meterwatch_publish_errors_total", "sink=\"alerts\"") >= 1.0);
     assert_eq!(

@@ -1,0 +1,174 @@
+//! What an alert says beyond the rule: who called, for which product and usage, and where to
+//! look, read from the CloudTrail record (the envelope's `detail`).
+
+use super::{Principal, UsageRecord};
+use serde_json::Value;
+
+fn text(value: Option<&Value>) -> Option<String> {
+    value.and_then(Value::as_str).map(str::to_owned)
+}
+
+/// `userIdentity`, with the role behind an assumed-role session.
+pub fn principal(detail: &Value) -> Option<Principal> {
+    let identity = detail.get("userIdentity")?;
+    Some(Principal {
+        kind: text(identity.get("type")),
+        arn: text(identity.get("arn")),
+        role_arn: text(
+            identity
+                .get("sessionContext")
+                .and_then(|context| context.get("sessionIssuer"))
+                .and_then(|issuer| issuer.get("arn")),
+        ),
+        account_id: text(identity.get("accountId")),
+    })
+}
+
+/// `requestParameters.productCode`.
+pub fn product_code(detail: &Value) -> Option<String> {
+    text(detail.get("requestParameters")?.get("productCode"))
+}
+
+/// The usage records a call carried: MeterUsage's one; BatchMeterUsage's results (with their
+/// status) and unprocessed records, else its request's records.
+pub fn records(detail: &Value) -> Vec<UsageRecord> {
+    let request = detail.get("requestParameters");
+    let response = detail.get("responseElements");
+    match detail.get("eventName").and_then(Value::as_str) {
+        Some("MeterUsage") => request
+            .map(|request| {
+                vec![UsageRecord {
+                    customer: None,
+                    dimension: text(request.get("usageDimension")),
+                    quantity: request.get("usageQuantity").cloned(),
+                    timestamp: text(request.get("timestamp")),
+                    status: None,
+                }]
+            })
+            .unwrap_or_default(),
+        Some("BatchMeterUsage") => {
+            let array = |value: Option<&Value>, key: &str| -> Vec<Value> {
+                value
+                    .and_then(|v| v.get(key))
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let results = array(response, "results");
+            let unprocessed = array(response, "unprocessedRecords");
+            if results.is_empty() && unprocessed.is_empty() {
+                return array(request, "usageRecords")
+                    .iter()
+                    .map(|record| usage_record(record, None))
+                    .collect();
+            }
+            results
+                .iter()
+                .map(|result| {
+                    let record = result.get("usageRecord").unwrap_or(&Value::Null);
+                    usage_record(record, text(result.get("status")))
+                })
+                .chain(
+                    unprocessed
+                        .iter()
+                        .map(|record| usage_record(record, Some("Unprocessed".into()))),
+                )
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn usage_record(record: &Value, status: Option<String>) -> UsageRecord {
+    UsageRecord {
+        customer: text(record.get("customerIdentifier"))
+            .or_else(|| text(record.get("customerAWSAccountId"))),
+        dimension: text(record.get("dimension")),
+        quantity: record.get("quantity").cloned(),
+        timestamp: text(record.get("timestamp")),
+        status,
+    }
+}
+
+/// The event in the CloudTrail console's event history, in its own region.
+pub fn console_url(region: Option<&str>, event_id: Option<&str>) -> Option<String> {
+    let region = region.filter(|r| is_region(r))?;
+    let event_id = event_id.filter(|id| {
+        !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    })?;
+    Some(format!(
+        "https://{region}.console.aws.amazon.com/cloudtrailv2/home?region={region}#/events/{event_id}"
+    ))
+}
+
+/// A region name such as `us-east-1` (kept out of URLs otherwise: it comes from the event).
+fn is_region(region: &str) -> bool {
+    !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A stable id for one rule's finding about one event (and element): repeats share it, which
+/// lets subscribers and FIFO topics deduplicate.
+pub fn alert_id(rule: &str, event_id: Option<&str>, element: Option<&str>) -> String {
+    const NAMESPACE: uuid::Uuid = uuid::uuid!("5b0c2f4e-6f7a-4d1e-9a3b-8c2d1e0f4a6b");
+    let name = format!(
+        "{rule}\n{}\n{}",
+        event_id.unwrap_or(""),
+        element.unwrap_or("")
+    );
+    uuid::Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn batch_records_carry_their_status() {
+        let detail = json!({
+            "eventName": "BatchMeterUsage",
+            "responseElements": {
+                "results": [{"usageRecord": {"customerIdentifier": "c1", "dimension": "d", "quantity": 2,
+                              "timestamp": "Apr 19, 2018 4:32:50 PM"}, "status": "DuplicateRecord"}],
+                "unprocessedRecords": [{"customerAWSAccountId": "111122223333", "dimension": "d"}]
+            }
+        });
+        let records = records(&detail);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].status.as_deref(), Some("DuplicateRecord"));
+        assert_eq!(records[0].quantity, Some(json!(2)));
+        assert_eq!(records[1].customer.as_deref(), Some("111122223333"));
+        assert_eq!(records[1].status.as_deref(), Some("Unprocessed"));
+    }
+
+    #[test]
+    fn the_role_behind_a_session_is_named() {
+        let detail = json!({"userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/r/s",
+            "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::1:role/r"}}}});
+        let principal = principal(&detail).expect("a principal");
+        assert_eq!(principal.role_arn.as_deref(), Some("arn:aws:iam::1:role/r"));
+    }
+
+    #[test]
+    fn console_links_only_from_plain_region_and_id() {
+        assert_eq!(
+            console_url(Some("eu-west-1"), Some("cEXAMPLE-e6c2")).as_deref(),
+            Some(
+                "https://eu-west-1.console.aws.amazon.com/cloudtrailv2/home?region=eu-west-1#/events/cEXAMPLE-e6c2"
+            )
+        );
+        assert_eq!(console_url(Some("evil.com/x"), Some("id")), None);
+        assert_eq!(console_url(Some("us-east-1"), Some("a b")), None);
+    }
+
+    #[test]
+    fn alert_ids_are_stable_and_distinct() {
+        let a = alert_id("r", Some("e"), None);
+        assert_eq!(a, alert_id("r", Some("e"), None));
+        assert_ne!(a, alert_id("r", Some("e"), Some("x[0]")));
+        assert_ne!(a, alert_id("q", Some("e"), None));
+    }
+}

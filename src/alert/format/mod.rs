@@ -1,0 +1,318 @@
+//! What each kind of subscriber receives for an alert.
+//!
+//! - [`Format::Json`] publishes with SNS `MessageStructure: "json"`: email subscribers get the
+//!   readable text of [`email`], every other protocol (`default`, `sqs`, `lambda`, `https`...)
+//!   the versioned alert document.
+//! - [`Format::Chatbot`] publishes AWS Chatbot's custom-notification JSON ([`chatbot`]), the
+//!   only shape Chatbot shows in Slack or Teams (it drops everything else silently).
+//!
+//! Every message carries a [`subject`] (email's subject line) and [`attributes`] for
+//! subscription filter policies, and fits SNS's size limit: the longest parts are cut, with a
+//! visible marker, rather than the publish rejected.
+
+pub mod chatbot;
+pub mod email;
+
+use super::Alert;
+use serde_json::{Map, Value};
+
+/// SNS's limit on a message, structure and all.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// What a sink sends.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// The alert document for programs, readable text for email (SNS message structure).
+    #[default]
+    Json,
+    /// AWS Chatbot (Amazon Q Developer in chat applications) custom notifications, for Slack
+    /// and Teams channels.
+    Chatbot,
+}
+
+/// One SNS publish, independent of the SDK.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// The message, or with `structured` the per-protocol JSON object as text.
+    pub body: String,
+    /// Publish with `MessageStructure: "json"`.
+    pub structured: bool,
+    pub subject: String,
+    /// Message attributes (all `String`), for subscription filter policies.
+    pub attributes: Vec<(&'static str, String)>,
+    /// For FIFO topics: the group (one problem's repeats stay in order) and the
+    /// deduplication id (the alert's id).
+    pub group_id: String,
+    pub deduplication_id: String,
+}
+
+/// The SNS message for `alert` in `format`.
+pub fn message(alert: &Alert, format: Format) -> Message {
+    let body = match format {
+        Format::Json => structured(alert),
+        Format::Chatbot => chatbot::notification(alert),
+    };
+    Message {
+        body,
+        structured: format == Format::Json,
+        subject: subject(alert),
+        attributes: attributes(alert),
+        group_id: thread_id(alert),
+        deduplication_id: alert.id.clone(),
+    }
+}
+
+/// The alert document, cut to `limit` bytes if it must be.
+pub fn document(alert: &Alert, limit: usize) -> String {
+    let text = alert.to_json();
+    if text.len() <= limit {
+        return text;
+    }
+    // Keep every small field; cut the ones that can grow (templates' text, matched values,
+    // records) and say so in the document itself.
+    let mut value = serde_json::to_value(alert).unwrap_or(Value::Null);
+    if let Some(object) = value.as_object_mut() {
+        object.insert("truncated".into(), Value::Bool(true));
+        for key in ["body", "description", "summary"] {
+            if let Some(Value::String(text)) = object.get_mut(key) {
+                *text = cut(text, limit / 8);
+            }
+        }
+        for key in ["matched", "element", "records"] {
+            if let Some(part) = object.get_mut(key) {
+                if part.to_string().len() > limit / 8 {
+                    *part = Value::String(format!("[truncated: {} bytes]", part.to_string().len()));
+                }
+            }
+        }
+    }
+    let text = value.to_string();
+    if text.len() <= limit {
+        text
+    } else {
+        // Only a pathological title could get here; keep the essentials.
+        serde_json::json!({
+            "version": alert.version, "id": alert.id, "rule": &*alert.rule,
+            "severity": alert.severity, "title": cut(&alert.title, 200),
+            "event_id": alert.event_id, "truncated": true,
+        })
+        .to_string()
+    }
+}
+
+/// The per-protocol message for `MessageStructure: "json"`, within SNS's limit.
+fn structured(alert: &Alert) -> String {
+    let mut budget = MAX_MESSAGE_BYTES / 2;
+    loop {
+        let document = document(alert, budget);
+        let email = cut(&email::text(alert), budget);
+        let mut protocols = Map::new();
+        protocols.insert("default".into(), Value::String(document));
+        protocols.insert("email".into(), Value::String(email));
+        let text = Value::Object(protocols).to_string();
+        // JSON escaping can grow the strings; shrink until the whole fits.
+        if text.len() <= MAX_MESSAGE_BYTES || budget < 1024 {
+            return text;
+        }
+        budget /= 2;
+    }
+}
+
+/// `text` within `limit` bytes, cut at a character boundary with a visible marker.
+pub fn cut(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_owned();
+    }
+    let marker = format!("\n[… truncated {} bytes]", text.len());
+    let mut end = limit.saturating_sub(marker.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{marker}", &text[..end])
+}
+
+/// The email subject: `[SEVERITY] title (account region)`, one line of printable ASCII under
+/// 100 characters, as SNS requires.
+pub fn subject(alert: &Alert) -> String {
+    let mut subject = format!(
+        "[{}] {}",
+        alert.severity.as_str().to_uppercase(),
+        alert.title
+    );
+    if let Some(account) = &alert.account {
+        subject.push_str(&format!(" ({account}"));
+        if let Some(region) = &alert.region {
+            subject.push_str(&format!(" {region}"));
+        }
+        subject.push(')');
+    }
+    let mut clean = String::with_capacity(subject.len());
+    for c in subject.chars() {
+        match c {
+            ' '..='~' => clean.push(c),
+            c if c.is_whitespace() => clean.push(' '),
+            _ => clean.push('?'),
+        }
+    }
+    let clean = clean.split_whitespace().collect::<Vec<_>>().join(" ");
+    if clean.len() < 100 {
+        clean
+    } else {
+        format!("{}...", &clean[..96])
+    }
+}
+
+/// Message attributes for filter policies: present fields only (SNS refuses empty values).
+pub fn attributes(alert: &Alert) -> Vec<(&'static str, String)> {
+    let mut attributes = vec![
+        ("severity", alert.severity.as_str().to_owned()),
+        ("rule", alert.rule.to_string()),
+    ];
+    for (name, value) in [
+        ("event_name", &alert.event_name),
+        ("account", &alert.account),
+        ("product_code", &alert.product_code),
+    ] {
+        if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
+            attributes.push((name, value.clone()));
+        }
+    }
+    attributes
+}
+
+/// Repeats of one problem share a thread: the rule, the account and the product.
+pub fn thread_id(alert: &Alert) -> String {
+    let part = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".into());
+    format!(
+        "{}-{}-{}",
+        alert.rule,
+        part(&alert.account),
+        part(&alert.product_code)
+    )
+    .chars()
+    .map(|c| {
+        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            c
+        } else {
+            '_'
+        }
+    })
+    .take(128)
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{DOCUMENT_VERSION, Severity};
+
+    fn alert() -> Alert {
+        Alert {
+            version: DOCUMENT_VERSION,
+            id: "00000000-0000-5000-8000-000000000000".into(),
+            rule: "metering-throttled".into(),
+            severity: Severity::Medium,
+            title: "Metering call throttled".into(),
+            summary: "MeterUsage was throttled.".into(),
+            body: None,
+            description: String::new(),
+            event_id: Some("e-1".into()),
+            event_name: Some("MeterUsage".into()),
+            account: Some("123456789012".into()),
+            region: Some("us-east-1".into()),
+            event_time: None,
+            error_code: None,
+            error_message: None,
+            principal: None,
+            product_code: None,
+            records: Vec::new(),
+            console_url: None,
+            matched: Map::new(),
+            element: None,
+            next_steps: Vec::new(),
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn subjects_are_one_short_line_of_ascii() {
+        let mut alert = alert();
+        assert_eq!(
+            subject(&alert),
+            "[MEDIUM] Metering call throttled (123456789012 us-east-1)"
+        );
+        alert.title = format!("Line one\nline two — with ünïcode {}", "x".repeat(200));
+        let subject = subject(&alert);
+        assert!(subject.len() < 100, "{}", subject.len());
+        assert!(
+            subject.bytes().all(|b| (b' '..=b'~').contains(&b)),
+            "{subject}"
+        );
+        assert!(
+            subject.starts_with("[MEDIUM] Line one line two ? with ?n?code"),
+            "{subject}"
+        );
+    }
+
+    #[test]
+    fn attributes_leave_out_missing_fields() {
+        let names: Vec<&str> = attributes(&alert()).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["severity", "rule", "event_name", "account"]);
+    }
+
+    #[test]
+    fn oversized_alerts_are_cut_with_a_marker_not_rejected() {
+        let mut alert = alert();
+        alert.body = Some("é".repeat(400_000));
+        alert
+            .matched
+            .insert("detail.big".into(), Value::String("x".repeat(300_000)));
+        let message = message(&alert, Format::Json);
+        assert!(
+            message.body.len() <= MAX_MESSAGE_BYTES,
+            "{}",
+            message.body.len()
+        );
+        let protocols: Value = serde_json::from_str(&message.body).expect("structured JSON");
+        let email = protocols["email"].as_str().expect("email text");
+        assert!(email.contains("[… truncated"), "a visible marker");
+        let document: Value =
+            serde_json::from_str(protocols["default"].as_str().expect("document")).expect("JSON");
+        assert_eq!(document["truncated"], true);
+        assert_eq!(document["rule"], "metering-throttled");
+        let chatbot = super::message(&alert, Format::Chatbot);
+        assert!(chatbot.body.len() <= MAX_MESSAGE_BYTES);
+    }
+
+    #[test]
+    fn structured_messages_have_a_default_and_an_email_body() {
+        let message = message(&alert(), Format::Json);
+        assert!(message.structured);
+        let protocols: Value = serde_json::from_str(&message.body).expect("JSON");
+        let document: Value =
+            serde_json::from_str(protocols["default"].as_str().expect("default")).expect("JSON");
+        assert_eq!(document["version"], DOCUMENT_VERSION);
+        assert!(
+            protocols["email"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("[MEDIUM]"))
+        );
+        assert_eq!(
+            message.deduplication_id,
+            "00000000-0000-5000-8000-000000000000"
+        );
+        assert_eq!(message.group_id, "metering-throttled-123456789012--");
+    }
+}

@@ -1,0 +1,200 @@
+//! An alert: what a rule says about one event (or one element of it), ready for sinks.
+//!
+//! The JSON form of [`Alert`] is the versioned alert document: what `meterwatch eval` prints,
+//! one per line, and what machine subscribers (SQS, Lambda, HTTPS) receive. Its fields are a
+//! contract for people's filters and scripts: added to, never renamed.
+//!
+//! - `content`: who, what and where, read from the CloudTrail record (principal, product,
+//!   usage records, console link).
+//! - `template`: the rule's `title`, `summary` and `body` templates (minijinja), and defaults.
+//! - [`format`]: what each kind of subscriber receives (email text, Chatbot JSON, the
+//!   document), the SNS subject and message attributes, size limits.
+
+pub(crate) mod content;
+pub mod format;
+pub(crate) mod template;
+
+use serde::Serialize;
+use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// How bad a finding is; ordered from least to most severe.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Severity {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Severity::ALL
+            .into_iter()
+            .find(|severity| severity.as_str() == text)
+            .ok_or_else(|| {
+                format!(
+                    "unknown severity `{text}`, expected one of info, low, medium, high, critical"
+                )
+            })
+    }
+}
+
+/// The version of the alert document (`version` in its JSON). Fields are only ever added
+/// within a version; a rename or removal would make it 2.
+pub const DOCUMENT_VERSION: u32 = 1;
+
+/// One alert: everything a person or a program needs to act, with no lookup. Its JSON form is
+/// the versioned alert document (`schema/alert.schema.json`); optional fields are `null` or
+/// absent when the CloudTrail record lacks them.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Alert {
+    /// Always [`DOCUMENT_VERSION`].
+    pub version: u32,
+    /// Stable for one rule, event and element: a repeat of the same finding has the same id.
+    pub id: String,
+    /// The id of the rule that fired.
+    #[schemars(with = "String")]
+    pub rule: Arc<str>,
+    pub severity: Severity,
+    /// One line: the rule's title (a template) rendered for this event.
+    pub title: String,
+    /// What happened, in one sentence.
+    pub summary: String,
+    /// The rule's `body` template rendered, when it has one: details and what to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Why the rule exists (its `description`).
+    pub description: String,
+    /// CloudTrail's `eventID`: the key people look the call up by.
+    pub event_id: Option<String>,
+    /// CloudTrail's `eventName`, e.g. `BatchMeterUsage`.
+    pub event_name: Option<String>,
+    /// The account whose CloudTrail recorded the call.
+    pub account: Option<String>,
+    pub region: Option<String>,
+    /// CloudTrail's `eventTime` (RFC 3339).
+    pub event_time: Option<String>,
+    /// CloudTrail's `errorCode` and `errorMessage`, for a call that failed.
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// Who made the call.
+    pub principal: Option<Principal>,
+    /// The Marketplace product the call was for.
+    pub product_code: Option<String>,
+    /// The usage the call carried: one record for MeterUsage, one per record for
+    /// BatchMeterUsage (with its result status), none for other calls.
+    pub records: Vec<UsageRecord>,
+    /// The event in the CloudTrail console of its region.
+    pub console_url: Option<String>,
+    /// The event's values at every field the rule looks at, keyed by dotted path; a field
+    /// holding several values (inside arrays) maps to an array of them.
+    pub matched: serde_json::Map<String, Value>,
+    /// For a rule that fires once per array element: the element this alert is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub element: Option<Element>,
+    /// What to do about it (the rule's `next_steps`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub next_steps: Vec<String>,
+    /// Set when the document was cut to fit a message size limit (long text and large values
+    /// are replaced by a marker saying how many bytes were left out).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// The caller of a metering API.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Principal {
+    /// `userIdentity.type`: `AssumedRole`, `IAMUser`, `Root`, `AWSService`...
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// `userIdentity.arn`: for a role session, the session's ARN.
+    pub arn: Option<String>,
+    /// The role behind an assumed-role session (`sessionContext.sessionIssuer.arn`).
+    pub role_arn: Option<String>,
+    pub account_id: Option<String>,
+}
+
+/// One usage record of a metering call.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct UsageRecord {
+    /// `customerIdentifier` or `customerAWSAccountId`.
+    pub customer: Option<String>,
+    pub dimension: Option<String>,
+    pub quantity: Option<Value>,
+    pub timestamp: Option<String>,
+    /// BatchMeterUsage's per-record status (`Success`, `CustomerNotSubscribed`,
+    /// `DuplicateRecord`), or `Unprocessed` for an `unprocessedRecords` entry.
+    pub status: Option<String>,
+}
+
+/// The array element a per-element alert is about.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Element {
+    /// Dotted path of the array with the element's index, e.g.
+    /// `detail.responseElements.results[1]`.
+    pub path: String,
+    pub value: Value,
+}
+
+impl Alert {
+    /// The alert document as one line of JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an Alert holds only strings and JSON values")
+    }
+
+    /// The principal's ARN, else the role behind it, for one-line summaries.
+    pub fn principal_arn(&self) -> Option<&str> {
+        let principal = self.principal.as_ref()?;
+        principal.arn.as_deref().or(principal.role_arn.as_deref())
+    }
+}
+
+/// The JSON Schema of the alert document, generated from [`Alert`].
+pub fn document_schema() -> Value {
+    schemars::schema_for!(Alert).to_value()
+}

@@ -1,0 +1,111 @@
+//! `meterwatch preview`: exactly what each subscriber would receive for an event.
+
+use crate::alert::format::{self, Format, chatbot, email};
+use crate::envelope::{self, DecodeError};
+use crate::input;
+use crate::rules::RuleSet;
+use anyhow::Context;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Renders the alerts an event raises as each kind of subscriber receives them: email
+/// (subject and text), Slack or Teams through AWS Chatbot, and the JSON alert document for
+/// SQS, Lambda and HTTPS subscribers, with the SNS message attributes.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Rule files or directories.
+    #[arg(long = "rules", default_value = "rules")]
+    rules: Vec<PathBuf>,
+    /// A message body (any shape the daemon accepts).
+    #[arg(long)]
+    event: PathBuf,
+    /// Show only this kind of subscriber.
+    #[arg(long, value_enum)]
+    format: Option<Subscriber>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Subscriber {
+    /// Email subscribers of a `json`-format sink: the subject and the plain text.
+    Email,
+    /// A `chatbot`-format sink: the AWS Chatbot custom notification.
+    Chatbot,
+    /// SQS, Lambda, HTTPS (and `default`) subscribers of a `json`-format sink.
+    Json,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let rule_set = match RuleSet::load(&args.rules) {
+        Ok(rule_set) => rule_set,
+        Err(error) => {
+            eprintln!("{error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let name = args.event.display().to_string();
+    let body = input::read("--event", &args.event)?;
+    let events = envelope::decode(&body)
+        .map_err(|kind| DecodeError::new(name.clone(), kind))
+        .context("cannot preview an undecodable event")?;
+    let mut alerts = Vec::new();
+    for event in &events {
+        alerts.extend(
+            rule_set
+                .evaluate(event)
+                .with_context(|| format!("evaluating {name}"))?,
+        );
+    }
+    print!("{}", render(&alerts, args.format));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render(alerts: &[crate::alert::Alert], only: Option<Subscriber>) -> String {
+    let mut out = String::new();
+    if alerts.is_empty() {
+        out.push_str("no alert: no rule fires for this event\n");
+        return out;
+    }
+    let show = |kind| only.is_none_or(|only| only == kind);
+    for (idx, alert) in alerts.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "=== alert {} of {}: {} ({})",
+            idx + 1,
+            alerts.len(),
+            alert.rule,
+            alert.severity
+        );
+        if show(Subscriber::Email) {
+            let _ = writeln!(out, "--- email");
+            let _ = writeln!(out, "Subject: {}", format::subject(alert));
+            let _ = writeln!(out);
+            out.push_str(&email::text(alert));
+        }
+        if show(Subscriber::Chatbot) {
+            let _ = writeln!(out, "--- chatbot (Slack / Teams through AWS Chatbot)");
+            let _ = writeln!(out, "{}", chatbot::notification(alert));
+        }
+        if show(Subscriber::Json) {
+            let _ = writeln!(out, "--- json (SQS, Lambda, HTTPS, default)");
+            let _ = writeln!(
+                out,
+                "{}",
+                format::document(alert, format::MAX_MESSAGE_BYTES)
+            );
+        }
+        let attributes: Vec<String> = format::attributes(alert)
+            .into_iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        let _ = writeln!(out, "--- message attributes: {}", attributes.join(" "));
+        let fifo = format::message(alert, Format::Json);
+        let _ = writeln!(
+            out,
+            "--- FIFO topics: MessageGroupId={} MessageDeduplicationId={}",
+            fifo.group_id, fifo.deduplication_id
+        );
+        out.push('\n');
+    }
+    out
+}

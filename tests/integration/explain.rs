@@ -1,0 +1,58 @@
+//! `meterwatch explain` on the seed's records and failing variants, as snapshots.
+
+use crate::support::{meterwatch, stderr, stdout};
+
+fn explain(args: &[&str]) -> String {
+    let mut all = vec!["explain", "--rules", "rules"];
+    all.extend_from_slice(args);
+    let output = meterwatch(&all);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    stdout(&output)
+}
+
+#[test]
+fn seed_records_explained() {
+    for seed in [
+        "meterusage-ami",
+        "meterusage-eks",
+        "registerusage-eks",
+        "batchmeterusage",
+    ] {
+        let event = format!("tests/fixtures/events/envelopes/{seed}.eventbridge.json");
+        insta::assert_snapshot!(format!("seed_{seed}"), explain(&["--event", &event]));
+    }
+}
+
+#[test]
+fn failing_batch_explained_for_one_rule() {
+    insta::assert_snapshot!(explain(&[
+        "--event",
+        "tests/fixtures/events/failing/batchmeterusage-partial.eventbridge.json",
+        "--rule",
+        "metering-record-failed",
+    ]));
+}
+
+#[test]
+fn json_output_for_a_throttled_call() {
+    insta::assert_snapshot!(explain(&[
+        "--event",
+        "tests/fixtures/events/failing/meterusage-throttled.eventbridge.json",
+        "--rule",
+        "metering-throttled",
+        "--json",
+    ]));
+}
+
+#[test]
+fn an_unknown_rule_id_is_an_error() {
+    let output = meterwatch(&[
+        "explain",
+        "--event",
+        "tests/fixtures/events/failing/meterusage-throttled.eventbridge.json",
+        "--rule",
+        "no-such-rule",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("no-such-rule"));
+}

@@ -1,0 +1,37 @@
+//! `meterwatch test`: the shipped rules' tests pass; failures and mistakes are reported
+//! precisely.
+
+use crate::support::{meterwatch, stderr, stdout};
+
+#[test]
+fn shipped_rule_tests_pass() {
+    let output = meterwatch(&["test"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let summary = stdout(&output);
+    assert!(summary.contains("test result: ok."), "{summary}");
+    assert!(summary.contains(" 0 failed"), "{summary}");
+}
+
+#[test]
+fn failures_show_what_differs_and_exit_1() {
+    let output = meterwatch(&["test", "tests/fixtures/rule-tests/failing.toml"]);
+    assert_eq!(output.status.code(), Some(1));
+    insta::assert_snapshot!(stdout(&output));
+}
+
+#[test]
+fn mistakes_in_test_files_are_precise_errors() {
+    let output = meterwatch(&[
+        "test",
+        "tests/fixtures/rule-tests/typo.toml",
+        "tests/fixtures/rule-tests/unknown-rule.toml",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    insta::assert_snapshot!(stderr(&output));
+}
