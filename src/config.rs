@@ -187,23 +187,27 @@ impl Default for RetryConfig {
     }
 }
 
-/// `[state]`, selected by `type`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum StateConfig {
-    /// In the process; lost on restart.
-    Memory {},
-    /// A DynamoDB table shared by every replica.
-    Dynamodb {
-        /// The table name.
-        table: String,
-    },
+/// `[state]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Where state lives. Default `memory`.
+    #[serde(default, rename = "type")]
+    pub kind: StateKind,
+    /// The DynamoDB table; required with `type = "dynamodb"`, unused with `memory` (so that
+    /// one file can switch by changing `type` alone).
+    pub table: Option<String>,
 }
 
-impl Default for StateConfig {
-    fn default() -> Self {
-        StateConfig::Memory {}
-    }
+/// `[state] type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StateKind {
+    /// In the process, per replica; lost on restart.
+    #[default]
+    Memory,
+    /// A DynamoDB table shared by every replica.
+    Dynamodb,
 }
 
 /// `[http]`
@@ -285,7 +289,7 @@ pub struct Overrides {
     pub events: Option<Vec<PathBuf>>,
     /// Sets (or replaces) the SNS sink named `alerts`.
     pub topic_arn: Option<String>,
-    /// Makes the state a DynamoDB table.
+    /// Replaces `state.table` (used with `state.type = "dynamodb"`).
     pub state_table: Option<String>,
     /// Replaces `http.listen`.
     pub listen: Option<SocketAddr>,
@@ -362,7 +366,7 @@ impl Config {
             );
         }
         if let Some(table) = overrides.state_table {
-            self.state = StateConfig::Dynamodb { table };
+            self.state.table = Some(table);
         }
         if let Some(listen) = overrides.listen {
             self.http.listen = Some(listen);
@@ -401,10 +405,10 @@ impl Config {
         if self.retry.initial_backoff_ms > self.retry.max_backoff_ms {
             problems.push("retry.initial_backoff_ms exceeds retry.max_backoff_ms".to_owned());
         }
-        if let StateConfig::Dynamodb { table } = &self.state {
-            if table.is_empty() {
-                problems.push("state.table is empty".to_owned());
-            }
+        if self.state.kind == StateKind::Dynamodb
+            && self.state.table.as_deref().is_none_or(str::is_empty)
+        {
+            problems.push("state.table is required with state.type = \"dynamodb\"".to_owned());
         }
         if self.shutdown.grace_secs == 0 {
             problems.push("shutdown.grace_secs must be at least 1".to_owned());
@@ -629,9 +633,33 @@ mod tests {
     }
 
     #[test]
-    fn sample_config_is_valid() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("meterwatch.toml");
-        let config = Config::load(&path).expect("meterwatch.toml parses");
-        config.validate().expect("meterwatch.toml is valid");
+    fn dynamodb_state_needs_a_table_from_file_or_env() {
+        let mut config = Config::parse("[state]\ntype = \"dynamodb\"").expect("parses");
+        assert!(config.validate().is_err());
+        config.apply(Overrides {
+            state_table: Some("meterwatch-state".to_owned()),
+            ..Overrides::default()
+        });
+        config.validate().expect("table from the environment");
+        let memory = Config::parse("[state]\ntype = \"memory\"\ntable = \"t\"").expect("parses");
+        memory
+            .validate()
+            .expect("a table beside memory is unused, not wrong");
+    }
+
+    #[test]
+    fn sample_and_deploy_configs_are_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for relative in [
+            "meterwatch.toml",
+            "deploy/meterwatch.example.toml",
+            "deploy/kubernetes/base/meterwatch.toml",
+        ] {
+            let path = root.join(relative);
+            let config = Config::load(&path).unwrap_or_else(|e| panic!("{relative}: {e}"));
+            config
+                .validate()
+                .unwrap_or_else(|e| panic!("{relative}: {e}"));
+        }
     }
 }
