@@ -12,6 +12,7 @@ use crate::source::{Message, Source};
 use crate::telemetry::Metrics;
 use crate::telemetry::events::{EntryFailed, MessageLeft};
 use crate::telemetry::metrics::FailReason;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -36,6 +37,7 @@ pub async fn handle_batch(
     let messages: Vec<Arc<Message>> = messages.into_iter().map(Arc::new).collect();
     let mut unfinished = vec![true; n_messages];
     let mut tasks = JoinSet::new();
+    let mut task_messages = HashMap::new();
     for (idx, message) in messages.iter().enumerate() {
         let pipeline = Arc::clone(pipeline);
         let message = Arc::clone(message);
@@ -44,7 +46,9 @@ pub async fn handle_batch(
             message_id = %message.id,
             receive_count = message.receive_count
         );
-        tasks.spawn(async move { (idx, pipeline.process(&message).await) }.instrument(span));
+        let task =
+            tasks.spawn(async move { (idx, pipeline.process(&message).await) }.instrument(span));
+        task_messages.insert(task.id(), idx);
     }
 
     // Renew the visibility of unfinished messages every half timeout, so that a slow publish
@@ -76,9 +80,17 @@ pub async fn handle_batch(
                             Verdict::Failed(reason) => MessageLeft { message_id: &message.id, reason }.emit(metrics),
                         }
                     }
-                    // A panicking task is a bug; its message stays unfinished and is
-                    // made visible again below.
-                    Err(error) => tracing::error!(error = %error, "Message task failed."),
+                    // Aborted at the hard stop: released below.
+                    Err(error) if error.is_cancelled() => {}
+                    // A panic is a bug: log it and leave the message for redelivery after its
+                    // visibility timeout (not at once: a message that panics would spin).
+                    Err(error) => {
+                        tracing::error!(error = %error, "Message task panicked.");
+                        if let Some(&idx) = task_messages.get(&error.id()) {
+                            unfinished[idx] = false;
+                            MessageLeft { message_id: &messages[idx].id, reason: FailReason::Internal }.emit(metrics);
+                        }
+                    }
                 }
             }
             _ = hard_stop.cancelled(), if !abandoned => {

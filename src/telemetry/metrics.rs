@@ -22,6 +22,8 @@ pub enum FailReason {
     Evaluate,
     /// Unfinished when the shutdown grace ran out; made visible again.
     Shutdown,
+    /// Its processing panicked (a bug).
+    Internal,
 }
 
 impl FailReason {
@@ -31,6 +33,7 @@ impl FailReason {
             FailReason::Delete => "delete",
             FailReason::Evaluate => "evaluate",
             FailReason::Shutdown => "shutdown",
+            FailReason::Internal => "internal",
         }
     }
 }
