@@ -288,17 +288,8 @@ async fn sigterm_with_messages_in_flight_exits_zero_and_loses_nothing() {
     let config = write_config(dir.path(), &resources, &rules, "");
     let mut daemon = Daemon::start(&moto, &config).await;
 
-    // Many throttled MeterUsage calls, each with its own event id.
-    let template: serde_json::Value =
-        serde_json::from_str(&fixture("failing/meterusage-throttled.eventbridge.json")).unwrap();
     let n_events = 200;
-    let bodies: Vec<String> = (0..n_events)
-        .map(|idx| {
-            let mut event = template.clone();
-            event["detail"]["eventID"] = serde_json::json!(format!("sigterm-{idx:04}"));
-            event.to_string()
-        })
-        .collect();
+    let bodies = numbered_events("sigterm", n_events);
     send_batches(&clients, &resources.queue_url, &bodies).await;
     support::eventually("messages in flight", ALERT_TIMEOUT, || async {
         (daemon.metric("meterwatch_messages_received_total", "") >= 1.0).then_some(())
@@ -320,19 +311,7 @@ async fn sigterm_with_messages_in_flight_exits_zero_and_loses_nothing() {
 
     // Whatever was not finished is still in the queue: a second daemon completes the job.
     let mut second = Daemon::start(&moto, &config).await;
-    // At least once: redelivery may repeat an alert, so count distinct event ids.
-    let mut ids = std::collections::BTreeSet::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while ids.len() < n_events {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} of {n_events} events alerted",
-            ids.len()
-        );
-        for alert in clients.alerts(&resources, 1, ALERT_TIMEOUT).await {
-            ids.insert(alert["event_id"].as_str().unwrap().to_owned());
-        }
-    }
+    wait_for_distinct_alerts(&clients, &resources, n_events).await;
     support::eventually("the source queue to be empty", ALERT_TIMEOUT, || async {
         (clients.queue_depth(&resources.queue_url).await == 0).then_some(())
     })
@@ -403,16 +382,8 @@ async fn end_to_end_rate_is_reported() {
     let config = write_config(dir.path(), &resources, &rules, "");
     let daemon = Daemon::start(&moto, &config).await;
 
-    let template: serde_json::Value =
-        serde_json::from_str(&fixture("failing/meterusage-throttled.eventbridge.json")).unwrap();
     let n_events = 300;
-    let bodies: Vec<String> = (0..n_events)
-        .map(|idx| {
-            let mut event = template.clone();
-            event["detail"]["eventID"] = serde_json::json!(format!("rate-{idx:04}"));
-            event.to_string()
-        })
-        .collect();
+    let bodies = numbered_events("rate", n_events);
     let n_alerts: usize = expected_alerts(&rules, &bodies).values().sum();
     let started = std::time::Instant::now();
     send_batches(&clients, &resources.queue_url, &bodies).await;
@@ -459,5 +430,73 @@ async fn send_batches(clients: &support::Clients, queue_url: &str, bodies: &[Str
             .send()
             .await
             .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_batch_loses_nothing() {
+    let moto = Moto::start().await;
+    let clients = moto.clients().await;
+    let resources = clients.create_resources("kill", 1000, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_dir(dir.path());
+    let config = write_config(dir.path(), &resources, &rules, "");
+    let mut daemon = Daemon::start(&moto, &config).await;
+
+    let n_events = 100;
+    send_batches(
+        &clients,
+        &resources.queue_url,
+        &numbered_events("kill", n_events),
+    )
+    .await;
+    support::eventually("messages in flight", ALERT_TIMEOUT, || async {
+        (daemon.metric("meterwatch_messages_received_total", "") >= 1.0).then_some(())
+    })
+    .await;
+    daemon.kill();
+
+    // Received but undeleted messages come back after their visibility timeout (2 s).
+    let mut second = Daemon::start(&moto, &config).await;
+    wait_for_distinct_alerts(&clients, &resources, n_events).await;
+    support::eventually("the source queue to be empty", ALERT_TIMEOUT, || async {
+        (clients.queue_depth(&resources.queue_url).await == 0).then_some(())
+    })
+    .await;
+    second.sigterm();
+    assert!(second.wait(Duration::from_secs(10)).await.success());
+}
+
+/// Throttled MeterUsage calls, each with its own event id `PREFIX-NNNN`.
+fn numbered_events(prefix: &str, n: usize) -> Vec<String> {
+    let template: serde_json::Value =
+        serde_json::from_str(&fixture("failing/meterusage-throttled.eventbridge.json")).unwrap();
+    (0..n)
+        .map(|idx| {
+            let mut event = template.clone();
+            event["detail"]["eventID"] = serde_json::json!(format!("{prefix}-{idx:04}"));
+            event.to_string()
+        })
+        .collect()
+}
+
+/// Reads alerts until `n` distinct event ids have been alerted on. At least once: redelivery
+/// may repeat an alert, so ids are counted, not alerts.
+async fn wait_for_distinct_alerts(
+    clients: &support::Clients,
+    resources: &support::Resources,
+    n: usize,
+) {
+    let mut ids = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while ids.len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {n} events alerted",
+            ids.len()
+        );
+        for alert in clients.alerts(resources, 1, ALERT_TIMEOUT).await {
+            ids.insert(alert["event_id"].as_str().unwrap().to_owned());
+        }
     }
 }

@@ -459,6 +459,12 @@ impl Daemon {
         assert!(status.success());
     }
 
+    /// SIGKILL: a crash, with no chance to drain.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Waits for the process to exit, at most `timeout`.
     pub async fn wait(&mut self, timeout: Duration) -> ExitStatus {
         let child = &mut self.child;
