@@ -89,9 +89,12 @@ pub async fn run(settings: Settings, shared: Shared, shutdown: CancellationToken
     }
     pollers.close();
 
+    // Shutdown first: pollers stop as soon as it fires, and their end must then count as a
+    // drain, not as an exhausted source.
     tokio::select! {
-        () = pollers.wait() => return Stopped::Exhausted,
+        biased;
         () = shutdown.cancelled() => {}
+        () = pollers.wait() => return Stopped::Exhausted,
     }
     shared.health.set_draining();
     let in_flight = shared.metrics.messages_in_flight.get();
