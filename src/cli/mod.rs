@@ -3,10 +3,12 @@
 //! unreadable or malformed input); `bench-patterns` adds 3 for a rejected pattern.
 
 mod bench_patterns;
+mod bench_pipeline;
 mod check;
 mod eval;
 mod explain;
 mod preview;
+mod run;
 mod schema;
 mod test;
 mod test_event_pattern;
@@ -25,6 +27,8 @@ pub struct Cli {
 enum Command {
     Check(check::Args),
     Eval(eval::Args),
+    Run(run::Args),
+    BenchPipeline(bench_pipeline::Args),
     Explain(explain::Args),
     Preview(preview::Args),
     Schema(schema::Args),
@@ -39,6 +43,8 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::BenchPipeline(args) => bench_pipeline::run(&args),
         Command::Explain(args) => explain::run(&args),
         Command::Preview(args) => preview::run(&args),
         Command::Schema(args) => schema::run(&args),
