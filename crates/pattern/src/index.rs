@@ -5,7 +5,7 @@
 use crate::op::cidr::{Parsed, parse_address, prefix_of};
 use crate::op::{NumericRange, Predicate, Wildcard, lowercase};
 use crate::value::{Scalar, number_key};
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use rustc_hash::FxHashMap;
 
 pub(crate) type BranchId = u32;
@@ -309,8 +309,14 @@ impl WildcardIndex {
             [literal] => Some(LiteralSearch::One(Box::new(
                 memchr::memmem::Finder::new(literal.as_bytes()).into_owned(),
             ))),
-            // Literals are plain strings; building cannot fail for inputs this small.
-            literals => AhoCorasick::new(literals).ok().map(LiteralSearch::Many),
+            // A DFA is the fastest to search and small for the literals of one field; should
+            // one grow too big to build, the crate's own choice of automaton does.
+            literals => AhoCorasick::builder()
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(literals)
+                .or_else(|_| AhoCorasick::new(literals))
+                .ok()
+                .map(LiteralSearch::Many),
         };
     }
 
