@@ -31,7 +31,7 @@ pub const TOPIC_ARN_SINK: &str = "alerts";
 
 /// Everything `meterwatch run` needs. `Default` is the documented defaults: rules from
 /// `rules/`, events from stdin, alerts to stdout.
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where the rules are and whether to reload them when they change.
@@ -58,7 +58,7 @@ pub struct Config {
 }
 
 /// `[rules]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RulesConfig {
     /// Rule files, or directories whose `*.toml` files are read. Default `["rules"]`.
@@ -83,7 +83,7 @@ impl Default for RulesConfig {
 }
 
 /// `[source]`, selected by `type`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SourceConfig {
     /// An SQS queue (what an EventBridge rule fills).
@@ -106,7 +106,7 @@ impl Default for SourceConfig {
 }
 
 /// `[source]` with `type = "sqs"`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SqsSourceConfig {
     /// The queue URL, e.g. `https://sqs.us-east-1.amazonaws.com/123456789012/meterwatch`.
@@ -140,7 +140,7 @@ impl SqsSourceConfig {
 }
 
 /// `[sinks.NAME]`, selected by `type`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SinkConfig {
     /// Publish each alert to an SNS topic.
@@ -163,7 +163,7 @@ pub enum SinkConfig {
 }
 
 /// `[retry]`: exponential backoff with full jitter between publish attempts.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     /// Attempts per alert and sink, the first included. Default 4.
@@ -188,7 +188,7 @@ impl Default for RetryConfig {
 }
 
 /// `[state]`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     /// Where state lives. Default `memory`.
@@ -200,7 +200,7 @@ pub struct StateConfig {
 }
 
 /// `[state] type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum StateKind {
     /// In the process, per replica; lost on restart.
@@ -211,7 +211,7 @@ pub enum StateKind {
 }
 
 /// `[http]`
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Address of `/healthz`, `/readyz` and `/metrics`. Default `0.0.0.0:8080` with the sqs
@@ -220,7 +220,7 @@ pub struct HttpConfig {
 }
 
 /// `[shutdown]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShutdownConfig {
     /// On SIGTERM or SIGINT, how long in-flight messages may take before the unfinished ones

@@ -138,11 +138,11 @@ pub struct Alert {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub element: Option<Element>,
     /// What to do about it (the rule's `next_steps`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub next_steps: Vec<String>,
     /// Set when the document was cut to fit a message size limit (long text and large values
     /// are replaced by a marker saying how many bytes were left out).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
 }
 

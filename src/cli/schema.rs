@@ -19,6 +19,8 @@ enum Kind {
     Tests,
     /// The JSON alert document machine subscribers receive.
     Alert,
+    /// The daemon's configuration file (`meterwatch.toml`).
+    Config,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -26,6 +28,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Kind::Rules => rules::rule_file_schema(),
         Kind::Tests => rules::test_file_schema(),
         Kind::Alert => crate::alert::document_schema(),
+        Kind::Config => schemars::schema_for!(crate::config::Config).to_value(),
     };
     println!("{}", serde_json::to_string_pretty(&schema)?);
     Ok(ExitCode::SUCCESS)

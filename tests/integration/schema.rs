@@ -46,6 +46,61 @@ fn committed_schemas_are_the_generated_ones() {
         generated("tests"),
         "run `meterwatch schema tests > schema/rule-tests.schema.json`"
     );
+    assert_eq!(
+        committed("alert.schema.json"),
+        generated("alert"),
+        "run `meterwatch schema alert > schema/alert.schema.json`"
+    );
+    assert_eq!(
+        committed("config.schema.json"),
+        generated("config"),
+        "run `meterwatch schema config > schema/config.schema.json`"
+    );
+}
+
+#[test]
+fn every_alert_document_validates_against_the_alert_schema() {
+    let validator = jsonschema::validator_for(&generated("alert")).expect("a valid schema");
+    let output = meterwatch(&[
+        "eval",
+        "--rules",
+        "rules",
+        "tests/fixtures/events/failing/batchmeterusage-partial.eventbridge.json",
+        "tests/fixtures/events/failing/meterusage-throttled.eventbridge.json",
+        "tests/fixtures/events/failing/meterusage-unexpected-principal.eventbridge.json",
+    ]);
+    let mut n_alerts = 0;
+    for line in stdout(&output).lines() {
+        let document: Value = serde_json::from_str(line).expect("a JSON alert");
+        let errors: Vec<String> = validator
+            .iter_errors(&document)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        n_alerts += 1;
+    }
+    assert_eq!(n_alerts, 6);
+}
+
+#[test]
+fn shipped_configs_validate_against_the_config_schema() {
+    let validator = jsonschema::validator_for(&generated("config")).expect("a valid schema");
+    for file in ["meterwatch.toml", "deploy/meterwatch.example.toml"] {
+        let document = toml_as_json(Path::new(file));
+        let errors: Vec<String> = validator
+            .iter_errors(&document)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{file}: {errors:?}");
+    }
+    let mut document = toml_as_json(Path::new("meterwatch.toml"));
+    let object = document.as_object_mut().expect("a table");
+    let shutdown = object.remove("shutdown").unwrap_or(Value::Null);
+    object.insert("shutdwon".into(), shutdown);
+    assert!(
+        !validator.is_valid(&document),
+        "a misspelled key is rejected"
+    );
 }
 
 #[test]
