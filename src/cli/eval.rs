@@ -2,7 +2,6 @@
 
 use crate::envelope::{self, DecodeError};
 use crate::input;
-use crate::rules::RuleSet;
 use anyhow::Context;
 use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
@@ -25,12 +24,9 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let rule_set = match RuleSet::load(&args.rules) {
+    let rule_set = match super::load_rules(&args.rules) {
         Ok(rule_set) => rule_set,
-        Err(error) => {
-            eprintln!("{error}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(code) => return Ok(code),
     };
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());

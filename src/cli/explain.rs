@@ -1,8 +1,5 @@
 //! `meterwatch explain`: why each rule did or did not fire for an event.
 
-use crate::envelope::{self, DecodeError};
-use crate::input;
-use crate::rules::RuleSet;
 use crate::rules::explain::{ConditionTrace, Explanation, Node};
 use anyhow::Context;
 use std::fmt::Write as _;
@@ -29,12 +26,9 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let rule_set = match RuleSet::load(&args.rules) {
+    let rule_set = match super::load_rules(&args.rules) {
         Ok(rule_set) => rule_set,
-        Err(error) => {
-            eprintln!("{error}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(code) => return Ok(code),
     };
     if let Some(id) = &args.rule {
         if !rule_set.rules().iter().any(|rule| &*rule.id == id) {
@@ -43,10 +37,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     let name = args.event.display().to_string();
-    let body = input::read("--event", &args.event)?;
-    let events = envelope::decode(&body)
-        .map_err(|kind| DecodeError::new(name.clone(), kind))
-        .context("cannot explain an undecodable event")?;
+    let events = super::read_events(&args.event)?;
     let mut report = Vec::new();
     for (idx, event) in events.iter().enumerate() {
         let explanations = rule_set

@@ -13,7 +13,11 @@ mod schema;
 mod test;
 mod test_event_pattern;
 
+use crate::envelope::{self, DecodeError, Event};
+use crate::rules::RuleSet;
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
@@ -59,6 +63,24 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The rules a command evaluates events with. Invalid rules are printed, every problem, and
+/// the command cannot run (exit 2).
+fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, ExitCode> {
+    RuleSet::load(paths).map_err(|error| {
+        eprintln!("{error}");
+        ExitCode::from(2)
+    })
+}
+
+/// The events of the message body in the file at `path` (`--event`).
+fn read_events(path: &Path) -> anyhow::Result<Vec<Event>> {
+    let name = path.display().to_string();
+    let body = crate::input::read("--event", path)?;
+    envelope::decode(&body)
+        .map_err(|kind| DecodeError::new(name, kind))
+        .context("the event cannot be decoded")
 }
 
 #[cfg(test)]

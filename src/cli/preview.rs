@@ -1,9 +1,6 @@
 //! `meterwatch preview`: exactly what each subscriber would receive for an event.
 
 use crate::alert::format::{self, Format, chatbot, email};
-use crate::envelope::{self, DecodeError};
-use crate::input;
-use crate::rules::RuleSet;
 use anyhow::Context;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -36,18 +33,12 @@ enum Subscriber {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let rule_set = match RuleSet::load(&args.rules) {
+    let rule_set = match super::load_rules(&args.rules) {
         Ok(rule_set) => rule_set,
-        Err(error) => {
-            eprintln!("{error}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(code) => return Ok(code),
     };
     let name = args.event.display().to_string();
-    let body = input::read("--event", &args.event)?;
-    let events = envelope::decode(&body)
-        .map_err(|kind| DecodeError::new(name.clone(), kind))
-        .context("cannot preview an undecodable event")?;
+    let events = super::read_events(&args.event)?;
     let mut alerts = Vec::new();
     for event in &events {
         alerts.extend(
