@@ -3,7 +3,6 @@
 use crate::rules::explain::{ConditionTrace, Explanation, Node};
 use anyhow::Context;
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Shows, for each rule (or one), whether it fired for an event and why: each pattern field
@@ -11,12 +10,8 @@ use std::process::ExitCode;
 /// `where` conditions and `for_each` elements.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Rule files or directories.
-    #[arg(long = "rules", default_value = "rules")]
-    rules: Vec<PathBuf>,
-    /// A message body (any shape the daemon accepts).
-    #[arg(long)]
-    event: PathBuf,
+    #[command(flatten)]
+    input: super::RulesAndEvent,
     /// Explain only this rule.
     #[arg(long)]
     rule: Option<String>,
@@ -26,7 +21,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let rule_set = match super::load_rules(&args.rules) {
+    let rule_set = match super::load_rules(&args.input.rules) {
         Ok(rule_set) => rule_set,
         Err(code) => return Ok(code),
     };
@@ -36,8 +31,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     }
-    let name = args.event.display().to_string();
-    let events = super::read_events(&args.event)?;
+    let name = args.input.event.display().to_string();
+    let events = super::read_events(&args.input.event)?;
     let mut report = Vec::new();
     for (idx, event) in events.iter().enumerate() {
         let explanations = rule_set

@@ -65,6 +65,17 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The rules and the one event of `explain` and `preview`.
+#[derive(Debug, clap::Args)]
+struct RulesAndEvent {
+    /// Rule files or directories.
+    #[arg(long = "rules", default_value = "rules")]
+    rules: Vec<PathBuf>,
+    /// A message body (any shape the daemon accepts).
+    #[arg(long)]
+    event: PathBuf,
+}
+
 /// The rules a command evaluates events with. Invalid rules are printed, every problem, and
 /// the command cannot run (exit 2).
 fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, ExitCode> {

@@ -3,7 +3,6 @@
 use crate::alert::format::{self, Format, chatbot, email};
 use anyhow::Context;
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Renders the alerts an event raises as each kind of subscriber receives them: email
@@ -11,12 +10,8 @@ use std::process::ExitCode;
 /// SQS, Lambda and HTTPS subscribers, with the SNS message attributes.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Rule files or directories.
-    #[arg(long = "rules", default_value = "rules")]
-    rules: Vec<PathBuf>,
-    /// A message body (any shape the daemon accepts).
-    #[arg(long)]
-    event: PathBuf,
+    #[command(flatten)]
+    input: super::RulesAndEvent,
     /// Show only this kind of subscriber.
     #[arg(long, value_enum)]
     format: Option<Subscriber>,
@@ -33,12 +28,12 @@ enum Subscriber {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let rule_set = match super::load_rules(&args.rules) {
+    let rule_set = match super::load_rules(&args.input.rules) {
         Ok(rule_set) => rule_set,
         Err(code) => return Ok(code),
     };
-    let name = args.event.display().to_string();
-    let events = super::read_events(&args.event)?;
+    let name = args.input.event.display().to_string();
+    let events = super::read_events(&args.input.event)?;
     let mut alerts = Vec::new();
     for event in &events {
         alerts.extend(
