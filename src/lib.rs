@@ -7,6 +7,8 @@
 //! - [`alert`]: what a rule raises for an event, as sinks receive it.
 //! - [`envelope`]: SQS message bodies (EventBridge, SNS-wrapped, CloudTrail record or batch) → events.
 //! - [`input`]: reading JSON arguments and event files (`file://`, JSON lines).
+//! - [`state`]: noise control and stateful rules (dedup, throttle, group, threshold, absence),
+//!   in memory or DynamoDB.
 //!
 //! Data flows one way: source → envelope → rules → alert → sink → ack.
 
@@ -15,3 +17,4 @@ pub mod cli;
 pub mod envelope;
 pub mod input;
 pub mod rules;
+pub mod state;

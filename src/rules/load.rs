@@ -329,17 +329,17 @@ impl Loader {
 }
 
 /// Compiling one rule: reports problems in its name, remembers whether any occurred.
-struct RuleContext<'l> {
+pub(super) struct RuleContext<'l> {
     loader: &'l mut Loader,
     source: usize,
     span: Range<usize>,
     id: &'l str,
-    lists: &'l BTreeMap<String, Arc<List>>,
+    pub(super) lists: &'l BTreeMap<String, Arc<List>>,
     ok: bool,
 }
 
 impl RuleContext<'_> {
-    fn error(&mut self, span: Option<Range<usize>>, message: String) {
+    pub(super) fn error(&mut self, span: Option<Range<usize>>, message: String) {
         self.ok = false;
         let span = span.or(Some(self.span.clone()));
         let id = self.id.to_owned();
@@ -390,6 +390,13 @@ impl RuleContext<'_> {
             .into_iter()
             .filter_map(|for_each| self.for_each(for_each))
             .collect();
+        let controls = self.controls(
+            &def.dedup,
+            &def.throttle,
+            &def.group,
+            &def.threshold,
+            &def.absence,
+        );
         let (pattern, pattern_json) = pattern?;
         if !self.ok {
             return None;
@@ -409,6 +416,10 @@ impl RuleContext<'_> {
             }
         }
         for field in conditions.iter().flat_map(Condition::fields) {
+            add_field(field);
+        }
+        // Group keys are read from the same parsed fields (and shown in `matched`).
+        for field in controls.group_by().into_iter().flat_map(|g| &g.fields) {
             add_field(field);
         }
         let mut arrays = FieldTree::default();
@@ -442,6 +453,7 @@ impl RuleContext<'_> {
             for_each,
             arrays,
             fields,
+            controls: Arc::new(controls),
         };
         Some((rule, pattern))
     }
@@ -478,7 +490,7 @@ impl RuleContext<'_> {
         }
     }
 
-    fn field(&mut self, text: &str, span: &Range<usize>) -> Option<FieldPath> {
+    pub(super) fn field(&mut self, text: &str, span: &Range<usize>) -> Option<FieldPath> {
         match FieldPath::parse(text) {
             Ok(path) => Some(path),
             Err(message) => {
@@ -629,7 +641,7 @@ impl RuleContext<'_> {
         }
     }
 
-    fn duration(&mut self, text: &Spanned<String>) -> Option<SignedDuration> {
+    pub(super) fn duration(&mut self, text: &Spanned<String>) -> Option<SignedDuration> {
         match text.get_ref().parse::<SignedDuration>() {
             Ok(duration) if duration.is_positive() => Some(duration),
             _ => {
