@@ -1055,4 +1055,75 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn noise_controls_are_compiled_with_their_defaults() {
+        use crate::state::{Gate, absence, dedup, group};
+        use std::time::Duration;
+        let rule_set = rule("match.detail.x = [1]\n");
+        assert_eq!(
+            rule_set.rules()[0].controls.dedup,
+            Some(dedup::DEFAULT_WINDOW)
+        );
+        let rule_set = rule(
+            "match.detail.x = [1]\n[rule.dedup]\nwindow = \"2h\"\n[rule.group]\ngroup_by = [\"account\"]\n",
+        );
+        let controls = &rule_set.rules()[0].controls;
+        assert_eq!(controls.dedup, Some(Duration::from_secs(7200)));
+        let Gate::Group(spec) = &controls.gate else {
+            panic!("expected a group, got {:?}", controls.gate);
+        };
+        assert_eq!(
+            (spec.wait, spec.interval),
+            (group::DEFAULT_WAIT, group::DEFAULT_INTERVAL)
+        );
+        assert_eq!(spec.group_by.fields[0].as_str(), "account");
+        let rule_set = load_one(&format!(
+            "[lists]\nexpected = [\"p\"]\n{HEAD}match.detail.x = [1]\n[rule.absence]\ngroup_by = [\"detail.p\"]\nexpected_list = \"expected\"\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let controls = &rule_set.rules()[0].controls;
+        assert_eq!(controls.dedup, None, "heartbeats are not deduplicated");
+        let Gate::Absence(spec) = &controls.gate else {
+            panic!("expected an absence, got {:?}", controls.gate);
+        };
+        assert_eq!(
+            (spec.interval, spec.grace),
+            (absence::DEFAULT_INTERVAL, absence::DEFAULT_GRACE)
+        );
+        assert_eq!(
+            spec.expected,
+            Some(("expected".to_owned(), vec!["p".to_owned()]))
+        );
+    }
+
+    #[test]
+    fn mistakes_in_noise_controls_are_precise_errors() {
+        let text = format!(
+            "[lists]\nstars = [\"a*\"]\n\
+             {HEAD}match.detail.x = [1]\n[rule.dedup]\nwindow = \"forever\"\n\
+             [rule.throttle]\ngroup_by = [\"detail..x\"]\ninterval = \"1h\"\n\
+             [[rule]]\nid = \"two\"\ntitle = \"T\"\nseverity = \"low\"\nmatch.detail.x = [1]\n\
+             [rule.throttle]\ninterval = \"1h\"\n[rule.group]\nwait = \"1s\"\n\
+             [[rule]]\nid = \"count\"\ntitle = \"C\"\nseverity = \"low\"\nmatch.detail.x = [1]\n\
+             [rule.threshold]\ncount = 0\nwindow = \"10m\"\n\
+             [[rule]]\nid = \"absent\"\ntitle = \"A\"\nseverity = \"low\"\nmatch.detail.x = [1]\n\
+             [rule.absence]\ngroup_by = [\"detail.p\"]\nexpected_list = \"nope\"\n\
+             [[rule]]\nid = \"starred\"\ntitle = \"S\"\nseverity = \"low\"\nmatch.detail.x = [1]\n\
+             [rule.absence]\ngroup_by = [\"detail.p\"]\nexpected_list = \"stars\"\n\
+             [[rule]]\nid = \"nothing\"\ntitle = \"N\"\nseverity = \"low\"\nmatch.detail.x = [1]\n\
+             [rule.absence]\ngroup_by = [\"detail.p\"]\ninterval = \"1h\"\nsomething = 1\n"
+        );
+        let found = errors(&text);
+        let expected = [
+            "r.toml:9:10: error[r]: `forever` is not a positive duration: expected e.g. \"90m\", \"6h\" or \"2d\"",
+            "r.toml:11:13: error[r]: `detail..x` is not a field path: expected names separated by single dots, e.g. `detail.errorCode`",
+            "r.toml:20:1: error[two]: a rule takes one of `throttle`, `group`, `threshold` and `absence`; found `throttle` and `group`: split it into two rules",
+            "r.toml:28:9: error[count]: `count` must be between 1 and 1000, not 0",
+            "r.toml:37:17: error[absent]: unknown list `nope`; defined lists: stars",
+            "r.toml:45:17: error[starred]: list `stars` has the wildcard entry `a*`; an expected list names keys exactly",
+            "r.toml:54:1: error[nothing]: unknown field `something`, expected one of `group_by`, `interval`, `grace`, `expected_list`, `learn`",
+        ];
+        assert_eq!(found, expected);
+    }
 }

@@ -79,6 +79,13 @@ pub struct Finding {
     pub key: GroupKey,
 }
 
+impl Finding {
+    /// An absence rule's match: a sign of life, never an alert by itself.
+    pub fn is_heartbeat(&self) -> bool {
+        matches!(self.controls.gate, crate::state::Gate::Absence(_))
+    }
+}
+
 /// A `for_each` entry: the array, and the pattern each reported element must match.
 #[derive(Debug)]
 struct ForEach {
@@ -141,18 +148,20 @@ impl RuleSet {
         &self.lists
     }
 
-    /// The alerts the rules raise for `event`, in rule order, before any noise control
-    /// (what `meterwatch eval` and `test` show; for an absence rule, its heartbeats).
+    /// The alerts the rules raise for `event`, in rule order, before any noise control: what
+    /// `meterwatch eval` and `preview` show. An absence rule's matches are heartbeats, not
+    /// alerts, and are left out.
     pub fn evaluate(&self, event: &Event) -> Result<Vec<Alert>, EventError> {
         Ok(self
             .findings(event)?
             .into_iter()
+            .filter(|finding| !finding.is_heartbeat())
             .map(|finding| finding.alert)
             .collect())
     }
 
-    /// The alerts the rules raise for `event` with their controls and group keys, for the
-    /// state stage.
+    /// Everything the rules raise for `event`, heartbeats included, with their controls and
+    /// group keys: what the state stage decides on.
     pub fn findings(&self, event: &Event) -> Result<Vec<Finding>, EventError> {
         let matched = SCRATCH.with(|cell| {
             let (scratch, found) = &mut *cell.borrow_mut();

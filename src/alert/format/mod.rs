@@ -331,7 +331,11 @@ mod tests {
             event_ids: vec!["e-0".into(), "e-1".into(), "e-2".into()],
             key: Map::new(),
         });
-        assert!(subject(&grouped).starts_with("[MEDIUM] 3x "), "{}", subject(&grouped));
+        assert!(
+            subject(&grouped).starts_with("[MEDIUM] 3x "),
+            "{}",
+            subject(&grouped)
+        );
         let notes = "3 matching events between 2026-01-01T00:00:00Z and 2026-01-01T00:02:00Z: e-0, e-1, e-2.";
         let held = "4 more alerts for the same group were held back since the previous one.";
         for text in [email::text(&grouped), chatbot::notification(&grouped)] {
