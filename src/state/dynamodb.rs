@@ -24,7 +24,8 @@
 //! TTL deletion is lazy.
 //!
 //! Cost: one consistent read and (usually) one write per alert-producing finding or
-//! heartbeat; events no rule matches never touch the table.
+//! heartbeat; events no rule matches never touch the table. IAM: `dynamodb:GetItem`,
+//! `PutItem` and `DeleteItem` on the table (the deploy templates' policy grants these).
 
 use super::{Change, Entry, Millis, StateError, Undo, Write};
 use aws_sdk_dynamodb::Client;
@@ -58,17 +59,6 @@ impl DynamoStore {
 
     pub fn table(&self) -> &str {
         &self.table
-    }
-
-    /// Checks that the table answers (startup and readiness).
-    pub async fn probe(&self) -> Result<(), StateError> {
-        self.client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|error| store_error("DescribeTable", &self.table, &error))
     }
 
     async fn read(&self, key: &str, now: Millis) -> Result<Read, StateError> {
