@@ -1127,3 +1127,72 @@ mod tests {
         assert_eq!(found, expected);
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces of rule files, so that generated text is often nearly valid and reaches deep
+    /// into loading rather than failing at the first byte.
+    fn fragment() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "[[rule]]\n",
+            "id = \"a\"\n",
+            "id = \"a\"\n",
+            "title = \"{{ event_name }}\"\n",
+            "summary = \"{% if x %}\"\n",
+            "severity = \"high\"\n",
+            "severity = 3\n",
+            "match.detail.x = [1]\n",
+            "match.detail.x = [{ prefix = \"\" }]\n",
+            "match.detail = 5\n",
+            "match_json = '{\"a\": [\"b\"]}'\n",
+            "match_json = '{'\n",
+            "[[rule.where]]\n",
+            "field = \"detail.x\"\n",
+            "field = []\n",
+            "regex = \"(\"\n",
+            "in_list = \"l\"\n",
+            "older_than = \"6h\"\n",
+            "any = [{ field = \"a\", match = [1] }]\n",
+            "[[rule.for_each]]\n",
+            "array = \"detail.r\"\n",
+            "[lists]\n",
+            "l = [\"a*\", \"b\"]\n",
+            "l = [\"**\"]\n",
+            "= \n",
+            "\"\n",
+            "é\n",
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn loading_never_panics_and_errors_have_positions_inside_the_file(
+            pieces in prop::collection::vec(fragment(), 0..24)
+        ) {
+            let text: String = pieces.concat();
+            let mut loader = Loader::default();
+            loader.read_file(PathBuf::from("p.toml"), text.clone());
+            if let Err(error) = loader.finish() {
+                prop_assert!(!error.diagnostics.is_empty());
+                let n_lines = text.lines().count().max(1);
+                for diagnostic in &error.diagnostics {
+                    if let Some(position) = &diagnostic.position {
+                        prop_assert!(position.line >= 1 && position.line <= n_lines + 1, "{}", diagnostic);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn loading_arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let mut loader = Loader::default();
+            loader.read_file(PathBuf::from("p.toml"), text);
+            let _ = loader.finish();
+        }
+    }
+}

@@ -23,42 +23,17 @@ struct TrieNode {
     field: Option<u32>,
 }
 
-/// A node's children. Event keys are looked up once per key of every object walked, so
-/// this is the hottest lookup: an open-addressed table keyed by a 4-byte signature of the
-/// name (length, first, middle and last byte), then one full comparison.
-#[derive(Debug)]
+/// A node's children. Event keys are looked up once per key of every object walked, and
+/// most miss, so names are bucketed by length: a key no name is as long as is rejected with
+/// one load, the others are compared with the few names of their length.
+#[derive(Debug, Default)]
 struct Children {
-    /// Power-of-two sized; each slot holds an index into `names` plus one (0 = empty).
-    slots: Box<[u32]>,
-    names: Vec<(u32, Box<str>, u32)>,
-    /// Bit `b` set when some child's name starts with byte `b`.
-    first_bytes: [u64; 4],
-}
-
-impl Default for Children {
-    fn default() -> Self {
-        Children {
-            slots: vec![0; 4].into(),
-            names: Vec::new(),
-            first_bytes: [0; 4],
-        }
-    }
-}
-
-fn signature(key: &[u8]) -> u32 {
-    match key {
-        [] => 0,
-        [first, .., last] | [first @ last] => {
-            u32::from_le_bytes([key.len() as u8, *first, key[key.len() / 2], *last])
-        }
-    }
-}
-
-/// Fibonacci hashing: the multiply mixes every signature byte into the top bits, which
-/// pick the slot of a table of `size` (a power of two) slots.
-fn home(signature: u32, size: usize) -> usize {
-    let bits = size.trailing_zeros();
-    (signature.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize
+    /// (name, child node), sorted by name length.
+    names: Vec<(Box<str>, u32)>,
+    /// The names `n` bytes long are `names[starts[n]..starts[n + 1]]`.
+    starts: Vec<u32>,
+    /// Bit `n` set when some name is `n` bytes long; bit 63 stands for every longer length.
+    lengths: u64,
 }
 
 impl Children {
@@ -66,44 +41,48 @@ impl Children {
         self.names.is_empty()
     }
 
-    fn may_start_with(&self, byte: u8) -> bool {
-        self.first_bytes[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0
+    #[inline]
+    fn get(&self, key: &str) -> Option<u32> {
+        let len = key.len();
+        let [start, end] = *self.starts.get(len..len + 2)? else {
+            return None;
+        };
+        let key = key.as_bytes();
+        self.names[start as usize..end as usize]
+            .iter()
+            // The first byte rules out most same-length names without a call to memcmp.
+            .find(|(name, _)| name.as_bytes().first() == key.first() && name.as_bytes() == key)
+            .map(|&(_, child)| child)
     }
 
-    fn get(&self, key: &str) -> Option<u32> {
-        let wanted = signature(key.as_bytes());
-        let mask = self.slots.len() - 1;
-        let mut slot = home(wanted, self.slots.len());
-        loop {
-            let entry = self.slots[slot];
-            if entry == 0 {
-                return None;
+    /// Whether a dotted event key (`a.b`) may lead to a child: its first segment would be a
+    /// child's name, so a dot would follow at the length of some name.
+    fn may_lead_through_dots(&self, key: &[u8]) -> bool {
+        let mut lengths = self.lengths;
+        while lengths != 0 {
+            let len = lengths.trailing_zeros() as usize;
+            lengths &= lengths - 1;
+            if len == 63 {
+                return key.get(63..).is_some_and(|rest| rest.contains(&b'.'));
             }
-            let (sig, name, child) = &self.names[entry as usize - 1];
-            if *sig == wanted && **name == *key {
-                return Some(*child);
+            match key.get(len) {
+                Some(b'.') => return true,
+                Some(_) => {}
+                // Lengths come in increasing order: no longer name can be followed by a dot.
+                None => return false,
             }
-            slot = (slot + 1) & mask;
         }
+        false
     }
 
     fn insert(&mut self, key: &str, child: u32) {
-        if let Some(&first) = key.as_bytes().first() {
-            self.first_bytes[usize::from(first >> 6)] |= 1 << (first & 63);
-        }
-        self.names
-            .push((signature(key.as_bytes()), key.into(), child));
-        // Keep the table at most half full so that misses end quickly.
-        let size = (self.names.len() * 2).next_power_of_two().max(4);
-        let mut slots = vec![0u32; size].into_boxed_slice();
-        for (idx, (sig, _, _)) in self.names.iter().enumerate() {
-            let mut slot = home(*sig, size);
-            while slots[slot] != 0 {
-                slot = (slot + 1) & (size - 1);
-            }
-            slots[slot] = idx as u32 + 1;
-        }
-        self.slots = slots;
+        self.names.push((key.into(), child));
+        self.names.sort_by_key(|(name, _)| name.len());
+        self.lengths |= 1 << key.len().min(63);
+        let longest = self.names.last().map_or(0, |(name, _)| name.len());
+        self.starts = (0..=longest + 1)
+            .map(|len| self.names.partition_point(|(name, _)| name.len() < len) as u32)
+            .collect();
     }
 }
 
@@ -157,13 +136,7 @@ impl PathTrie {
         if let Some(child) = children.get(key) {
             return Some(child);
         }
-        match key.as_bytes().first() {
-            // The first segment must name a child too; only an empty first segment (a key
-            // starting with `.`) escapes the first-byte filter.
-            Some(&first) if first != b'.' && !children.may_start_with(first) => return None,
-            _ => {}
-        }
-        if !key.bytes().any(|b| b == b'.') {
+        if !children.may_lead_through_dots(key.as_bytes()) {
             return None;
         }
         let mut node = node;
@@ -209,7 +182,10 @@ impl<'s, 'a> Sink<'s, 'a> {
         let idx = self.values.len() as u32;
         *head = (self.epoch, idx);
         let trail_start = self.trails.len() as u32;
-        self.trails.extend_from_slice(self.trail_stack);
+        // Most values sit in no array; skip even the capacity check for them.
+        if !self.trail_stack.is_empty() {
+            self.trails.extend_from_slice(self.trail_stack);
+        }
         self.values.push(FieldValue {
             scalar,
             trail_start,
@@ -283,12 +259,12 @@ impl<'de: 'a, 'a> Visitor<'de> for NodeVisitor<'_, '_, '_, 'a> {
     }
 
     fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        self.leaf(Scalar::Num(v as f64));
+        self.leaf(Scalar::integer(v.into()));
         Ok(())
     }
 
     fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        self.leaf(Scalar::Num(v as f64));
+        self.leaf(Scalar::integer(v.into()));
         Ok(())
     }
 

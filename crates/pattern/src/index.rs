@@ -2,8 +2,8 @@
 //! it. It may over-approximate (every candidate is verified exactly afterwards) but must
 //! never miss a branch whose anchor leaf the value satisfies.
 
-use crate::op::cidr::{Parsed, parse_address};
-use crate::op::{Cidr, NumericRange, Predicate, Wildcard, lowercase};
+use crate::op::cidr::{Parsed, parse_address, prefix_of};
+use crate::op::{NumericRange, Predicate, Wildcard, lowercase};
 use crate::value::{Scalar, number_key};
 use aho_corasick::AhoCorasick;
 use rustc_hash::FxHashMap;
@@ -17,6 +17,7 @@ pub(crate) struct FieldIndex {
     any_value: Vec<BranchId>,
     strings: FxHashMap<Box<str>, Vec<BranchId>>,
     numbers: FxHashMap<u64, Vec<BranchId>>,
+    big_ints: FxHashMap<i128, Vec<BranchId>>,
     trues: Vec<BranchId>,
     falses: Vec<BranchId>,
     nulls: Vec<BranchId>,
@@ -28,7 +29,9 @@ pub(crate) struct FieldIndex {
     equals_ignore_case: FxHashMap<Box<str>, Vec<BranchId>>,
     wildcards: WildcardIndex,
     ranges: Vec<(NumericRange, Vec<BranchId>)>,
-    cidrs: Vec<(Cidr, Vec<BranchId>)>,
+    /// Networks by (IPv6?, prefix length), then prefix bits: an address is looked up once per
+    /// prefix length, however many networks there are.
+    cidrs: Vec<((bool, u8), Networks)>,
 }
 
 impl FieldIndex {
@@ -36,6 +39,21 @@ impl FieldIndex {
     /// almost everything, so it is only ever verified.
     pub(crate) fn indexable(predicate: &Predicate) -> bool {
         !matches!(predicate, Predicate::AnythingBut(_))
+    }
+
+    /// Whether every value this index names a branch for through `predicate` satisfies
+    /// it, so that a branch with no other leaf needs no verification. Wildcards are found
+    /// through one literal only; the case-folding tables are left to verification too.
+    pub(crate) fn answers_exactly(predicate: &Predicate) -> bool {
+        matches!(
+            predicate,
+            Predicate::Exact(_)
+                | Predicate::Prefix(_)
+                | Predicate::Suffix(_)
+                | Predicate::Numeric(_)
+                | Predicate::Cidr(_)
+                | Predicate::Exists
+        )
     }
 
     pub(crate) fn insert(&mut self, predicate: &Predicate, branch: BranchId) {
@@ -46,6 +64,9 @@ impl FieldIndex {
             }
             Predicate::Exact(Literal::Num(n)) => {
                 self.numbers.entry(number_key(*n)).or_default().push(branch)
+            }
+            Predicate::Exact(Literal::BigInt(n)) => {
+                self.big_ints.entry(*n).or_default().push(branch)
             }
             Predicate::Exact(Literal::Bool(true)) => self.trues.push(branch),
             Predicate::Exact(Literal::Bool(false)) => self.falses.push(branch),
@@ -62,7 +83,21 @@ impl FieldIndex {
             }
             Predicate::Wildcard(wildcard) => self.wildcards.insert(wildcard, branch),
             Predicate::Numeric(range) => push_keyed(&mut self.ranges, *range, branch),
-            Predicate::Cidr(cidr) => push_keyed(&mut self.cidrs, *cidr, branch),
+            Predicate::Cidr(cidr) => {
+                let (is_v6, prefix_len, bits) = cidr.prefix();
+                let networks = match self
+                    .cidrs
+                    .iter()
+                    .position(|(kind, _)| *kind == (is_v6, prefix_len))
+                {
+                    Some(idx) => &mut self.cidrs[idx].1,
+                    None => {
+                        self.cidrs.push(((is_v6, prefix_len), FxHashMap::default()));
+                        &mut self.cidrs.last_mut().expect("just pushed").1
+                    }
+                };
+                networks.entry(bits).or_default().push(branch);
+            }
             Predicate::Exists => self.any_value.push(branch),
             Predicate::AnythingBut(_) => unreachable!("anything-but is never indexed"),
         }
@@ -85,6 +120,11 @@ impl FieldIndex {
                     if range.contains(*n) {
                         found(branches);
                     }
+                }
+            }
+            Scalar::BigInt(n) => {
+                if let Some(branches) = self.big_ints.get(n) {
+                    found(branches);
                 }
             }
             Scalar::Bool(true) => found(&self.trues),
@@ -121,8 +161,12 @@ impl FieldIndex {
         if !self.cidrs.is_empty()
             && let Parsed::Address(address) = parse_address(text)
         {
-            for (cidr, branches) in &self.cidrs {
-                if cidr.contains(address) {
+            for ((is_v6, prefix_len), networks) in &self.cidrs {
+                // A network of the other family never holds the address.
+                if address.is_ipv6() != *is_v6 {
+                    continue;
+                }
+                if let Some(branches) = networks.get(&prefix_of(address, *prefix_len).2) {
                     found(branches);
                 }
             }
@@ -145,6 +189,9 @@ struct AffixIndex {
 }
 
 type BytesMap = FxHashMap<Box<[u8]>, Vec<BranchId>>;
+
+/// Networks of one family and prefix length, by their prefix bits.
+type Networks = FxHashMap<u128, Vec<BranchId>>;
 
 #[derive(Clone, Copy)]
 enum Affix {
@@ -220,15 +267,24 @@ impl AffixIndex {
     }
 }
 
-/// Wildcards, found through the longest literal each one requires (one Aho-Corasick pass
-/// over the value for all of them); those with no literal (`*`) are candidates for every
-/// string.
+/// Wildcards, found through the longest literal each one requires (one pass over the value
+/// for all of them); those with no literal (`*`) are candidates for every string.
 #[derive(Debug, Default)]
 struct WildcardIndex {
     literals: Vec<String>,
     literal_branches: Vec<Vec<BranchId>>,
     unanchored: Vec<BranchId>,
-    automaton: Option<AhoCorasick>,
+    searcher: Option<LiteralSearch>,
+}
+
+/// Finds which literals occur in a value.
+#[derive(Debug)]
+enum LiteralSearch {
+    /// The usual case of one literal per field: a substring search that stops at the first
+    /// occurrence.
+    One(Box<memchr::memmem::Finder<'static>>),
+    /// Overlapping matches, so that no literal hides another.
+    Many(AhoCorasick),
 }
 
 impl WildcardIndex {
@@ -248,16 +304,25 @@ impl WildcardIndex {
     }
 
     fn build(&mut self) {
-        if !self.literals.is_empty() {
+        self.searcher = match &self.literals[..] {
+            [] => None,
+            [literal] => Some(LiteralSearch::One(Box::new(
+                memchr::memmem::Finder::new(literal.as_bytes()).into_owned(),
+            ))),
             // Literals are plain strings; building cannot fail for inputs this small.
-            self.automaton = AhoCorasick::new(&self.literals).ok();
-        }
+            literals => AhoCorasick::new(literals).ok().map(LiteralSearch::Many),
+        };
     }
 
     fn probe(&self, text: &str, found: &mut impl FnMut(&[BranchId])) {
         found(&self.unanchored);
-        match &self.automaton {
-            Some(automaton) => {
+        match &self.searcher {
+            Some(LiteralSearch::One(finder)) => {
+                if finder.find(text.as_bytes()).is_some() {
+                    found(&self.literal_branches[0]);
+                }
+            }
+            Some(LiteralSearch::Many(automaton)) => {
                 for hit in automaton.find_overlapping_iter(text) {
                     found(&self.literal_branches[hit.pattern().as_usize()]);
                 }

@@ -15,11 +15,13 @@
 //!
 //! # Layout
 //! - [`pattern`]: pattern text → a checked tree of leaves and `$or` groups; errors worded as AWS's.
+//! - `pattern_json`: pattern text as JSON that keeps duplicate keys, as AWS reads them.
 //! - [`op`]: the operators (one file each where there is more than a line to say) and how
 //!   each judges a value.
 //! - `flatten`: event text → the leaf values of wanted fields, with array trails; unwanted
 //!   parts are skipped by the JSON parser without building values.
-//! - `index`: per-field value → candidate branches (hash maps, affix tables, Aho-Corasick).
+//! - `index`: per-field value → candidate branches (hash maps, affix tables, substring
+//!   search for wildcard literals).
 //! - [`matcher`]: builds the index from many patterns; matches = candidates, then exact verify.
 //! - `reference` (feature `reference`): the brute-force oracle for property tests.
 //!
@@ -31,6 +33,7 @@ mod index;
 pub mod matcher;
 pub mod op;
 pub mod pattern;
+mod pattern_json;
 #[cfg(feature = "reference")]
 pub mod reference;
 mod value;

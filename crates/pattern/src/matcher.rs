@@ -49,6 +49,8 @@ pub struct Matcher<T> {
     n_fields: usize,
     branches: Vec<Branch>,
     indexes: Vec<FieldIndex>,
+    /// The fields some anchor is indexed under: only their values are looked up.
+    indexed_fields: Box<[u32]>,
     /// Branches with no indexable leaf (only `anything-but` / `exists: false`): verified for
     /// every event.
     always: Vec<BranchId>,
@@ -58,6 +60,9 @@ pub struct Matcher<T> {
 struct Branch {
     pattern: u32,
     slots: Box<[Slot]>,
+    /// Its one leaf is its anchor and the index answers that leaf exactly: being a
+    /// candidate is matching.
+    settled_by_anchor: bool,
 }
 
 /// A leaf of a branch, resolved to a field id.
@@ -82,6 +87,8 @@ impl<T> Matcher<T> {
         let mut n_fields = 0u32;
         let mut branches = Vec::new();
         let mut ids = Vec::with_capacity(patterns.len());
+        // Per field, the dots in its path.
+        let mut depths: Vec<usize> = Vec::new();
         for (pattern_idx, (id, pattern)) in patterns.into_iter().enumerate() {
             let expanded = pattern
                 .branches()
@@ -89,15 +96,23 @@ impl<T> Matcher<T> {
             for leaves in expanded {
                 let slots = leaves
                     .into_iter()
-                    .map(|leaf| Slot {
-                        field: trie.insert(&leaf.path, &mut n_fields),
-                        predicates: leaf.predicates.clone().into(),
-                        absent_ok: leaf.absent_ok,
+                    .map(|leaf| {
+                        let field = trie.insert(&leaf.path, &mut n_fields);
+                        if depths.len() <= field as usize {
+                            depths.resize(field as usize + 1, 0);
+                        }
+                        depths[field as usize] = leaf.path.matches('.').count();
+                        Slot {
+                            field,
+                            predicates: leaf.predicates.clone().into(),
+                            absent_ok: leaf.absent_ok,
+                        }
                     })
                     .collect();
                 branches.push(Branch {
                     pattern: pattern_idx as u32,
                     slots,
+                    settled_by_anchor: false,
                 });
             }
             ids.push(id);
@@ -112,15 +127,21 @@ impl<T> Matcher<T> {
                 *popularity.entry(key(slot, predicate)).or_default() += 1;
             }
         }
-        let cost = |slot: &Slot| -> u64 {
-            slot.predicates
+        // Ties go to the deeper field: top-level fields are the envelope (`source`,
+        // `detail-type`, `account`...), which most events a rule set sees share.
+        let cost = |slot: &Slot| -> (u64, std::cmp::Reverse<usize>) {
+            let shared = slot
+                .predicates
                 .iter()
                 .map(|p| u64::from(popularity[&key(slot, p)]) + anchor_weight(p))
-                .sum()
+                .sum();
+            (shared, std::cmp::Reverse(depths[slot.field as usize]))
         };
 
         let mut indexes: Vec<FieldIndex> = (0..n_fields).map(|_| FieldIndex::default()).collect();
         let mut always = Vec::new();
+        let mut indexed_fields = Vec::new();
+        let mut settled = Vec::with_capacity(branches.len());
         for (branch_idx, branch) in branches.iter().enumerate() {
             let branch_id = branch_idx as BranchId;
             match branch
@@ -130,20 +151,34 @@ impl<T> Matcher<T> {
                 .min_by_key(|slot| cost(slot))
             {
                 Some(anchor) => {
+                    indexed_fields.push(anchor.field);
                     for predicate in &anchor.predicates {
                         indexes[anchor.field as usize].insert(predicate, branch_id);
                     }
+                    settled.push(
+                        branch.slots.len() == 1
+                            && anchor.predicates.iter().all(FieldIndex::answers_exactly),
+                    );
                 }
-                None => always.push(branch_id),
+                None => {
+                    always.push(branch_id);
+                    settled.push(false);
+                }
             }
         }
+        for (branch, settled) in branches.iter_mut().zip(settled) {
+            branch.settled_by_anchor = settled;
+        }
         indexes.iter_mut().for_each(FieldIndex::finish);
+        indexed_fields.sort_unstable();
+        indexed_fields.dedup();
         Matcher {
             ids,
             trie,
             n_fields: n_fields as usize,
             branches,
             indexes,
+            indexed_fields: indexed_fields.into(),
             always,
         }
     }
@@ -210,7 +245,7 @@ impl<T> Matcher<T> {
                     epoch,
                 };
                 scratch.chosen.clear();
-                if view.satisfies(&branch.slots, &mut scratch.chosen) {
+                if branch.settled_by_anchor || view.satisfies(&branch.slots, &mut scratch.chosen) {
                     scratch.pattern_seen[pattern] = epoch;
                     found.push(pattern);
                 }
@@ -242,11 +277,12 @@ impl<T> Matcher<T> {
             }
         };
         add(&self.always);
-        for (field, &(stamp, mut value_idx)) in heads.iter().enumerate() {
+        for &field in &self.indexed_fields {
+            let (stamp, mut value_idx) = heads[field as usize];
             if stamp != epoch {
                 continue;
             }
-            let index = &self.indexes[field];
+            let index = &self.indexes[field as usize];
             while value_idx != NONE {
                 let value = &values[value_idx as usize];
                 index.candidates(&value.scalar, &mut add);
@@ -309,6 +345,9 @@ impl EventView<'_, '_> {
             {
                 present = true;
                 if slot.predicates.iter().any(|p| p.matches(&value.scalar)) {
+                    if rest.is_empty() {
+                        return true;
+                    }
                     chosen.push(value_idx);
                     if self.satisfies(rest, chosen) {
                         return true;

@@ -2,8 +2,9 @@
 
 use crate::error::PatternError;
 use crate::op::{self, AnythingBut, Cidr, NumericRange, Predicate, Wildcard, WildcardPattern};
+use crate::pattern_json::PatternJson;
 use crate::value::Literal;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// A valid EventBridge event pattern.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,15 +40,22 @@ pub struct Leaf {
 pub const MAX_BRANCHES: usize = 1024;
 
 impl Pattern {
-    /// Parses pattern text (JSON). With duplicate keys the last one wins, as in AWS.
+    /// Parses pattern text (JSON). A key given twice is read twice, as AWS reads it: objects
+    /// under the same key add up (`{"a": {"b": [1]}, "a": {"c": [2]}}` wants `a.b` and `a.c`),
+    /// and of two leaves on one path the later wins.
     pub fn parse(text: &str) -> Result<Pattern, PatternError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| PatternError::syntax(&e))?;
-        Pattern::from_json(&value)
+        let tree: PatternJson = serde_json::from_str(text).map_err(|e| PatternError::syntax(&e))?;
+        Pattern::from_tree(&tree)
     }
 
-    /// Checks an already-parsed JSON value.
+    /// Checks an already-parsed JSON value (which, being a map, has lost any duplicate key;
+    /// [`Pattern::parse`] keeps them).
     pub fn from_json(value: &Value) -> Result<Pattern, PatternError> {
-        let Value::Object(fields) = value else {
+        Pattern::from_tree(&PatternJson::from_value(value))
+    }
+
+    fn from_tree(tree: &PatternJson) -> Result<Pattern, PatternError> {
+        let PatternJson::Object(fields) = tree else {
             return Err(PatternError::invalid("", "Filter is not an object"));
         };
         let pattern = Pattern {
@@ -213,7 +221,7 @@ impl Parser {
 
     fn conjunction(
         &mut self,
-        fields: &Map<String, Value>,
+        fields: &[(String, PatternJson)],
         prefix: &str,
         in_or: bool,
     ) -> Result<Conjunction, PatternError> {
@@ -240,12 +248,12 @@ impl Parser {
                 ));
             }
             match value {
-                Value::Object(inner) => {
+                PatternJson::Object(inner) => {
                     let nested = self.conjunction(inner, &path, in_or)?;
                     conjunction.leaves.extend(nested.leaves);
                     conjunction.ors.extend(nested.ors);
                 }
-                Value::Array(items) => {
+                PatternJson::Array(items) => {
                     let position = self.position();
                     conjunction.leaves.push(leaf(path, position, items)?);
                 }
@@ -261,8 +269,12 @@ impl Parser {
     }
 
     /// `"$or": [ {...}, {...} ]`: at least two sub-patterns, each an object.
-    fn or_group(&mut self, value: &Value, prefix: &str) -> Result<Vec<Conjunction>, PatternError> {
-        let Value::Array(items) = value else {
+    fn or_group(
+        &mut self,
+        value: &PatternJson,
+        prefix: &str,
+    ) -> Result<Vec<Conjunction>, PatternError> {
+        let PatternJson::Array(items) = value else {
             return Err(PatternError::invalid(
                 prefix,
                 "It must be an Array followed with $or.",
@@ -271,7 +283,7 @@ impl Parser {
         let alternatives = items
             .iter()
             .map(|item| match item {
-                Value::Object(fields) => self.conjunction(fields, prefix, true),
+                PatternJson::Object(fields) => self.conjunction(fields, prefix, true),
                 _ => Err(PatternError::invalid(
                     prefix,
                     "Only JSON object is allowed in array of $or relationship.",
@@ -288,7 +300,7 @@ impl Parser {
     }
 }
 
-fn leaf(path: String, position: u32, items: &[Value]) -> Result<Leaf, PatternError> {
+fn leaf(path: String, position: u32, items: &[PatternJson]) -> Result<Leaf, PatternError> {
     if items.is_empty() {
         return Err(PatternError::invalid(&path, "Empty arrays are not allowed"));
     }
@@ -300,15 +312,15 @@ fn leaf(path: String, position: u32, items: &[Value]) -> Result<Leaf, PatternErr
     };
     for item in items {
         match item {
-            Value::Object(operator) => operator_object(&mut leaf, operator)?,
-            Value::Array(_) => {
+            PatternJson::Object(operator) => operator_object(&mut leaf, operator)?,
+            PatternJson::Array(_) => {
                 return Err(PatternError::invalid(
                     &leaf.path,
                     "Match value must be String, number, true, false, or null",
                 ));
             }
-            scalar => {
-                let literal = Literal::from_json(scalar).expect("only scalars reach this arm");
+            PatternJson::Scalar(scalar) => {
+                let literal = Literal::from_json(scalar).expect("a scalar is a literal");
                 leaf.predicates.push(Predicate::Exact(literal));
             }
         }
@@ -317,7 +329,10 @@ fn leaf(path: String, position: u32, items: &[Value]) -> Result<Leaf, PatternErr
 }
 
 /// `{"prefix": "x"}` and friends: exactly one recognised, lowercase operator.
-fn operator_object(leaf: &mut Leaf, operator: &Map<String, Value>) -> Result<(), PatternError> {
+fn operator_object(
+    leaf: &mut Leaf,
+    operator: &[(String, PatternJson)],
+) -> Result<(), PatternError> {
     let path = &*leaf.path;
     let mut entries = operator.iter();
     let Some((name, operand)) = entries.next() else {
@@ -334,6 +349,7 @@ fn operator_object(leaf: &mut Leaf, operator: &Map<String, Value>) -> Result<(),
         };
         return Err(PatternError::invalid(path, reason));
     }
+    let operand = &operand.to_value();
     let predicate = match name.as_str() {
         "prefix" => affix(
             path,

@@ -76,7 +76,11 @@ fn compatible(a: &Flat<'_>, b: &Flat<'_>) -> bool {
 fn to_scalar(value: &Value) -> Scalar<'_> {
     match value {
         Value::String(text) => Scalar::Str(Cow::Borrowed(text)),
-        Value::Number(n) => Scalar::Num(n.as_f64().unwrap_or(f64::NAN)),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(integer), _) => Scalar::integer(integer.into()),
+            (None, Some(integer)) => Scalar::integer(integer.into()),
+            (None, None) => Scalar::Num(n.as_f64().unwrap_or(f64::NAN)),
+        },
         Value::Bool(b) => Scalar::Bool(*b),
         _ => Scalar::Null,
     }

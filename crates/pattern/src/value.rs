@@ -8,6 +8,10 @@ use std::borrow::Cow;
 pub enum Scalar<'a> {
     Str(Cow<'a, str>),
     Num(f64),
+    /// An integer that no double stands for exactly (the double's shortest decimal form is
+    /// another number, as for most integers beyond 2^53): AWS compares it by its text, so it
+    /// equals only the same integer and is no number to `numeric`.
+    BigInt(i128),
     Bool(bool),
     Null,
 }
@@ -17,8 +21,35 @@ pub enum Scalar<'a> {
 pub enum Literal {
     Str(Box<str>),
     Num(f64),
+    /// As [`Scalar::BigInt`]: matches that integer only.
+    BigInt(i128),
     Bool(bool),
     Null,
+}
+
+impl Scalar<'_> {
+    /// A JSON integer, as AWS reads it.
+    pub(crate) fn integer(value: i128) -> Scalar<'static> {
+        match exact_double(value) {
+            Some(double) => Scalar::Num(double),
+            None => Scalar::BigInt(value),
+        }
+    }
+}
+
+/// The double an integer is compared as, if it is exactly the integer as AWS judges it: the
+/// double's shortest decimal form must be the integer itself. All integers up to 2^53 pass;
+/// most beyond (account numbers, nanosecond clocks) do not, and AWS falls back to comparing
+/// their text, which tells apart integers that round to the same double.
+pub(crate) fn exact_double(value: i128) -> Option<f64> {
+    const EXACT: i128 = 1 << 53;
+    let double = value as f64;
+    if (-EXACT..=EXACT).contains(&value) {
+        return Some(double);
+    }
+    // `Display` writes a double's shortest round-trip digits, as Java's
+    // `BigDecimal.valueOf(double)` does, and with no exponent.
+    (double.to_string().parse::<i128>() == Ok(value)).then_some(double)
 }
 
 impl Literal {
@@ -27,11 +58,26 @@ impl Literal {
         use serde_json::Value;
         Some(match value {
             Value::String(text) => Literal::Str(text.as_str().into()),
-            Value::Number(number) => Literal::Num(number.as_f64()?),
+            Value::Number(number) => match number.as_i64().map(i128::from) {
+                Some(integer) => Literal::integer(integer),
+                None => match number.as_u64() {
+                    Some(integer) => Literal::integer(integer.into()),
+                    // A fraction or exponent, or an integer beyond 64 bits: serde_json keeps
+                    // no text for it, so it is compared as the nearest double.
+                    None => Literal::Num(number.as_f64()?),
+                },
+            },
             Value::Bool(flag) => Literal::Bool(*flag),
             Value::Null => Literal::Null,
             Value::Array(_) | Value::Object(_) => return None,
         })
+    }
+
+    fn integer(value: i128) -> Literal {
+        match exact_double(value) {
+            Some(double) => Literal::Num(double),
+            None => Literal::BigInt(value),
+        }
     }
 
     /// Exact equality as AWS defines it: same type, numbers compared by value (`300` equals
@@ -40,6 +86,7 @@ impl Literal {
         match (self, value) {
             (Literal::Str(a), Scalar::Str(b)) => **a == **b,
             (Literal::Num(a), Scalar::Num(b)) => a == b,
+            (Literal::BigInt(a), Scalar::BigInt(b)) => a == b,
             (Literal::Bool(a), Scalar::Bool(b)) => a == b,
             (Literal::Null, Scalar::Null) => true,
             _ => false,

@@ -111,6 +111,84 @@ fn numbers_compare_by_value_not_spelling() {
 }
 
 #[test]
+fn integers_no_double_holds_exactly_compare_by_text() {
+    // 2^53 + 1 rounds to 2^53 as a double; AWS compares such integers by their text.
+    check(
+        r#"{"a": [9007199254740993]}"#,
+        r#"{"a": 9007199254740993}"#,
+        true,
+    );
+    check(
+        r#"{"a": [9007199254740993]}"#,
+        r#"{"a": 9007199254740992}"#,
+        false,
+    );
+    check(
+        r#"{"a": [9007199254740992]}"#,
+        r#"{"a": 9007199254740993}"#,
+        false,
+    );
+    check(
+        r#"{"a": [12345678901234567890]}"#,
+        r#"{"a": 12345678901234567890}"#,
+        true,
+    );
+    check(
+        r#"{"a": [12345678901234567890]}"#,
+        r#"{"a": 12345678901234567891}"#,
+        false,
+    );
+    check(
+        r#"{"a": [-9007199254740993]}"#,
+        r#"{"a": -9007199254740993}"#,
+        true,
+    );
+    check(
+        r#"{"a": [-9007199254740993]}"#,
+        r#"{"a": -9007199254740992}"#,
+        false,
+    );
+    // The text is not a number to `numeric`, and not a string either.
+    check(
+        r#"{"a": [{"numeric": [">", 0]}]}"#,
+        r#"{"a": 9007199254740993}"#,
+        false,
+    );
+    check(
+        r#"{"a": ["9007199254740993"]}"#,
+        r#"{"a": 9007199254740993}"#,
+        false,
+    );
+    check(
+        r#"{"a": [{"anything-but": [9007199254740993]}]}"#,
+        r#"{"a": 9007199254740993}"#,
+        false,
+    );
+    check(
+        r#"{"a": [{"anything-but": [1]}]}"#,
+        r#"{"a": 9007199254740993}"#,
+        true,
+    );
+    check(
+        r#"{"a": [{"exists": true}]}"#,
+        r#"{"a": 9007199254740993}"#,
+        true,
+    );
+    // Large integers a double does hold exactly (shortest form = the integer) stay numbers.
+    check(
+        r#"{"a": [9007199254740992]}"#,
+        r#"{"a": 9007199254740992.0}"#,
+        true,
+    );
+    check(r#"{"a": [1e19]}"#, r#"{"a": 10000000000000000000}"#, true);
+    check(
+        r#"{"a": [{"numeric": [">", 9e18]}]}"#,
+        r#"{"a": 10000000000000000000}"#,
+        true,
+    );
+}
+
+#[test]
 fn numeric_never_matches_numeric_strings() {
     check(
         r#"{"a": [{"numeric": [">", 100]}]}"#,
@@ -732,6 +810,38 @@ fn several_alternatives_in_one_leaf_are_or() {
         r#"{"a": ["x", {"numeric": [">", 10]}, {"prefix": "p"}]}"#,
         r#"{"a": "q"}"#,
         false,
+    );
+}
+
+#[test]
+fn duplicate_object_keys_in_a_pattern_add_up() {
+    // event-ruler reads the pattern as a stream: both objects under `a` are read.
+    let pattern = r#"{"a": {"b": ["x"]}, "a": {"c": ["y"]}}"#;
+    check(pattern, r#"{"a": {"b": "x", "c": "y"}}"#, true);
+    check(pattern, r#"{"a": {"c": "y"}}"#, false);
+    check(pattern, r#"{"a": {"b": "x"}}"#, false);
+    // Nested duplicates add up too; one path given twice keeps the later leaf.
+    let pattern = r#"{"a": {"b": {"c": ["1"]}}, "a": {"b": {"d": ["2"]}, "e": ["3"]}}"#;
+    check(
+        pattern,
+        r#"{"a": {"b": {"c": "1", "d": "2"}, "e": "3"}}"#,
+        true,
+    );
+    check(pattern, r#"{"a": {"b": {"d": "2"}, "e": "3"}}"#, false);
+    let pattern = r#"{"a": {"b": ["1"]}, "a": {"b": ["2"]}}"#;
+    check(pattern, r#"{"a": {"b": "2"}}"#, true);
+    check(pattern, r#"{"a": {"b": "1"}}"#, false);
+    // Two `$or` keys: one alternative of each.
+    let pattern = r#"{"$or": [{"a": ["1"]}, {"b": ["2"]}], "$or": [{"c": ["3"]}, {"d": ["4"]}]}"#;
+    check(pattern, r#"{"b": "2", "c": "3"}"#, true);
+    check(pattern, r#"{"a": "1", "b": "2"}"#, false);
+}
+
+#[test]
+fn an_operator_given_twice_is_invalid() {
+    check_invalid(
+        r#"{"a": [{"prefix": "x", "prefix": "y"}]}"#,
+        "Only one key allowed in match expression",
     );
 }
 

@@ -62,6 +62,12 @@ impl Cidr {
         }
     }
 
+    /// The network's prefix: (IPv6?, prefix length, the prefix bits). Every address inside
+    /// the network has the same one, through [`prefix_of`], so networks can be hashed.
+    pub(crate) fn prefix(&self) -> (bool, u8, u128) {
+        prefix_of(self.network, self.prefix_len)
+    }
+
     pub fn contains(&self, address: IpAddr) -> bool {
         match (self.network, address) {
             (IpAddr::V4(net), IpAddr::V4(addr)) => same_prefix(
@@ -87,23 +93,14 @@ pub(crate) enum Parsed {
 }
 
 /// An IP address as AWS reads one: four dot-separated decimal numbers (leading zeros
-/// allowed), or hex digits and colons.
+/// allowed), or hex digits and colons. Runs for every value of a field a `cidr` leaf
+/// names, so it is a plain byte scan that allocates nothing.
 pub(crate) fn parse_address(text: &str) -> Parsed {
-    let octets: Vec<&str> = text.split('.').collect();
-    if octets.len() == 4
-        && octets
-            .iter()
-            .all(|o| !o.is_empty() && o.bytes().all(|b| b.is_ascii_digit()))
-    {
-        let mut bytes = [0u8; 4];
-        for (byte, octet) in bytes.iter_mut().zip(&octets) {
-            match octet.trim_start_matches('0').parse::<u8>() {
-                Ok(value) => *byte = value,
-                Err(_) if octet.bytes().all(|b| b == b'0') => *byte = 0,
-                Err(_) => return Parsed::Invalid,
-            }
-        }
-        return Parsed::Address(IpAddr::from(bytes));
+    if let Some(octets) = dotted_quad(text.as_bytes()) {
+        return match octets {
+            [Some(a), Some(b), Some(c), Some(d)] => Parsed::Address(IpAddr::from([a, b, c, d])),
+            _ => Parsed::Invalid,
+        };
     }
     if text.contains(':') && text.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
         return match text.parse::<std::net::Ipv6Addr>() {
@@ -112,6 +109,47 @@ pub(crate) fn parse_address(text: &str) -> Parsed {
         };
     }
     Parsed::Nonstandard
+}
+
+/// The four numbers of `text` if it is shaped as four dot-separated runs of decimal
+/// digits (leading zeros are padding, not octal); each is `None` when above 255.
+fn dotted_quad(text: &[u8]) -> Option<[Option<u8>; 4]> {
+    let mut octets = [None; 4];
+    let mut done = 0;
+    // Saturates at 256, which is out of range however many digits follow.
+    let mut value = 0u32;
+    let mut digits = 0;
+    for &byte in text {
+        match byte {
+            b'0'..=b'9' => {
+                value = (value * 10 + u32::from(byte - b'0')).min(256);
+                digits += 1;
+            }
+            b'.' if digits > 0 && done < 3 => {
+                octets[done] = u8::try_from(value).ok();
+                done += 1;
+                value = 0;
+                digits = 0;
+            }
+            _ => return None,
+        }
+    }
+    if digits == 0 || done < 3 {
+        return None;
+    }
+    octets[3] = u8::try_from(value).ok();
+    Some(octets)
+}
+
+/// The first `prefix_len` bits of an address (at most the family's width), with its family
+/// and that length.
+pub(crate) fn prefix_of(address: IpAddr, prefix_len: u8) -> (bool, u8, u128) {
+    let (is_v6, bits, width) = match address {
+        IpAddr::V4(v4) => (false, u128::from(u32::from(v4)), 32u32),
+        IpAddr::V6(v6) => (true, u128::from(v6), 128),
+    };
+    let host_bits = width.saturating_sub(u32::from(prefix_len));
+    (is_v6, prefix_len, bits.checked_shr(host_bits).unwrap_or(0))
 }
 
 fn same_prefix(net: u128, addr: u128, width: u32, prefix_len: u8) -> bool {
@@ -125,6 +163,69 @@ mod tests {
 
     fn cidr(text: &str) -> Cidr {
         Cidr::parse("ip", text).expect("valid cidr")
+    }
+
+    #[test]
+    fn dotted_quads_are_read_as_aws_reads_them() {
+        assert_eq!(
+            dotted_quad(b"10.0.0.1"),
+            Some([Some(10), Some(0), Some(0), Some(1)])
+        );
+        assert_eq!(
+            dotted_quad(b"010.000.0255.1"),
+            Some([Some(10), Some(0), Some(255), Some(1)])
+        );
+        assert_eq!(
+            dotted_quad(b"1.2.3.256"),
+            Some([Some(1), Some(2), Some(3), None])
+        );
+        assert_eq!(
+            dotted_quad(b"1.2.3.99999999999"),
+            Some([Some(1), Some(2), Some(3), None])
+        );
+        for shapeless in [
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            "1.2.3.",
+            ".1.2.3",
+            "1.2.3.x",
+            "",
+            "a",
+        ] {
+            assert_eq!(dotted_quad(shapeless.as_bytes()), None, "{shapeless}");
+        }
+    }
+
+    #[test]
+    fn addresses_inside_a_network_share_its_prefix() {
+        let address = |text| match parse_address(text) {
+            Parsed::Address(address) => address,
+            _ => panic!("{text} is an address"),
+        };
+        for (network, inside, outside) in [
+            ("10.1.2.3/8", "10.200.0.1", "11.0.0.1"),
+            ("0.0.0.0/0", "192.0.2.1", "::1"),
+            ("10.1.2.0/31", "10.1.2.1", "10.1.2.2"),
+            (
+                "2001:db8:1234:1a00::/64",
+                "2001:db8:1234:1a00::1",
+                "2001:db8:1234:1a01::1",
+            ),
+        ] {
+            let cidr = cidr(network);
+            let (is_v6, prefix_len, _) = cidr.prefix();
+            let prefix = |text| {
+                let address = address(text);
+                (address.is_ipv6() == is_v6).then(|| prefix_of(address, prefix_len))
+            };
+            assert_eq!(prefix(inside), Some(cidr.prefix()), "{inside} in {network}");
+            assert_ne!(
+                prefix(outside),
+                Some(cidr.prefix()),
+                "{outside} in {network}"
+            );
+        }
     }
 
     #[test]
