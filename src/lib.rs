@@ -7,14 +7,28 @@
 //! - [`alert`]: what a rule raises for an event, as sinks receive it.
 //! - [`envelope`]: SQS message bodies (EventBridge, SNS-wrapped, CloudTrail record or batch) → events.
 //! - [`input`]: reading JSON arguments and event files (`file://`, JSON lines).
+//! - [`config`]: the daemon's config tree (TOML + env + flags), validated before use.
+//! - [`source`]: where messages come from (SQS, files, stdin, memory).
+//! - [`sink`]: where alerts go (SNS, stdout, file, memory).
+//! - [`daemon`]: pollers, the per-message pipeline, acks, shutdown drain, hot reload.
+//! - [`http`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`telemetry`]: logs, Prometheus metrics, and events that do both.
+//! - [`aws`]: SDK config from the default chain; retry classification.
 //! - [`state`]: noise control and stateful rules (dedup, throttle, group, threshold, absence),
 //!   in memory or DynamoDB.
 //!
 //! Data flows one way: source → envelope → rules → alert → sink → ack.
 
 pub mod alert;
+pub mod aws;
 pub mod cli;
+pub mod config;
+pub mod daemon;
 pub mod envelope;
+pub mod http;
 pub mod input;
 pub mod rules;
+pub mod sink;
+pub mod source;
+pub mod telemetry;
 pub mod state;

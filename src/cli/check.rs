@@ -10,9 +10,15 @@ pub struct Args {
     /// Rule files, or directories whose `*.toml` files are read.
     #[arg(default_value = "rules")]
     paths: Vec<PathBuf>,
+    /// Check a daemon config file instead (keys, ranges, ARNs and URLs), and the rules it names.
+    #[arg(long, conflicts_with = "paths")]
+    config: Option<PathBuf>,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &args.config {
+        return super::run::check_config(path);
+    }
     match RuleSet::load(&args.paths) {
         Ok(rule_set) => {
             let enabled = rule_set.rules().iter().filter(|rule| rule.enabled).count();

@@ -4,11 +4,13 @@
 //! 3 for state over its memory budget.
 
 mod bench_patterns;
+mod bench_pipeline;
 mod bench_state;
 mod check;
 mod eval;
 mod explain;
 mod preview;
+mod run;
 mod schema;
 mod test;
 mod test_event_pattern;
@@ -27,6 +29,8 @@ pub struct Cli {
 enum Command {
     Check(check::Args),
     Eval(eval::Args),
+    Run(run::Args),
+    BenchPipeline(bench_pipeline::Args),
     Explain(explain::Args),
     Preview(preview::Args),
     Schema(schema::Args),
@@ -42,6 +46,8 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::BenchPipeline(args) => bench_pipeline::run(&args),
         Command::Explain(args) => explain::run(&args),
         Command::Preview(args) => preview::run(&args),
         Command::Schema(args) => schema::run(&args),

@@ -21,7 +21,8 @@ pub enum Condition {
     /// Holds when its test holds for the pooled values of `fields`.
     Test {
         fields: Vec<FieldPath>,
-        test: Test,
+        /// Boxed: a compiled pattern test is large, `Any` is small (clippy: large enum variant).
+        test: Box<Test>,
         /// The test as written (`not_in_list = "allowed_principals"`), for explanations.
         text: String,
     },
@@ -87,7 +88,7 @@ impl Condition {
             }
             Condition::Test { fields, test, .. } => {
                 let mut read: Vec<&FieldPath> = fields.iter().collect();
-                if let Test::EqualsField { other, .. } = test {
+                if let Test::EqualsField { other, .. } = &**test {
                     read.push(other);
                 }
                 read

@@ -546,7 +546,11 @@ impl RuleContext<'_> {
         }
         let text = describe(&def, tests[0]);
         let test = self.test(def, &field_texts)?;
-        Some(Condition::Test { fields, test, text })
+        Some(Condition::Test {
+            fields,
+            test: Box::new(test),
+            text,
+        })
     }
 
     fn test(&mut self, def: ConditionDef, fields: &[String]) -> Option<Test> {

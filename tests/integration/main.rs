@@ -6,6 +6,7 @@ mod docs;
 mod eval;
 mod explain;
 mod preview;
+mod run;
 mod schema;
 mod support;
 mod test_cmd;

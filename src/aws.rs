@@ -1,0 +1,143 @@
+//! AWS clients and error classification: the only module besides `source/` and `sink/` that
+//! names AWS SDK types.
+//!
+//! Credentials and region come from aws-config's default chain (environment, profile, web
+//! identity / IRSA, ECS container credentials, IMDS). aws-config itself honours
+//! `AWS_ENDPOINT_URL` and the per-service `AWS_ENDPOINT_URL_SQS` / `AWS_ENDPOINT_URL_SNS`
+//! (and the profile's `endpoint_url`), which is how tests point the daemon at moto.
+//! Nothing here logs a credential: the SDK's own `Debug` output redacts them.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_sns::config::retry::RetryConfig;
+use aws_sdk_sns::config::timeout::TimeoutConfig;
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use std::time::Duration;
+
+/// How long one SNS Publish attempt may take before it counts as failed (and is retried).
+const PUBLISH_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Slack added to the long-poll wait for one ReceiveMessage attempt.
+const RECEIVE_SLACK: Duration = Duration::from_secs(10);
+
+/// Error codes that mean "slow down": retried with backoff.
+const THROTTLING_CODES: [&str; 9] = [
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "Throttled",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "KMSThrottlingException",
+    "RequestLimitExceeded",
+];
+
+/// The shared SDK configuration from the default chain.
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// An SQS client whose attempts may last a whole long poll (`wait_time`) and then some.
+pub fn sqs_client(sdk_config: &SdkConfig, wait_time: Duration) -> aws_sdk_sqs::Client {
+    let timeouts = TimeoutConfig::builder()
+        .operation_attempt_timeout(wait_time + RECEIVE_SLACK)
+        .build();
+    let config = aws_sdk_sqs::config::Builder::from(sdk_config)
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+/// An SNS client without the SDK's own retries: the sink retries with its own backoff, so
+/// that attempts are counted and bounded in one place.
+pub fn sns_client(sdk_config: &SdkConfig) -> aws_sdk_sns::Client {
+    let timeouts = TimeoutConfig::builder()
+        .operation_attempt_timeout(PUBLISH_ATTEMPT_TIMEOUT)
+        .build();
+    let config = aws_sdk_sns::config::Builder::from(sdk_config)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_sns::Client::from_conf(config)
+}
+
+/// Whether a failed call may succeed if tried again: timeouts, dispatch (network) failures,
+/// unparseable responses, 5xx, 429 and throttling codes. A request that could not be built,
+/// or a client error such as `NotFound` or `AuthorizationError`, will not.
+pub fn is_retryable<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service_error) => {
+            let status = service_error.raw().status().as_u16();
+            status >= 500
+                || status == 429
+                || service_error
+                    .err()
+                    .code()
+                    .is_some_and(|code| THROTTLING_CODES.contains(&code))
+        }
+        _ => false,
+    }
+}
+
+/// The service's error code, or what kind of failure it was when there is none.
+pub fn error_code<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> String {
+    match error {
+        SdkError::ServiceError(service_error) => service_error
+            .err()
+            .code()
+            .unwrap_or("ServiceError")
+            .to_owned(),
+        SdkError::TimeoutError(_) => "Timeout".to_owned(),
+        SdkError::DispatchFailure(_) => "DispatchFailure".to_owned(),
+        SdkError::ResponseError(_) => "ResponseError".to_owned(),
+        SdkError::ConstructionFailure(_) => "ConstructionFailure".to_owned(),
+        _ => "Unknown".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sns::error::ErrorMetadata;
+    use aws_sdk_sns::operation::publish::PublishError;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_types::body::SdkBody;
+
+    fn service_error(status: u16, code: &str) -> SdkError<PublishError, HttpResponse> {
+        let status = aws_smithy_runtime_api::http::StatusCode::try_from(status)
+            .expect("a valid status code");
+        let error = PublishError::generic(ErrorMetadata::builder().code(code).build());
+        SdkError::service_error(error, HttpResponse::new(status, SdkBody::empty()))
+    }
+
+    #[test]
+    fn throttling_server_errors_and_network_failures_are_retryable() {
+        assert!(is_retryable(&service_error(400, "Throttling")));
+        assert!(is_retryable(&service_error(400, "KMSThrottlingException")));
+        assert!(is_retryable(&service_error(429, "Whatever")));
+        assert!(is_retryable(&service_error(500, "InternalError")));
+        assert!(is_retryable(&service_error(503, "ServiceUnavailable")));
+        let timeout: SdkError<PublishError, HttpResponse> =
+            SdkError::timeout_error("attempt timed out");
+        assert!(is_retryable(&timeout));
+        let dispatch: SdkError<PublishError, HttpResponse> =
+            SdkError::dispatch_failure(ConnectorError::io("connection refused".into()));
+        assert!(is_retryable(&dispatch));
+        assert_eq!(error_code(&dispatch), "DispatchFailure");
+    }
+
+    #[test]
+    fn client_errors_and_bad_requests_are_not() {
+        let not_found = service_error(404, "NotFound");
+        assert!(!is_retryable(&not_found));
+        assert_eq!(error_code(&not_found), "NotFound");
+        assert!(!is_retryable(&service_error(403, "AuthorizationError")));
+        assert!(!is_retryable(&service_error(400, "InvalidParameter")));
+        let construction: SdkError<PublishError, HttpResponse> =
+            SdkError::construction_failure("missing topic");
+        assert!(!is_retryable(&construction));
+    }
+}

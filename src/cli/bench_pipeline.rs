@@ -1,0 +1,101 @@
+//! `meterwatch bench-pipeline`: the daemon's pipeline (envelope decode, rules, alerts, ack)
+//! on one core, from an in-memory source to a counting sink: no I/O in the timed part.
+
+use crate::daemon::pipeline::{Backoff, Pipeline};
+use crate::daemon::{self, Settings, Shared};
+use crate::http::Health;
+use crate::rules::RuleSet;
+use crate::sink::{MemorySink, NamedSink, Sink};
+use crate::source::{MemorySource, Source};
+use crate::telemetry::Metrics;
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Measures the pipeline's throughput on one core.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Rule files or directories.
+    #[arg(long, default_value = "rules", num_args = 1..)]
+    rules: Vec<PathBuf>,
+    /// JSON-lines file of SQS message bodies (e.g. from ../shared/bench/gen_metering.py).
+    #[arg(long)]
+    events: PathBuf,
+    /// Timed runs; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let rule_set = RuleSet::load(&args.rules).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let n_rules = rule_set.len();
+    let rules = Arc::new(ArcSwap::from_pointee(rule_set));
+    let text = crate::input::read("events", &args.events)?;
+    let bodies: Vec<&str> = crate::input::json_lines(&text)
+        .map(|(_, line)| line)
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+
+    let mut rates = Vec::new();
+    let mut n_alerts = 0;
+    for run_idx in 0..args.runs.max(1) {
+        let metrics = Arc::new(Metrics::default());
+        let pipeline = Pipeline::new(
+            Arc::clone(&rules),
+            vec![NamedSink::new(
+                "memory",
+                Sink::Memory(MemorySink::counting()),
+            )],
+            Backoff {
+                max_attempts: 1,
+                initial: Duration::ZERO,
+                max: Duration::ZERO,
+            },
+            Arc::clone(&metrics),
+        );
+        let shared = Shared {
+            source: Arc::new(Source::Memory(MemorySource::new(
+                bodies.iter().copied(),
+                10,
+            ))),
+            pipeline: Arc::new(pipeline),
+            metrics: Arc::clone(&metrics),
+            health: Arc::new(Health::local()),
+        };
+        let settings = Settings {
+            pollers: 1,
+            grace: Duration::from_secs(1),
+        };
+        let started = Instant::now();
+        runtime.block_on(daemon::run(settings, shared, CancellationToken::new()));
+        let seconds = started.elapsed().as_secs_f64();
+        let rate = bodies.len() as f64 / seconds;
+        n_alerts = metrics
+            .encode()
+            .lines()
+            .filter(|line| line.starts_with("meterwatch_alerts_published_total{"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum::<u64>();
+        eprintln!("run {}: {:.0} events/s ({seconds:.3} s)", run_idx + 1, rate);
+        rates.push(rate);
+    }
+    rates.sort_by(f64::total_cmp);
+    let median = rates[rates.len() / 2];
+    let report = serde_json::json!({
+        "messages": bodies.len(),
+        "rules": n_rules,
+        "alerts": n_alerts,
+        "runs": rates.len(),
+        "median_events_per_sec": median.round(),
+        "threads": 1,
+    });
+    println!("{report}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,140 @@
+//! `meterwatch run`: the daemon. With no config it reads JSON lines on stdin and prints
+//! alerts on stdout; `--events PATH...` reads event files instead and exits 0 once they are
+//! all processed; a queue (`--queue-url` or `[source] type = "sqs"`) makes it a service that
+//! runs until SIGTERM or SIGINT.
+
+use crate::config::{Config, ConfigError, Overrides, SourceConfig};
+use crate::daemon;
+use crate::telemetry::{LogFormat, logging};
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+/// Runs the pipeline: source → rules → sinks.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Config file (TOML; every key is documented in meterwatch.toml).
+    #[arg(long, env = "METERWATCH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Rule files or directories (replaces `rules.paths`; comma-separated in the variable).
+    #[arg(long, env = "METERWATCH_RULES", num_args = 1.., value_delimiter = ',')]
+    rules: Option<Vec<PathBuf>>,
+    /// Read this SQS queue (sets the sqs source).
+    #[arg(long, env = "METERWATCH_QUEUE_URL")]
+    queue_url: Option<String>,
+    /// Read these event files or directories, then exit (sets the file source).
+    #[arg(long, num_args = 1..)]
+    events: Option<Vec<PathBuf>>,
+    /// Publish alerts to this SNS topic (sets the sns sink named `alerts`).
+    #[arg(long, env = "METERWATCH_TOPIC_ARN")]
+    topic_arn: Option<String>,
+    /// Keep state in this DynamoDB table.
+    #[arg(long, env = "METERWATCH_STATE_TABLE")]
+    state_table: Option<String>,
+    /// Serve /healthz, /readyz and /metrics on this address.
+    #[arg(long, env = "METERWATCH_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Log format on stderr.
+    #[arg(long, env = "METERWATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
+    log_format: LogFormat,
+}
+
+impl Args {
+    /// Defaults < file < environment and flags, validated.
+    fn config(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        config.apply(Overrides {
+            rules: self.rules.clone(),
+            queue_url: self.queue_url.clone(),
+            events: self.events.clone(),
+            topic_arn: self.topic_arn.clone(),
+            state_table: self.state_table.clone(),
+            listen: self.listen,
+        });
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    // Validate before anything else: a bad config exits 2 without binding a port or calling AWS.
+    let config = args.config()?;
+    logging::init(args.log_format);
+    // A queue gets every core; files and stdin one thread, so alerts keep the input's order.
+    let mut builder = match config.source {
+        SourceConfig::Sqs(_) => tokio::runtime::Builder::new_multi_thread(),
+        SourceConfig::File { .. } | SourceConfig::Stdin {} => {
+            tokio::runtime::Builder::new_current_thread()
+        }
+    };
+    let runtime = builder
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let signals = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                let signal = daemon::signal::terminated().await;
+                tracing::info!(signal, "Shutdown requested.");
+                shutdown.cancel();
+            }
+        });
+        let stopped = daemon::serve(&config, args.config.as_deref(), shutdown).await;
+        signals.abort();
+        stopped
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `meterwatch check --config FILE`: parses and validates a config file (unknown keys,
+/// ranges, ARNs and URLs), then the rules it names when they exist on this machine (a
+/// config written for a container names paths inside it). Exit 0 valid, 1 invalid, 2
+/// unreadable.
+pub fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(error @ ConfigError::Read { .. }) => return Err(error.into()),
+        Err(error) => {
+            eprintln!("{error}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if let Err(error) = config.validate() {
+        eprintln!("{}: {error}", path.display());
+        return Ok(ExitCode::from(1));
+    }
+    let missing: Vec<&Path> = config
+        .rules
+        .paths
+        .iter()
+        .map(PathBuf::as_path)
+        .filter(|rules| !rules.exists())
+        .collect();
+    if !missing.is_empty() {
+        for rules in missing {
+            eprintln!(
+                "note: rules not checked: {} does not exist here",
+                rules.display()
+            );
+        }
+        println!("ok: {} is valid", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    match crate::rules::RuleSet::load(&config.rules.paths) {
+        Ok(rule_set) => {
+            println!("ok: {} is valid; {} rules", path.display(), rule_set.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

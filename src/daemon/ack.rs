@@ -1,0 +1,152 @@
+//! One received batch, from in flight to acknowledged: its messages are processed
+//! concurrently, kept invisible while they take long, deleted in one batch once each is
+//! done, and made visible again at once if the shutdown grace runs out first.
+//!
+//! The at-least-once contract lives here: a message is deleted only after
+//! [`Pipeline::process`] said [`Verdict::Done`]; every other verdict leaves it in the queue.
+//! A delete that SQS refuses for one entry is logged and counted; that message is redelivered
+//! (a duplicate alert, never a lost one).
+
+use super::pipeline::{Pipeline, Verdict};
+use crate::source::{Message, Source};
+use crate::telemetry::Metrics;
+use crate::telemetry::events::{EntryFailed, MessageLeft};
+use crate::telemetry::metrics::FailReason;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Processes one batch to the end. `hard_stop` fires when the shutdown grace is about to
+/// run out: unfinished messages are then abandoned and made visible again.
+pub async fn handle_batch(
+    source: &Source,
+    pipeline: &Arc<Pipeline>,
+    metrics: &Metrics,
+    messages: Vec<Message>,
+    hard_stop: &CancellationToken,
+) {
+    let n_messages = messages.len();
+    let received_at = Instant::now();
+    metrics.messages_received.inc_by(n_messages as u64);
+    metrics.messages_in_flight.inc_by(n_messages as i64);
+
+    let messages: Vec<Arc<Message>> = messages.into_iter().map(Arc::new).collect();
+    let mut unfinished = vec![true; n_messages];
+    let mut tasks = JoinSet::new();
+    let mut task_messages = HashMap::new();
+    for (idx, message) in messages.iter().enumerate() {
+        let pipeline = Arc::clone(pipeline);
+        let message = Arc::clone(message);
+        let span = tracing::info_span!(
+            "message",
+            message_id = %message.id,
+            receive_count = message.receive_count
+        );
+        let task =
+            tasks.spawn(async move { (idx, pipeline.process(&message).await) }.instrument(span));
+        task_messages.insert(task.id(), idx);
+    }
+
+    // Renew the visibility of unfinished messages every half timeout, so that a slow publish
+    // (retries, a throttled topic) never lets another consumer receive the same message.
+    let renewal = source.visibility_timeout();
+    // Without a visibility timeout the ticker is never polled (`if renewal.is_some()`).
+    let period = renewal.map_or(Duration::from_secs(3600), |timeout| {
+        (timeout / 2).max(Duration::from_millis(500))
+    });
+    let mut ticks = tokio::time::interval_at(received_at + period, period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+
+    let mut done = Vec::new();
+    let mut abandoned = false;
+    while !tasks.is_empty() {
+        tokio::select! {
+            biased;
+            joined = tasks.join_next() => {
+                let Some(joined) = joined else { break };
+                match joined {
+                    Ok((idx, verdict)) => {
+                        unfinished[idx] = false;
+                        let message = &messages[idx];
+                        metrics.message_processing_seconds.observe(received_at.elapsed().as_secs_f64());
+                        match verdict {
+                            Verdict::Done => done.push(Arc::clone(message)),
+                            // Poison was logged and counted where it was found.
+                            Verdict::Poison => {}
+                            Verdict::Failed(reason) => MessageLeft { message_id: &message.id, reason }.emit(metrics),
+                        }
+                    }
+                    // Aborted at the hard stop: released below.
+                    Err(error) if error.is_cancelled() => {}
+                    // A panic is a bug: log it and leave the message for redelivery after its
+                    // visibility timeout (not at once: a message that panics would spin).
+                    Err(error) => {
+                        tracing::error!(error = %error, "Message task panicked.");
+                        if let Some(&idx) = task_messages.get(&error.id()) {
+                            unfinished[idx] = false;
+                            MessageLeft { message_id: &messages[idx].id, reason: FailReason::Internal }.emit(metrics);
+                        }
+                    }
+                }
+            }
+            _ = hard_stop.cancelled(), if !abandoned => {
+                abandoned = true;
+                tasks.abort_all();
+            }
+            _ = ticks.tick(), if renewal.is_some() => {
+                let Some(timeout) = renewal else { continue };
+                let pending = select(&messages, &unfinished);
+                metrics.visibility_extensions.inc_by(pending.len() as u64);
+                for failure in source.change_visibility(&pending, timeout).await {
+                    EntryFailed { operation: "change_visibility", failure: &failure }.emit(metrics);
+                }
+            }
+        }
+    }
+
+    let done: Vec<&Message> = done.iter().map(AsRef::as_ref).collect();
+    let failures = source.delete(&done).await;
+    for failure in &failures {
+        EntryFailed {
+            operation: "delete",
+            failure,
+        }
+        .emit(metrics);
+    }
+    metrics
+        .messages_deleted
+        .inc_by((done.len() - failures.len().min(done.len())) as u64);
+
+    let pending = select(&messages, &unfinished);
+    if !pending.is_empty() {
+        for message in &pending {
+            MessageLeft {
+                message_id: &message.id,
+                reason: FailReason::Shutdown,
+            }
+            .emit(metrics);
+        }
+        for failure in source.change_visibility(&pending, Duration::ZERO).await {
+            EntryFailed {
+                operation: "change_visibility",
+                failure: &failure,
+            }
+            .emit(metrics);
+        }
+    }
+    metrics.messages_in_flight.dec_by(n_messages as i64);
+}
+
+/// The messages still flagged.
+fn select<'a>(messages: &'a [Arc<Message>], flags: &[bool]) -> Vec<&'a Message> {
+    messages
+        .iter()
+        .zip(flags)
+        .filter(|(_, flag)| **flag)
+        .map(|(message, _)| message.as_ref())
+        .collect()
+}

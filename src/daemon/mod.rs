@@ -1,0 +1,588 @@
+//! The daemon: pollers receive batches from the source and run them through the pipeline
+//! until the source is exhausted or shutdown is asked for; then it drains.
+//!
+//! - [`pipeline`]: one message: decode, evaluate, publish with retries → a verdict.
+//! - [`ack`]: one batch: concurrent processing, visibility renewal, batched delete, release.
+//! - [`reload`]: rules hot reload (directory watch, SIGHUP).
+//! - [`signal`]: SIGTERM/SIGINT as one future.
+//!
+//! Shutdown (`style.md`, "Shutdown, cancellation and reload"): when `shutdown` fires, readiness
+//! turns false and pollers stop receiving (a receive dropped in flight loses nothing; its
+//! messages reappear after the visibility timeout). In-flight batches get the grace period
+//! less a margin to finish and delete; then `hard_stop` abandons what is left and makes it
+//! visible again at once. Publish → delete is never cut short by `shutdown` itself.
+
+pub mod ack;
+pub mod pipeline;
+pub mod reload;
+pub mod signal;
+
+use crate::config::{Config, SinkConfig, SourceConfig};
+use crate::http::{self, Health};
+use crate::rules::RuleSet;
+use crate::sink::{FileSink, NamedSink, Sink, SnsSink, StdoutSink};
+use crate::source::{FileSource, Received, Source, SqsSource};
+use crate::telemetry::Metrics;
+use crate::telemetry::events::{ReceiveFailed, ReloadTrigger, RulesReloaded};
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use pipeline::{Backoff, Pipeline};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Backoff between failed receives: 1 s doubling to 30 s, with jitter.
+const RECEIVE_BACKOFF: Backoff = Backoff {
+    max_attempts: u32::MAX,
+    initial: Duration::from_secs(1),
+    max: Duration::from_secs(30),
+};
+
+/// How the daemon runs, once assembled.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Concurrent receivers.
+    pub pollers: usize,
+    /// The shutdown grace period.
+    pub grace: Duration,
+}
+
+impl Settings {
+    /// The part of the grace kept for making unfinished messages visible again.
+    fn release_margin(&self) -> Duration {
+        (self.grace / 4).min(Duration::from_secs(3))
+    }
+}
+
+/// How [`run`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// A finite source was read to the end and everything was processed.
+    Exhausted,
+    /// Shutdown was asked for and every in-flight message finished in time.
+    Drained,
+    /// Shutdown was asked for and some messages were abandoned (made visible again).
+    GraceExceeded,
+}
+
+/// The parts every poller shares.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub source: Arc<Source>,
+    pub pipeline: Arc<Pipeline>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+}
+
+/// Receives and processes until the source is exhausted or `shutdown` fires, then drains
+/// within the grace period.
+pub async fn run(settings: Settings, shared: Shared, shutdown: CancellationToken) -> Stopped {
+    let hard_stop = CancellationToken::new();
+    let pollers = TaskTracker::new();
+    for poller_idx in 0..settings.pollers.max(1) {
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        let hard_stop = hard_stop.clone();
+        pollers.spawn(async move { poll(poller_idx, &shared, &shutdown, &hard_stop).await });
+    }
+    pollers.close();
+
+    // Shutdown first: pollers stop as soon as it fires, and their end must then count as a
+    // drain, not as an exhausted source.
+    tokio::select! {
+        biased;
+        () = shutdown.cancelled() => {}
+        () = pollers.wait() => return Stopped::Exhausted,
+    }
+    shared.health.set_draining();
+    let in_flight = shared.metrics.messages_in_flight.get();
+    tracing::info!(
+        in_flight,
+        grace_secs = settings.grace.as_secs(),
+        "Draining: receiving stopped."
+    );
+    let drain_budget = settings.grace.saturating_sub(settings.release_margin());
+    if tokio::time::timeout(drain_budget, pollers.wait())
+        .await
+        .is_ok()
+    {
+        tracing::info!("Drained; every in-flight message finished.");
+        return Stopped::Drained;
+    }
+    tracing::warn!(
+        in_flight = shared.metrics.messages_in_flight.get(),
+        "Grace period running out; making unfinished messages visible again."
+    );
+    hard_stop.cancel();
+    if tokio::time::timeout(settings.release_margin(), pollers.wait())
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            "Could not release every unfinished message in time; they reappear after their visibility timeout."
+        );
+    }
+    Stopped::GraceExceeded
+}
+
+/// One poller: receive, process the batch, repeat.
+async fn poll(
+    poller_idx: usize,
+    shared: &Shared,
+    shutdown: &CancellationToken,
+    hard_stop: &CancellationToken,
+) {
+    let mut n_failures = 0;
+    while !shutdown.is_cancelled() {
+        let started = tokio::time::Instant::now();
+        let received = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            received = shared.source.receive() => received,
+        };
+        shared
+            .metrics
+            .receive_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match received {
+            Ok(Received::Messages(messages)) => {
+                n_failures = 0;
+                shared.health.queue_answered();
+                if messages.is_empty() {
+                    continue;
+                }
+                tracing::debug!(poller_idx, n_messages = messages.len(), "Received batch.");
+                ack::handle_batch(
+                    &shared.source,
+                    &shared.pipeline,
+                    &shared.metrics,
+                    messages,
+                    hard_stop,
+                )
+                .await;
+            }
+            Ok(Received::Exhausted) => break,
+            Err(error) => {
+                n_failures += 1;
+                let delay = RECEIVE_BACKOFF.delay(n_failures);
+                ReceiveFailed {
+                    error: &error,
+                    retry_in_ms: delay.as_millis(),
+                }
+                .emit(&shared.metrics);
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Everything `meterwatch run` does with a validated config: load the rules, build the
+/// source and sinks, serve HTTP, watch the rules, run until done or `shutdown`.
+pub async fn serve(
+    config: &Config,
+    config_path: Option<&Path>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Stopped> {
+    let metrics = Arc::new(Metrics::default());
+    let rule_set = RuleSet::load(&config.rules.paths).map_err(|error| {
+        anyhow::anyhow!("{error}").context(format!(
+            "loading rules from {}",
+            display_paths(&config.rules.paths)
+        ))
+    })?;
+    let n_rules = rule_set.len();
+    let rules = Arc::new(ArcSwap::from_pointee(rule_set));
+    RulesReloaded {
+        n_rules,
+        trigger: ReloadTrigger::Startup,
+    }
+    .emit(&metrics);
+
+    let needs_aws = matches!(config.source, SourceConfig::Sqs(_))
+        || config
+            .effective_sinks()
+            .values()
+            .any(|sink| matches!(sink, SinkConfig::Sns { .. }));
+    let sdk_config = if needs_aws {
+        Some(crate::aws::sdk_config().await)
+    } else {
+        None
+    };
+
+    let (source, pollers, health) = match &config.source {
+        SourceConfig::Sqs(sqs) => {
+            let sdk_config = sdk_config
+                .as_ref()
+                .context("AWS config is loaded for sqs")?;
+            let wait_time = Duration::from_secs(u64::from(sqs.wait_time_secs));
+            let client = crate::aws::sqs_client(sdk_config, wait_time);
+            // Ready means a receive answered within three long polls (and at least a minute).
+            let stale_after = (wait_time * 3).max(Duration::from_secs(60));
+            (
+                Source::Sqs(SqsSource::new(client, sqs)),
+                sqs.pollers.get(),
+                Health::remote(stale_after),
+            )
+        }
+        SourceConfig::File { paths } => (
+            Source::File(FileSource::files(paths).context("reading event files")?),
+            1,
+            Health::local(),
+        ),
+        SourceConfig::Stdin {} => (Source::File(FileSource::stdin()), 1, Health::local()),
+    };
+    let source = Arc::new(source);
+    let health = Arc::new(health);
+    health.set_rules_loaded();
+
+    let mut sinks = Vec::new();
+    for (name, sink) in config.effective_sinks() {
+        let sink = match sink {
+            SinkConfig::Sns { topic_arn, format } => {
+                let sdk_config = sdk_config
+                    .as_ref()
+                    .context("AWS config is loaded for sns")?;
+                Sink::Sns(SnsSink::new(
+                    crate::aws::sns_client(sdk_config),
+                    topic_arn,
+                    format,
+                ))
+            }
+            SinkConfig::Stdout {} => Sink::Stdout(StdoutSink),
+            SinkConfig::File { path } => Sink::File(
+                FileSink::open(&path)
+                    .with_context(|| format!("opening sink {name} at {}", path.display()))?,
+            ),
+        };
+        sinks.push(NamedSink::new(name, sink));
+    }
+    let pipeline = Arc::new(Pipeline::new(
+        Arc::clone(&rules),
+        sinks,
+        Backoff::from(&config.retry),
+        Arc::clone(&metrics),
+    ));
+
+    let http_stop = CancellationToken::new();
+    let http_task = match config.effective_listen() {
+        Some(listen) => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding the HTTP server to {listen}"))?;
+            let local_addr = listener.local_addr().context("reading the HTTP address")?;
+            tracing::info!(listen = %local_addr, "Serving /healthz, /readyz and /metrics.");
+            let (health, metrics, stop) =
+                (Arc::clone(&health), Arc::clone(&metrics), http_stop.clone());
+            Some(tokio::spawn(async move {
+                if let Err(error) = http::serve(listener, health, metrics, stop).await {
+                    tracing::error!(error = %error, "HTTP server failed.");
+                }
+            }))
+        }
+        None => None,
+    };
+
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = config_path.map(|p| p.display().to_string()).unwrap_or_else(|| "(none)".to_owned()),
+        source = %source.describe(),
+        n_rules,
+        sinks = %pipeline.sinks().iter().map(|s| s.name.as_ref()).collect::<Vec<_>>().join(","),
+        listen = config.effective_listen().map(|l| l.to_string()).unwrap_or_else(|| "(off)".to_owned()),
+        "meterwatch starting."
+    );
+
+    if source.is_remote() {
+        match source.probe().await {
+            Ok(info) => {
+                health.queue_answered();
+                if info.has_redrive_policy {
+                    tracing::info!(
+                        max_receive_count = info.max_receive_count,
+                        "Queue has a redrive policy."
+                    );
+                } else {
+                    tracing::warn!(
+                        queue_url = %source.describe(),
+                        "Queue has no redrive policy: undecodable (poison) messages will be received \
+                         again and again forever. Attach a dead-letter queue (RedrivePolicy with maxReceiveCount)."
+                    );
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "Cannot read the queue's attributes; not ready until it answers.")
+            }
+        }
+    }
+
+    let reload_stop = CancellationToken::new();
+    let reload_task = tokio::spawn(reload::run(
+        reload::Reloader::new(config.rules.paths.clone(), rules, Arc::clone(&metrics)),
+        config.rules.watch,
+        Duration::from_millis(config.rules.debounce_ms),
+        reload_stop.clone(),
+    ));
+
+    let settings = Settings {
+        pollers,
+        grace: Duration::from_secs(config.shutdown.grace_secs),
+    };
+    let shared = Shared {
+        source,
+        pipeline,
+        metrics,
+        health,
+    };
+    let stopped = run(settings, shared, shutdown).await;
+
+    reload_stop.cancel();
+    http_stop.cancel();
+    // Both stop promptly once told; a failure to join is a panic already logged.
+    let _ = reload_task.await;
+    if let Some(http_task) = http_task {
+        let _ = http_task.await;
+    }
+    tracing::info!(?stopped, "meterwatch stopped.");
+    Ok(stopped)
+}
+
+fn display_paths(paths: &[std::path::PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::pipeline::tests::{FAILING_RULE, ok_event, rules, throttled};
+    use crate::sink::MemorySink;
+    use crate::source::MemorySource;
+
+    struct Harness {
+        shared: Shared,
+    }
+
+    impl Harness {
+        fn new(source: MemorySource, backoff: Backoff) -> Self {
+            let metrics = Arc::new(Metrics::default());
+            let pipeline = Pipeline::new(
+                rules(FAILING_RULE),
+                vec![NamedSink::new("memory", Sink::Memory(MemorySink::new()))],
+                backoff,
+                Arc::clone(&metrics),
+            );
+            let health = Arc::new(Health::local());
+            health.set_rules_loaded();
+            Harness {
+                shared: Shared {
+                    source: Arc::new(Source::Memory(source)),
+                    pipeline: Arc::new(pipeline),
+                    metrics,
+                    health,
+                },
+            }
+        }
+
+        fn source(&self) -> &MemorySource {
+            match self.shared.source.as_ref() {
+                Source::Memory(memory) => memory,
+                other => panic!("expected memory source, got {other:?}"),
+            }
+        }
+
+        fn sink(&self) -> &MemorySink {
+            match &self.shared.pipeline.sinks()[0].sink {
+                Sink::Memory(memory) => memory,
+                other => panic!("expected memory sink, got {other:?}"),
+            }
+        }
+
+        fn metrics(&self) -> String {
+            self.shared.metrics.encode()
+        }
+    }
+
+    fn quick_backoff(max_attempts: u32) -> Backoff {
+        Backoff {
+            max_attempts,
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(10),
+        }
+    }
+
+    fn settings(grace_secs: u64) -> Settings {
+        Settings {
+            pollers: 2,
+            grace: Duration::from_secs(grace_secs),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn finite_source_is_processed_and_only_done_messages_deleted() {
+        let bodies = [throttled(), ok_event(), "not json".to_owned(), throttled()];
+        let harness = Harness::new(MemorySource::new(bodies, 3), quick_backoff(3));
+        let stopped = run(
+            settings(5),
+            harness.shared.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(stopped, Stopped::Exhausted);
+        let mut deleted = harness.source().deleted();
+        deleted.sort();
+        assert_eq!(
+            deleted,
+            ["m0", "m1", "m3"],
+            "the poison message m2 is never deleted"
+        );
+        assert_eq!(harness.sink().accepted(), 2);
+        let text = harness.metrics();
+        assert!(
+            text.contains("meterwatch_messages_received_total 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("meterwatch_messages_deleted_total 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("meterwatch_messages_poison_total{reason=\"not_json\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("meterwatch_messages_in_flight 0"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_publish_leaves_the_message() {
+        let harness = Harness::new(MemorySource::new([throttled()], 10), quick_backoff(3));
+        harness.sink().fail_next(3, true);
+        run(
+            settings(5),
+            harness.shared.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+        assert!(harness.source().deleted().is_empty());
+        assert_eq!(harness.sink().attempts(), 3);
+        assert!(
+            harness
+                .metrics()
+                .contains("meterwatch_messages_failed_total{reason=\"publish\"} 1")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_delete_entry_is_counted_not_assumed() {
+        let source = MemorySource::new([throttled(), throttled()], 10);
+        source.fail_delete_of("m1");
+        let harness = Harness::new(source, quick_backoff(1));
+        run(
+            settings(5),
+            harness.shared.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(harness.source().deleted(), ["m0"]);
+        let text = harness.metrics();
+        assert!(
+            text.contains("meterwatch_messages_deleted_total 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("meterwatch_messages_failed_total{reason=\"delete\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_messages_have_their_visibility_renewed() {
+        let source =
+            MemorySource::new([throttled()], 10).with_visibility_timeout(Duration::from_secs(10));
+        // Four retryable failures, 4 s apart at most: up to 16 s of work on one message.
+        let backoff = Backoff {
+            max_attempts: 5,
+            initial: Duration::from_secs(4),
+            max: Duration::from_secs(4),
+        };
+        let harness = Harness::new(source, backoff);
+        harness.sink().fail_next(4, true);
+        let started = tokio::time::Instant::now();
+        run(
+            settings(60),
+            harness.shared.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+        let elapsed = started.elapsed();
+        assert_eq!(harness.source().deleted(), ["m0"]);
+        let renewals = harness.source().visibility_changes();
+        // One renewal per 5 s (half the timeout) of work.
+        let expected = (elapsed.as_secs() / 5) as usize;
+        assert_eq!(
+            renewals.len(),
+            expected,
+            "elapsed {elapsed:?}: {renewals:?}"
+        );
+        assert!(
+            renewals
+                .iter()
+                .all(|(id, timeout)| id == "m0" && *timeout == Duration::from_secs(10))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_drains_in_flight_work_then_stops() {
+        let source = MemorySource::new([throttled()], 10).keep_open();
+        let harness = Harness::new(source, quick_backoff(3));
+        harness.sink().fail_next(2, true);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(settings(5), harness.shared.clone(), shutdown.clone()));
+        // The retries take at most 20 ms; the source then idles.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        shutdown.cancel();
+        assert_eq!(task.await.expect("joins"), Stopped::Drained);
+        assert_eq!(harness.source().deleted(), ["m0"]);
+        assert!(harness.source().visibility_changes().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unfinished_messages_are_released_when_grace_runs_out() {
+        let source = MemorySource::new([throttled(), ok_event()], 10).keep_open();
+        let backoff = Backoff {
+            max_attempts: 100,
+            initial: Duration::from_secs(60),
+            max: Duration::from_secs(60),
+        };
+        let harness = Harness::new(source, backoff);
+        harness.sink().fail_next(1_000, true);
+        let shutdown = CancellationToken::new();
+        let started = tokio::time::Instant::now();
+        let task = tokio::spawn(run(settings(8), harness.shared.clone(), shutdown.clone()));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        shutdown.cancel();
+        assert_eq!(task.await.expect("joins"), Stopped::GraceExceeded);
+        assert!(
+            started.elapsed() <= Duration::from_secs(1 + 8),
+            "within the grace"
+        );
+        // m1 raised no alert and was deleted; m0 was stuck publishing and is released.
+        assert_eq!(harness.source().deleted(), ["m1"]);
+        assert_eq!(
+            harness.source().visibility_changes(),
+            [("m0".to_owned(), Duration::ZERO)]
+        );
+        assert!(
+            harness
+                .metrics()
+                .contains("meterwatch_messages_failed_total{reason=\"shutdown\"} 1")
+        );
+    }
+}

@@ -1,0 +1,321 @@
+//! One message through the pipeline: decode → evaluate → publish every alert to every sink,
+//! retrying with backoff → the verdict on whether the message may be deleted.
+
+use crate::config::RetryConfig;
+use crate::envelope::{self, DecodeError};
+use crate::rules::RuleSet;
+use crate::sink::{NamedSink, PublishError};
+use crate::source::Message;
+use crate::telemetry::Metrics;
+use crate::telemetry::events::{MessagePoison, PublishAttemptFailed};
+use crate::telemetry::metrics::{AlertLabels, FailReason, SinkLabels};
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// What became of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every alert was accepted by every sink (or there were none): delete it.
+    Done,
+    /// Not decodable: leave it for the redrive policy.
+    Poison,
+    /// Keep it for redelivery.
+    Failed(FailReason),
+}
+
+/// Exponential backoff with full jitter: before attempt `n + 1` wait a random time in
+/// `[0, min(max, initial × 2^(n-1))]`. Full jitter spreads the retries of many replicas
+/// hitting the same throttled topic.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    pub max_attempts: u32,
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl From<&RetryConfig> for Backoff {
+    fn from(config: &RetryConfig) -> Self {
+        Backoff {
+            max_attempts: config.max_attempts.max(1),
+            initial: Duration::from_millis(config.initial_backoff_ms),
+            max: Duration::from_millis(config.max_backoff_ms),
+        }
+    }
+}
+
+impl Backoff {
+    /// The ceiling of the wait after failed attempt number `attempt` (1-based).
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+
+    /// A random wait after failed attempt number `attempt`.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let ceiling = self.ceiling(attempt);
+        let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(fastrand::u64(0..=millis))
+    }
+}
+
+/// Decodes, evaluates and publishes; shared by every poller.
+#[derive(Debug)]
+pub struct Pipeline {
+    rules: Arc<ArcSwap<RuleSet>>,
+    sinks: Vec<NamedSink>,
+    backoff: Backoff,
+    metrics: Arc<Metrics>,
+}
+
+impl Pipeline {
+    pub fn new(
+        rules: Arc<ArcSwap<RuleSet>>,
+        sinks: Vec<NamedSink>,
+        backoff: Backoff,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Pipeline {
+            rules,
+            sinks,
+            backoff,
+            metrics,
+        }
+    }
+
+    pub fn sinks(&self) -> &[NamedSink] {
+        &self.sinks
+    }
+
+    /// Runs one message through, returning whether it may be deleted.
+    ///
+    /// The message is evaluated against one snapshot of the rules: a reload during it takes
+    /// effect from the next message, so no event is evaluated by half of each set.
+    pub async fn process(&self, message: &Message) -> Verdict {
+        tracing::trace!(body = %message.body, "Processing message.");
+        let events = match envelope::decode(&message.body) {
+            Ok(events) => events,
+            Err(kind) => {
+                MessagePoison {
+                    error: &DecodeError::new(message.id.clone(), kind),
+                    receive_count: message.receive_count,
+                }
+                .emit(&self.metrics);
+                return Verdict::Poison;
+            }
+        };
+        let rule_set = self.rules.load_full();
+        let mut alerts = Vec::new();
+        for event in &events {
+            match rule_set.evaluate(event) {
+                Ok(found) => alerts.extend(found),
+                Err(error) => {
+                    tracing::warn!(event_id = event.event_id(), error = %error, "Rule engine refused an event.");
+                    return Verdict::Failed(FailReason::Evaluate);
+                }
+            }
+            self.metrics.events_evaluated.inc();
+        }
+        drop(rule_set);
+        for alert in &alerts {
+            for sink in &self.sinks {
+                if self.publish_with_retry(sink, alert).await.is_err() {
+                    return Verdict::Failed(FailReason::Publish);
+                }
+            }
+            self.metrics
+                .alerts_published
+                .get_or_create(&AlertLabels {
+                    rule: alert.rule.to_string(),
+                    severity: alert.severity.as_str(),
+                })
+                .inc();
+        }
+        Verdict::Done
+    }
+
+    /// Publishes one alert to one sink, retrying retryable failures with backoff.
+    async fn publish_with_retry(
+        &self,
+        sink: &NamedSink,
+        alert: &crate::alert::Alert,
+    ) -> Result<(), PublishError> {
+        // A clone of the counter, not the family's read guard: the guard is not `Send` and
+        // must not be held across the `.await`s below.
+        let attempts = self
+            .metrics
+            .publish_attempts
+            .get_or_create(&SinkLabels {
+                sink: sink.name.to_string(),
+            })
+            .clone();
+        let mut attempt = 1;
+        loop {
+            attempts.inc();
+            let started = Instant::now();
+            let result = sink.sink.publish(alert).await;
+            self.metrics
+                .publish_seconds
+                .observe(started.elapsed().as_secs_f64());
+            let error = match result {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            let will_retry = error.retryable && attempt < self.backoff.max_attempts;
+            PublishAttemptFailed {
+                sink: &sink.name,
+                attempt,
+                error: &error,
+                will_retry,
+            }
+            .emit(&self.metrics);
+            if !will_retry {
+                return Err(error);
+            }
+            tokio::time::sleep(self.backoff.delay(attempt)).await;
+            attempt += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::sink::{MemorySink, Sink};
+    use crate::source::Receipt;
+
+    pub(crate) const FAILING_RULE: &str = "[[rule]]\nid = \"call-failed\"\ntitle = \"Metering call failed\"\nseverity = \"high\"\nmatch.detail.errorCode = [{ exists = true }]\n";
+
+    pub(crate) fn rules(text: &str) -> Arc<ArcSwap<RuleSet>> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rules.toml");
+        std::fs::write(&path, text).expect("write rules");
+        let rule_set = RuleSet::load(&[&path]).expect("valid rules");
+        Arc::new(ArcSwap::from_pointee(rule_set))
+    }
+
+    pub(crate) fn fixture(path: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/events")
+            .join(path);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    pub(crate) fn throttled() -> String {
+        fixture("failing/meterusage-throttled.eventbridge.json")
+    }
+
+    pub(crate) fn ok_event() -> String {
+        fixture("envelopes/meterusage-eks.eventbridge.json")
+    }
+
+    fn message(body: String) -> Message {
+        Message {
+            id: "m".to_owned(),
+            body,
+            receipt: Receipt("r".to_owned()),
+            receive_count: 1,
+        }
+    }
+
+    fn pipeline(sink: MemorySink, max_attempts: u32) -> (Pipeline, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::default());
+        let backoff = Backoff {
+            max_attempts,
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        let pipeline = Pipeline::new(
+            rules(FAILING_RULE),
+            vec![NamedSink::new("memory", Sink::Memory(sink))],
+            backoff,
+            Arc::clone(&metrics),
+        );
+        (pipeline, metrics)
+    }
+
+    fn memory(pipeline: &Pipeline) -> &MemorySink {
+        match &pipeline.sinks()[0].sink {
+            Sink::Memory(memory) => memory,
+            other => panic!("expected memory sink, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn backoff_ceiling_doubles_up_to_the_maximum() {
+        let backoff = Backoff {
+            max_attempts: 10,
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(1),
+        };
+        let ceilings: Vec<u128> = (1..=5).map(|n| backoff.ceiling(n).as_millis()).collect();
+        assert_eq!(ceilings, [200, 400, 800, 1000, 1000]);
+        for attempt in 1..=5 {
+            assert!(backoff.delay(attempt) <= backoff.ceiling(attempt));
+        }
+        assert_eq!(backoff.ceiling(u32::MAX), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn matching_event_is_published_and_done() {
+        let (pipeline, metrics) = pipeline(MemorySink::new(), 3);
+        assert_eq!(pipeline.process(&message(throttled())).await, Verdict::Done);
+        assert_eq!(pipeline.process(&message(ok_event())).await, Verdict::Done);
+        let alerts = memory(&pipeline).alerts();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(&*alerts[0].rule, "call-failed");
+        assert_eq!(metrics.events_evaluated.get(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retryable_failures_are_retried_with_backoff() {
+        let (pipeline, metrics) = pipeline(MemorySink::new(), 3);
+        memory(&pipeline).fail_next(2, true);
+        let started = Instant::now();
+        assert_eq!(pipeline.process(&message(throttled())).await, Verdict::Done);
+        assert_eq!(memory(&pipeline).attempts(), 3);
+        assert_eq!(memory(&pipeline).accepted(), 1);
+        // Two waits, each at most its ceiling (100 ms, then 200 ms).
+        assert!(started.elapsed() <= Duration::from_millis(300));
+        assert!(
+            metrics
+                .encode()
+                .contains("meterwatch_publish_errors_total{sink=\"memory\",retryable=\"true\"} 2")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn exhausted_retries_leave_the_message() {
+        let (pipeline, _) = pipeline(MemorySink::new(), 3);
+        memory(&pipeline).fail_next(10, true);
+        assert_eq!(
+            pipeline.process(&message(throttled())).await,
+            Verdict::Failed(FailReason::Publish)
+        );
+        assert_eq!(memory(&pipeline).attempts(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn permanent_failures_are_not_retried() {
+        let (pipeline, _) = pipeline(MemorySink::new(), 5);
+        memory(&pipeline).fail_next(1, false);
+        assert_eq!(
+            pipeline.process(&message(throttled())).await,
+            Verdict::Failed(FailReason::Publish)
+        );
+        assert_eq!(memory(&pipeline).attempts(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn undecodable_message_is_poison_and_counted() {
+        let (pipeline, metrics) = pipeline(MemorySink::new(), 3);
+        let verdict = pipeline.process(&message("not json".to_owned())).await;
+        assert_eq!(verdict, Verdict::Poison);
+        assert!(
+            metrics
+                .encode()
+                .contains("meterwatch_messages_poison_total{reason=\"not_json\"} 1")
+        );
+    }
+}

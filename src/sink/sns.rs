@@ -1,0 +1,79 @@
+//! The SNS sink: one `Publish` per alert.
+//!
+//! What is sent is [`crate::alert::format::message`]'s: for [`Format::Json`] a per-protocol
+//! message (`MessageStructure: "json"`: readable text for email, the alert document for
+//! everything else), for [`Format::Chatbot`] AWS Chatbot's custom notification; a subject for
+//! email; message attributes (`rule`, `severity`…) for subscription filter policies; and on
+//! a FIFO topic (`….fifo`) the group and deduplication ids.
+
+use super::PublishError;
+use crate::alert::Alert;
+use crate::alert::format::{self, Format};
+use aws_sdk_sns::Client;
+use aws_sdk_sns::error::DisplayErrorContext;
+use aws_sdk_sns::types::MessageAttributeValue;
+
+/// One SNS topic.
+#[derive(Debug)]
+pub struct SnsSink {
+    client: Client,
+    topic_arn: String,
+    format: Format,
+    fifo: bool,
+}
+
+impl SnsSink {
+    pub fn new(client: Client, topic_arn: String, format: Format) -> Self {
+        let fifo = topic_arn.ends_with(".fifo");
+        SnsSink {
+            client,
+            topic_arn,
+            format,
+            fifo,
+        }
+    }
+
+    pub fn topic_arn(&self) -> &str {
+        &self.topic_arn
+    }
+
+    pub(super) async fn publish(&self, alert: &Alert) -> Result<(), PublishError> {
+        let message = format::message(alert, self.format);
+        let mut request = self
+            .client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message(message.body)
+            .subject(message.subject);
+        if message.structured {
+            request = request.message_structure("json");
+        }
+        for (name, value) in message.attributes {
+            request = request.message_attributes(name, string_attribute(value));
+        }
+        if self.fifo {
+            request = request
+                .message_group_id(message.group_id)
+                .message_deduplication_id(message.deduplication_id);
+        }
+        request.send().await.map(|_| ()).map_err(|error| {
+            PublishError::new(
+                crate::aws::is_retryable(&error),
+                crate::aws::error_code(&error),
+                format!(
+                    "Publish to {} failed: {}",
+                    self.topic_arn,
+                    DisplayErrorContext(&error)
+                ),
+            )
+        })
+    }
+}
+
+fn string_attribute(value: String) -> MessageAttributeValue {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("data_type, the required field, is set")
+}

@@ -1,0 +1,195 @@
+//! Notable events: each struct logs one line and moves its counters in one `emit`, so logs
+//! and metrics cannot drift. Levels as in `style.md`: ERROR = data may be lost or an
+//! operator must act, WARN = recovered or will be retried, INFO = lifecycle.
+
+use super::metrics::{FailReason, Metrics, PublishErrorLabels, ReasonLabels, ResultLabels};
+use crate::envelope::DecodeError;
+use crate::rules::LoadError;
+use crate::sink::PublishError;
+use crate::source::{EntryFailure, SourceError};
+
+/// An undecodable message, left for the queue's redrive policy.
+#[derive(Debug)]
+pub struct MessagePoison<'a> {
+    pub error: &'a DecodeError,
+    pub receive_count: u32,
+}
+
+impl MessagePoison<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        tracing::warn!(
+            message_id = %self.error.message_id,
+            receive_count = self.receive_count,
+            reason = self.error.kind.label(),
+            error = %self.error.kind,
+            "Leaving undecodable message for redrive."
+        );
+        metrics
+            .messages_poison
+            .get_or_create(&ReasonLabels {
+                reason: self.error.kind.label(),
+            })
+            .inc();
+    }
+}
+
+/// One failed publish attempt.
+#[derive(Debug)]
+pub struct PublishAttemptFailed<'a> {
+    pub sink: &'a str,
+    pub attempt: u32,
+    pub error: &'a PublishError,
+    pub will_retry: bool,
+}
+
+impl PublishAttemptFailed<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        if self.will_retry {
+            tracing::warn!(
+                sink = self.sink,
+                attempt = self.attempt,
+                error_code = %self.error.code,
+                error = %self.error,
+                "Publish failed; retrying."
+            );
+        } else {
+            tracing::error!(
+                sink = self.sink,
+                attempt = self.attempt,
+                retryable = self.error.retryable,
+                error_code = %self.error.code,
+                error = %self.error,
+                "Publish failed; leaving the message for redelivery."
+            );
+        }
+        metrics
+            .publish_errors
+            .get_or_create(&PublishErrorLabels {
+                sink: self.sink.to_owned(),
+                retryable: if self.error.retryable {
+                    "true"
+                } else {
+                    "false"
+                },
+            })
+            .inc();
+    }
+}
+
+/// A message left undeleted (it comes back after its visibility timeout).
+#[derive(Debug)]
+pub struct MessageLeft<'a> {
+    pub message_id: &'a str,
+    pub reason: FailReason,
+}
+
+impl MessageLeft<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        tracing::warn!(
+            message_id = self.message_id,
+            reason = self.reason.as_str(),
+            "Leaving message undeleted for redelivery."
+        );
+        metrics.message_failed(self.reason);
+    }
+}
+
+/// A delete or visibility change that SQS refused for one entry of a batch.
+#[derive(Debug)]
+pub struct EntryFailed<'a> {
+    pub operation: &'static str,
+    pub failure: &'a EntryFailure,
+}
+
+impl EntryFailed<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        tracing::warn!(
+            message_id = %self.failure.message_id,
+            operation = self.operation,
+            error_code = %self.failure.code,
+            error = %self.failure.reason,
+            "Batch entry failed; the message will be redelivered."
+        );
+        if self.operation == "delete" {
+            metrics.message_failed(FailReason::Delete);
+        }
+    }
+}
+
+/// A receive that failed as a whole.
+#[derive(Debug)]
+pub struct ReceiveFailed<'a> {
+    pub error: &'a SourceError,
+    pub retry_in_ms: u128,
+}
+
+impl ReceiveFailed<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        tracing::warn!(error = %self.error, retry_in_ms = self.retry_in_ms as u64, "Receive failed; retrying.");
+        metrics.receive_errors.inc();
+    }
+}
+
+/// What made the rules reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadTrigger {
+    Startup,
+    Watch,
+    Sighup,
+}
+
+impl ReloadTrigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReloadTrigger::Startup => "startup",
+            ReloadTrigger::Watch => "watch",
+            ReloadTrigger::Sighup => "sighup",
+        }
+    }
+}
+
+/// A new rule set is in force.
+#[derive(Debug)]
+pub struct RulesReloaded {
+    pub n_rules: usize,
+    pub trigger: ReloadTrigger,
+}
+
+impl RulesReloaded {
+    pub fn emit(&self, metrics: &Metrics) {
+        tracing::info!(
+            n_rules = self.n_rules,
+            trigger = self.trigger.as_str(),
+            "Rules loaded."
+        );
+        metrics
+            .rules_reloads
+            .get_or_create(&ResultLabels { result: "ok" })
+            .inc();
+        metrics
+            .rules_loaded
+            .set(i64::try_from(self.n_rules).unwrap_or(i64::MAX));
+    }
+}
+
+/// A new rule set was invalid; the last good one stays in force.
+#[derive(Debug)]
+pub struct RulesRejected<'a> {
+    pub error: &'a LoadError,
+    pub trigger: ReloadTrigger,
+}
+
+impl RulesRejected<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        tracing::error!(
+            trigger = self.trigger.as_str(),
+            n_errors = self.error.diagnostics.len(),
+            error = %self.error,
+            "Rejected new rules; the previous rules stay in force."
+        );
+        metrics
+            .rules_reloads
+            .get_or_create(&ResultLabels { result: "failed" })
+            .inc();
+    }
+}

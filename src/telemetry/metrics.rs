@@ -1,0 +1,320 @@
+//! The daemon's Prometheus metrics, registered once and shared as `Arc<Metrics>`.
+//!
+//! Names follow `meterwatch_<noun>_<unit>_total` (prometheus-client appends `_total` to
+//! counters). Labels are bounded: rule ids, severities, sink names and fixed reason words,
+//! never message ids, accounts or principals.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Why a message was not deleted (other than being poison).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailReason {
+    /// Some alert was not accepted by some sink.
+    Publish,
+    /// Its DeleteMessageBatch entry failed.
+    Delete,
+    /// The rule engine refused an event.
+    Evaluate,
+    /// Unfinished when the shutdown grace ran out; made visible again.
+    Shutdown,
+    /// Its processing panicked (a bug).
+    Internal,
+    /// The state store failed (DynamoDB unreachable, throttled, contended).
+    State,
+    /// An earlier delivery of the same event is being handled (a dedup claim stands).
+    InFlight,
+}
+
+impl FailReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailReason::Publish => "publish",
+            FailReason::Delete => "delete",
+            FailReason::Evaluate => "evaluate",
+            FailReason::Shutdown => "shutdown",
+            FailReason::Internal => "internal",
+            FailReason::State => "state",
+            FailReason::InFlight => "in_flight",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct AlertLabels {
+    pub rule: String,
+    pub severity: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SuppressedLabels {
+    pub rule: String,
+    /// `duplicate`, `throttled`, `below_threshold`.
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SinkLabels {
+    pub sink: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct PublishErrorLabels {
+    pub sink: String,
+    pub retryable: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+/// Every metric the daemon exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub messages_received: Counter,
+    pub messages_deleted: Counter,
+    pub messages_failed: Family<ReasonLabels, Counter>,
+    pub messages_poison: Family<ReasonLabels, Counter>,
+    pub messages_in_flight: Gauge,
+    pub receive_errors: Counter,
+    pub events_evaluated: Counter,
+    pub alerts_published: Family<AlertLabels, Counter>,
+    pub alerts_suppressed: Family<SuppressedLabels, Counter>,
+    pub alerts_grouped: Family<RuleLabels, Counter>,
+    pub heartbeats: Family<RuleLabels, Counter>,
+    pub absences_pending: Gauge,
+    pub groups_open: Gauge,
+    pub state_errors: Counter,
+    pub publish_attempts: Family<SinkLabels, Counter>,
+    pub publish_errors: Family<PublishErrorLabels, Counter>,
+    pub visibility_extensions: Counter,
+    pub rules_loaded: Gauge,
+    pub rules_reloads: Family<ResultLabels, Counter>,
+    pub receive_seconds: Histogram,
+    pub publish_seconds: Histogram,
+    pub message_processing_seconds: Histogram,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 33 s: a fast publish up to a full long poll.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut metrics = Metrics {
+            registry: Registry::default(),
+            messages_received: Counter::default(),
+            messages_deleted: Counter::default(),
+            messages_failed: Family::default(),
+            messages_poison: Family::default(),
+            messages_in_flight: Gauge::default(),
+            receive_errors: Counter::default(),
+            events_evaluated: Counter::default(),
+            alerts_published: Family::default(),
+            alerts_suppressed: Family::default(),
+            alerts_grouped: Family::default(),
+            heartbeats: Family::default(),
+            absences_pending: Gauge::default(),
+            groups_open: Gauge::default(),
+            state_errors: Counter::default(),
+            publish_attempts: Family::default(),
+            publish_errors: Family::default(),
+            visibility_extensions: Counter::default(),
+            rules_loaded: Gauge::default(),
+            rules_reloads: Family::default(),
+            receive_seconds: latency_histogram(),
+            publish_seconds: latency_histogram(),
+            message_processing_seconds: latency_histogram(),
+        };
+        metrics.register();
+        metrics
+    }
+}
+
+impl Metrics {
+    fn register(&mut self) {
+        let registry = &mut self.registry;
+        registry.register(
+            "meterwatch_messages_received",
+            "Messages received from the source",
+            self.messages_received.clone(),
+        );
+        registry.register(
+            "meterwatch_messages_deleted",
+            "Messages deleted after every alert was accepted",
+            self.messages_deleted.clone(),
+        );
+        registry.register(
+            "meterwatch_messages_failed",
+            "Messages left undeleted for redelivery, by reason",
+            self.messages_failed.clone(),
+        );
+        registry.register(
+            "meterwatch_messages_poison",
+            "Undecodable messages left for the queue's redrive policy, by reason",
+            self.messages_poison.clone(),
+        );
+        registry.register(
+            "meterwatch_messages_in_flight",
+            "Messages received and not yet deleted or released",
+            self.messages_in_flight.clone(),
+        );
+        registry.register(
+            "meterwatch_receive_errors",
+            "ReceiveMessage calls that failed",
+            self.receive_errors.clone(),
+        );
+        registry.register(
+            "meterwatch_events_evaluated",
+            "Events evaluated against the rules",
+            self.events_evaluated.clone(),
+        );
+        registry.register(
+            "meterwatch_alerts_published",
+            "Alerts accepted by every sink, by rule and severity",
+            self.alerts_published.clone(),
+        );
+        registry.register(
+            "meterwatch_alerts_suppressed",
+            "Matches that sent no alert on purpose, by rule and reason (duplicate, throttled, below_threshold)",
+            self.alerts_suppressed.clone(),
+        );
+        registry.register(
+            "meterwatch_alerts_grouped",
+            "Matches folded into a group's summary alert, by rule",
+            self.alerts_grouped.clone(),
+        );
+        registry.register(
+            "meterwatch_heartbeats",
+            "Matches of absence rules (signs of metering), by rule",
+            self.heartbeats.clone(),
+        );
+        registry.register(
+            "meterwatch_absences_pending",
+            "Keys of absence rules reported silent and not yet resolved",
+            self.absences_pending.clone(),
+        );
+        registry.register(
+            "meterwatch_groups_open",
+            "Group batches waiting for their flush",
+            self.groups_open.clone(),
+        );
+        registry.register(
+            "meterwatch_state_errors",
+            "State store operations that failed (the message is left for redelivery)",
+            self.state_errors.clone(),
+        );
+        registry.register(
+            "meterwatch_publish_attempts",
+            "Publish attempts, by sink",
+            self.publish_attempts.clone(),
+        );
+        registry.register(
+            "meterwatch_publish_errors",
+            "Failed publish attempts, by sink and whether the error was retryable",
+            self.publish_errors.clone(),
+        );
+        registry.register(
+            "meterwatch_visibility_extensions",
+            "ChangeMessageVisibility renewals of in-flight messages",
+            self.visibility_extensions.clone(),
+        );
+        registry.register(
+            "meterwatch_rules_loaded",
+            "Rules in the rule set in force",
+            self.rules_loaded.clone(),
+        );
+        registry.register(
+            "meterwatch_rules_reload",
+            "Rule reloads, by result (ok or failed)",
+            self.rules_reloads.clone(),
+        );
+        registry.register(
+            "meterwatch_receive_duration_seconds",
+            "ReceiveMessage latency, long-poll wait included",
+            self.receive_seconds.clone(),
+        );
+        registry.register(
+            "meterwatch_publish_duration_seconds",
+            "Latency of one publish attempt",
+            self.publish_seconds.clone(),
+        );
+        registry.register(
+            "meterwatch_message_processing_seconds",
+            "From receive to delete or release of one message",
+            self.message_processing_seconds.clone(),
+        );
+    }
+
+    /// Counts one message left undeleted for `reason`.
+    pub fn message_failed(&self, reason: FailReason) {
+        self.messages_failed
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_names_with_units_and_labels() {
+        let metrics = Metrics::default();
+        metrics.messages_received.inc();
+        metrics.message_failed(FailReason::Publish);
+        metrics
+            .alerts_published
+            .get_or_create(&AlertLabels {
+                rule: "metering-call-failed".to_owned(),
+                severity: "high",
+            })
+            .inc();
+        let text = metrics.encode();
+        assert!(
+            text.contains("meterwatch_messages_received_total 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("meterwatch_messages_failed_total{reason=\"publish\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "meterwatch_alerts_published_total{rule=\"metering-call-failed\",severity=\"high\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("meterwatch_receive_duration_seconds_bucket"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! `meterwatch run` without AWS (file and stdin sources, stdout sink) and
+//! `meterwatch check --config`.
+
+use crate::support::{meterwatch, stderr, stdout};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn fixture_files(directory: &str) -> Vec<String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/events")
+        .join(directory);
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("fixture directory")
+        .map(|entry| entry.expect("entry").path().display().to_string())
+        .filter(|path| path.ends_with(".json"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn sorted_lines(text: &str) -> Vec<&str> {
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_unstable();
+    lines
+}
+
+#[test]
+fn readme_command_prints_alerts_and_exits_zero() {
+    let output = meterwatch(&[
+        "run",
+        "--rules",
+        "rules",
+        "--events",
+        "tests/fixtures/events",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let alerts = stdout(&output);
+    assert!(alerts.lines().count() >= 10, "{alerts}");
+    for line in alerts.lines() {
+        let alert: serde_json::Value = serde_json::from_str(line).expect("one JSON alert a line");
+        assert!(
+            alert["rule"].is_string() && alert["severity"].is_string(),
+            "{line}"
+        );
+    }
+    // Poison fixtures are reported, not fatal.
+    assert!(stderr(&output).contains("Leaving undecodable message for redrive."));
+}
+
+#[test]
+fn run_over_files_prints_what_eval_prints() {
+    let mut files = fixture_files("envelopes");
+    files.extend(fixture_files("failing"));
+    let mut run_args = vec![
+        "run",
+        "--rules",
+        "rules",
+        "--log-format",
+        "json",
+        "--events",
+    ];
+    run_args.extend(files.iter().map(String::as_str));
+    let run = meterwatch(&run_args);
+    assert!(run.status.success(), "{}", stderr(&run));
+
+    let mut eval_args = vec!["eval", "--rules", "rules"];
+    eval_args.extend(files.iter().map(String::as_str));
+    let eval = meterwatch(&eval_args);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    assert_eq!(sorted_lines(&stdout(&run)), sorted_lines(&stdout(&eval)));
+}
+
+#[test]
+fn run_reads_json_lines_on_stdin() {
+    let body = std::fs::read_to_string(
+        "tests/fixtures/events/failing/meterusage-throttled.eventbridge.json",
+    )
+    .expect("fixture");
+    let line =
+        serde_json::to_string(&serde_json::from_str::<serde_json::Value>(&body).expect("JSON"))
+            .expect("serializes");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meterwatch"))
+        .args(["run", "--rules", "rules", "--log-format", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        writeln!(stdin, "{line}\n\n{line}").expect("writes");
+    }
+    let output = child.wait_with_output().expect("exits");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let alerts = stdout(&output);
+    let throttled = alerts
+        .lines()
+        .filter(|l| l.contains("\"rule\":\"metering-throttled\""))
+        .count();
+    assert_eq!(throttled, 2, "{alerts}");
+}
+
+#[test]
+fn invalid_config_exits_2_before_starting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("meterwatch.toml");
+    std::fs::write(
+        &config,
+        "[source]\ntype = \"sqs\"\nqueue_url = \"q\"\nwait_time_secs = 30\n",
+    )
+    .expect("write");
+    let output = meterwatch(&["run", "--config", config.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(2));
+    let error = stderr(&output);
+    assert!(error.contains("source.queue_url"), "{error}");
+    assert!(error.contains("source.wait_time_secs 30"), "{error}");
+}
+
+#[test]
+fn unknown_config_key_exits_2_naming_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("meterwatch.toml");
+    std::fs::write(&config, "[http]\nlisten = \"127.0.0.1:0\"\nport = 1\n").expect("write");
+    let output = meterwatch(&["run", "--config", config.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(2));
+    let error = stderr(&output);
+    assert!(
+        error.contains("meterwatch.toml") && error.contains("port"),
+        "{error}"
+    );
+}
+
+#[test]
+fn check_config_validates_the_sample_and_rejects_a_bad_one() {
+    let output = meterwatch(&["check", "--config", "meterwatch.toml"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).starts_with("ok: meterwatch.toml is valid"));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[rules]\npaths = [\"rules\"]\n[sinks.alerts]\ntype = \"sns\"\ntopic_arn = \"alerts\"\n",
+    )
+    .expect("write");
+    let output = meterwatch(&["check", "--config", config.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("sinks.alerts.topic_arn"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -1,0 +1,502 @@
+//! End-to-end tests against moto on 127.0.0.1, the daemon running as a real process:
+//! EventBridge rule → SQS (with a DLQ) → `meterwatch run` → SNS → SQS subscription.
+//!
+//! Run with `scripts/test` (installs moto into `target/moto-venv`), or
+//! `scripts/moto install && cargo test --features moto --test moto`.
+
+#![allow(clippy::unwrap_used)] // Tests: a failed step should stop the test loudly.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use support::{
+    Daemon, Moto, alert_counts, eventbridge_fixtures, expected_alerts, fixture, write_config,
+};
+
+/// Rules for the scenarios: failed calls, dry runs, and every RegisterUsage (so that the
+/// seed's successful records raise alerts too).
+const RULES: &str = r#"
+[[rule]]
+id = "call-failed"
+title = "Metering call failed"
+severity = "high"
+match.detail.errorCode = [{ exists = true }]
+
+[[rule]]
+id = "dry-run"
+title = "Dry-run metering call"
+severity = "medium"
+match.detail.requestParameters.dryRun = [true]
+
+[[rule]]
+id = "register-usage"
+title = "RegisterUsage called"
+severity = "info"
+match.detail.eventName = ["RegisterUsage"]
+"#;
+
+const ALERT_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn rules_dir(dir: &Path) -> PathBuf {
+    let rules = dir.join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("metering.toml"), RULES).unwrap();
+    rules
+}
+
+/// The seed's four records and the failing variants, as EventBridge envelopes.
+fn seed_and_failing() -> Vec<String> {
+    let mut bodies: Vec<String> = eventbridge_fixtures("envelopes")
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect();
+    bodies.extend(
+        eventbridge_fixtures("failing")
+            .into_iter()
+            .map(|(_, body)| body),
+    );
+    bodies
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eventbridge_to_sns_end_to_end() {
+    let moto = Moto::start().await;
+    let clients = moto.clients().await;
+    let resources = clients.create_resources("e2e", 3, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The shipped rules, read in place.
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let n_rules = meterwatch::rules::RuleSet::load(&[&rules]).unwrap().len();
+    let mut daemon = Daemon::start(&moto, &write_config(dir.path(), &resources, &rules, "")).await;
+
+    let bodies = seed_and_failing();
+    assert!(
+        bodies.len() >= 12,
+        "4 seed records and the failing variants"
+    );
+    let expected = expected_alerts(&rules, &bodies);
+    let n_expected: usize = expected.values().sum();
+    assert!(
+        n_expected >= 8,
+        "the scenario must raise alerts: {expected:?}"
+    );
+
+    let started = std::time::Instant::now();
+    clients.put_events(&bodies).await;
+    let alerts = clients.alerts(&resources, n_expected, ALERT_TIMEOUT).await;
+    let elapsed = started.elapsed();
+    assert_eq!(alert_counts(&alerts), expected);
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["event_name"].is_string() && a["severity"].is_string()),
+        "{alerts:#?}"
+    );
+
+    support::eventually("the source queue to be empty", ALERT_TIMEOUT, || async {
+        (clients.queue_depth(&resources.queue_url).await == 0).then_some(())
+    })
+    .await;
+    let deleted = support::eventually("the deletes to be counted", ALERT_TIMEOUT, || async {
+        let deleted = daemon.metric("meterwatch_messages_deleted_total", "");
+        (deleted >= bodies.len() as f64).then_some(deleted)
+    })
+    .await;
+    assert_eq!(deleted, bodies.len() as f64);
+    let metrics = daemon.metrics();
+    assert_eq!(
+        support::metric(&metrics, "meterwatch_events_evaluated_total", ""),
+        bodies.len() as f64
+    );
+    let mut per_rule: std::collections::BTreeMap<&str, usize> = Default::default();
+    for ((rule, _), n) in &expected {
+        *per_rule.entry(rule.as_str()).or_insert(0) += n;
+    }
+    for (rule, n) in per_rule {
+        let label = format!("rule=\"{rule}\"");
+        let published = support::metric(&metrics, "meterwatch_alerts_published_total", &label);
+        assert_eq!(published, n as f64, "alerts published by {rule}");
+    }
+    assert_eq!(
+        support::metric(&metrics, "meterwatch_messages_poison_total", ""),
+        0.0
+    );
+    assert_eq!(
+        support::metric(&metrics, "meterwatch_rules_loaded", ""),
+        n_rules as f64
+    );
+    let processing_ms = support::metric(&metrics, "meterwatch_message_processing_seconds_sum", "")
+        * 1000.0
+        / support::metric(&metrics, "meterwatch_message_processing_seconds_count", "");
+    eprintln!(
+        "end to end: {} events → {} alerts in {:.2} s (PutEvents to alerts read back); \
+         daemon time per message (receive → every alert published) {processing_ms:.1} ms",
+        bodies.len(),
+        alerts.len(),
+        elapsed.as_secs_f64(),
+    );
+
+    daemon.sigterm();
+    assert!(daemon.wait(Duration::from_secs(10)).await.success());
+    assert_eq!(clients.queue_depth(&resources.dlq_url).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn poison_is_never_deleted_and_lands_in_the_dlq() {
+    let moto = Moto::start().await;
+    let clients = moto.clients().await;
+    let resources = clients.create_resources("poison", 2, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_dir(dir.path());
+    let daemon = Daemon::start(&moto, &write_config(dir.path(), &resources, &rules, "")).await;
+
+    let poison = [
+        fixture("poison/not-json.txt"),
+        fixture("poison/random-object.json"),
+    ];
+    for body in &poison {
+        clients.send(&resources.queue_url, body).await;
+    }
+    clients
+        .send(
+            &resources.queue_url,
+            &fixture("failing/meterusage-throttled.eventbridge.json"),
+        )
+        .await;
+
+    // The good message goes through; the poison ones are received maxReceiveCount times, never
+    // deleted, then moved to the DLQ by the queue's redrive policy.
+    let alerts = clients.alerts(&resources, 1, ALERT_TIMEOUT).await;
+    assert_eq!(alerts[0]["rule"], "call-failed");
+    support::eventually(
+        "both poison messages in the DLQ",
+        Duration::from_secs(60),
+        || async { (clients.queue_depth(&resources.dlq_url).await == 2).then_some(()) },
+    )
+    .await;
+    let dlq_bodies = clients.take(&resources.dlq_url).await;
+    assert_eq!(dlq_bodies.len(), 2);
+    assert!(poison.iter().all(|body| dlq_bodies.contains(body)));
+    assert_eq!(clients.queue_depth(&resources.queue_url).await, 0);
+
+    let metrics = daemon.metrics();
+    assert!(
+        support::metric(
+            &metrics,
+            "meterwatch_messages_poison_total",
+            "reason=\"not_json\""
+        ) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        support::metric(
+            &metrics,
+            "meterwatch_messages_poison_total",
+            "reason=\"unknown_shape\""
+        ) >= 1.0
+    );
+    assert_eq!(
+        support::metric(&metrics, "meterwatch_messages_deleted_total", ""),
+        1.0
+    );
+    let logs = daemon.logs();
+    assert!(
+        logs.contains("Leaving undecodable message for redrive."),
+        "{logs}"
+    );
+    assert!(!logs.contains("no redrive policy"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_is_deleted_while_sns_fails_and_everything_arrives_after() {
+    let moto = Moto::start().await;
+    let clients = moto.clients().await;
+    // The topic does not exist yet: every Publish fails.
+    let resources = clients.create_resources("snsdown", 1000, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_dir(dir.path());
+    let daemon = Daemon::start(&moto, &write_config(dir.path(), &resources, &rules, "")).await;
+
+    let bodies: Vec<String> = eventbridge_fixtures("failing")
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect();
+    let expected = expected_alerts(&rules, &bodies);
+    // Messages that raise no alert have nothing to deliver and are deleted at once.
+    let n_alerting = bodies
+        .iter()
+        .filter(|body| !expected_alerts(&rules, std::slice::from_ref(body)).is_empty())
+        .count();
+    assert!(n_alerting >= 4);
+    for body in &bodies {
+        clients.send(&resources.queue_url, body).await;
+    }
+    support::eventually("publish failures", ALERT_TIMEOUT, || async {
+        (daemon.metric("meterwatch_messages_failed_total", "reason=\"publish\"")
+            >= n_alerting as f64)
+            .then_some(())
+    })
+    .await;
+    let n_silent = (bodies.len() - n_alerting) as f64;
+    support::eventually("the silent messages deleted", ALERT_TIMEOUT, || async {
+        (daemon.metric("meterwatch_messages_deleted_total", "") >= n_silent).then_some(())
+    })
+    .await;
+    assert_eq!(
+        daemon.metric("meterwatch_messages_deleted_total", ""),
+        n_silent,
+        "only messages without alerts are deleted while SNS fails"
+    );
+    assert!(daemon.metric("meterwatch_publish_errors_total", "sink=\"alerts\"") >= 1.0);
+    assert_eq!(
+        clients.queue_depth(&resources.queue_url).await,
+        n_alerting as u64
+    );
+
+    clients.create_topic(&resources).await;
+    let n_expected: usize = expected.values().sum();
+    let alerts = clients
+        .alerts(&resources, n_expected, Duration::from_secs(60))
+        .await;
+    // At least once: every expected alert arrived (an alert published before a later one of
+    // the same message failed may arrive twice).
+    let counts = alert_counts(&alerts);
+    for (key, n) in &expected {
+        assert!(
+            counts.get(key).copied().unwrap_or(0) >= *n,
+            "missing {key:?}: {counts:?}"
+        );
+    }
+    support::eventually("the source queue to be empty", ALERT_TIMEOUT, || async {
+        (clients.queue_depth(&resources.queue_url).await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        daemon.metric("meterwatch_messages_deleted_total", ""),
+        bodies.len() as f64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_with_messages_in_flight_exits_zero_and_loses_nothing() {
+    let moto = Moto::start().await;
+    let clients = moto.clients().await;
+    let resources = clients.create_resources("sigterm", 1000, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_dir(dir.path());
+    let config = write_config(dir.path(), &resources, &rules, "");
+    let mut daemon = Daemon::start(&moto, &config).await;
+
+    let n_events = 200;
+    let bodies = numbered_events("sigterm", n_events);
+    send_batches(&clients, &resources.queue_url, &bodies).await;
+    support::eventually("messages in flight", ALERT_TIMEOUT, || async {
+        (daemon.metric("meterwatch_messages_received_total", "") >= 1.0).then_some(())
+    })
+    .await;
+    let signalled = std::time::Instant::now();
+    daemon.sigterm();
+    let status = daemon.wait(Duration::from_secs(8 + 2)).await;
+    assert!(
+        status.success(),
+        "exit status {status:?}: {}",
+        daemon.logs()
+    );
+    assert!(
+        signalled.elapsed() < Duration::from_secs(8),
+        "exited within the grace period"
+    );
+    assert!(daemon.logs().contains("Draining"));
+
+    // Whatever was not finished is still in the queue: a second daemon completes the job.
+    let mut second = Daemon::start(&moto, &config).await;
+    wait_for_distinct_alerts(&clients, &resources, n_events).await;
+    support::eventually("the source queue to be empty", ALERT_TIMEOUT, || async {
+        (clients.queue_depth(&resources.queue_url).await == 0).then_some(())
+    })
+    .await;
+    second.sigterm();
+    assert!(second.wait(Duration::from_secs(10)).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_rules_are_rejected_and_good_edits_apply_without_restart() {
+    let moto = Moto::start().await;
+    let clients = moto.clients().await;
+    let resources = clients.create_resources("reload", 1000, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_dir(dir.path());
+    let daemon = Daemon::start(&moto, &write_config(dir.path(), &resources, &rules, "")).await;
+    let throttled = fixture("failing/meterusage-throttled.eventbridge.json");
+
+    clients.send(&resources.queue_url, &throttled).await;
+    let alerts = clients.alerts(&resources, 1, ALERT_TIMEOUT).await;
+    assert_eq!(alerts[0]["rule"], "call-failed");
+
+    // A broken file is rejected, counted and logged; the old rules keep alerting.
+    std::fs::write(
+        rules.join("broken.toml"),
+        "[[rule]]\nid = \"half-written\"\nseverity = \"loud\"\n",
+    )
+    .unwrap();
+    support::eventually("the broken set to be rejected", ALERT_TIMEOUT, || async {
+        (daemon.metric("meterwatch_rules_reload_total", "result=\"failed\"") >= 1.0).then_some(())
+    })
+    .await;
+    assert!(daemon.logs().contains("Rejected new rules"));
+    clients.send(&resources.queue_url, &throttled).await;
+    let alerts = clients.alerts(&resources, 1, ALERT_TIMEOUT).await;
+    assert_eq!(alerts[0]["rule"], "call-failed");
+
+    // A good edit takes effect without a restart.
+    std::fs::remove_file(rules.join("broken.toml")).unwrap();
+    std::fs::write(
+        rules.join("metering.toml"),
+        RULES.replace("id = \"call-failed\"", "id = \"metering-failed\""),
+    )
+    .unwrap();
+    support::eventually("the good set to be loaded", ALERT_TIMEOUT, || async {
+        let text = daemon.metrics();
+        let loaded =
+            support::metric(&text, "meterwatch_rules_reload_total", "result=\"ok\"") >= 2.0;
+        loaded.then_some(())
+    })
+    .await;
+    // Reloads may coalesce or repeat; wait for the last write's set to be the one in force.
+    clients.send(&resources.queue_url, &throttled).await;
+    let alerts = clients.alerts(&resources, 1, ALERT_TIMEOUT).await;
+    assert_eq!(alerts[0]["rule"], "metering-failed", "{}", daemon.logs());
+    assert_eq!(daemon.metric("meterwatch_rules_loaded", ""), 3.0);
+}
+
+/// Not a timing assertion: measures and prints the end-to-end rate through moto and the
+/// daemon's own time per message (receive to delete), for the record.
+#[tokio::test(flavor = "multi_thread")]
+async fn end_to_end_rate_is_reported() {
+    let moto = Moto::start().await;
+    let clients = moto.clients().await;
+    let resources = clients.create_resources("rate", 1000, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let config = write_config(dir.path(), &resources, &rules, "");
+    let daemon = Daemon::start(&moto, &config).await;
+
+    let n_events = 300;
+    let bodies = numbered_events("rate", n_events);
+    let n_alerts: usize = expected_alerts(&rules, &bodies).values().sum();
+    let started = std::time::Instant::now();
+    send_batches(&clients, &resources.queue_url, &bodies).await;
+    support::eventually("every delete", Duration::from_secs(120), || async {
+        (daemon.metric("meterwatch_messages_deleted_total", "") >= n_events as f64).then_some(())
+    })
+    .await;
+    let elapsed = started.elapsed();
+    clients
+        .alerts(&resources, n_alerts, Duration::from_secs(120))
+        .await;
+    let metrics = daemon.metrics();
+    let processing_sum = support::metric(&metrics, "meterwatch_message_processing_seconds_sum", "");
+    let processing_count =
+        support::metric(&metrics, "meterwatch_message_processing_seconds_count", "");
+    eprintln!(
+        "moto end to end: {n_events} messages sent, {n_alerts} alerts published, all deleted in \
+         {:.2} s = {:.0} messages/s; daemon time per message (receive → every alert published) \
+         {:.1} ms on average",
+        elapsed.as_secs_f64(),
+        n_events as f64 / elapsed.as_secs_f64(),
+        processing_sum * 1000.0 / processing_count
+    );
+}
+
+async fn send_batches(clients: &support::Clients, queue_url: &str, bodies: &[String]) {
+    for chunk in bodies.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(idx, body)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(idx.to_string())
+                    .message_body(body)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        clients
+            .sqs
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_batch_loses_nothing() {
+    let moto = Moto::start().await;
+    let clients = moto.clients().await;
+    let resources = clients.create_resources("kill", 1000, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_dir(dir.path());
+    let config = write_config(dir.path(), &resources, &rules, "");
+    let mut daemon = Daemon::start(&moto, &config).await;
+
+    let n_events = 100;
+    send_batches(
+        &clients,
+        &resources.queue_url,
+        &numbered_events("kill", n_events),
+    )
+    .await;
+    support::eventually("messages in flight", ALERT_TIMEOUT, || async {
+        (daemon.metric("meterwatch_messages_received_total", "") >= 1.0).then_some(())
+    })
+    .await;
+    daemon.kill();
+
+    // Received but undeleted messages come back after their visibility timeout (2 s).
+    let mut second = Daemon::start(&moto, &config).await;
+    wait_for_distinct_alerts(&clients, &resources, n_events).await;
+    support::eventually("the source queue to be empty", ALERT_TIMEOUT, || async {
+        (clients.queue_depth(&resources.queue_url).await == 0).then_some(())
+    })
+    .await;
+    second.sigterm();
+    assert!(second.wait(Duration::from_secs(10)).await.success());
+}
+
+/// Throttled MeterUsage calls, each with its own event id `PREFIX-NNNN`.
+fn numbered_events(prefix: &str, n: usize) -> Vec<String> {
+    let template: serde_json::Value =
+        serde_json::from_str(&fixture("failing/meterusage-throttled.eventbridge.json")).unwrap();
+    (0..n)
+        .map(|idx| {
+            let mut event = template.clone();
+            event["detail"]["eventID"] = serde_json::json!(format!("{prefix}-{idx:04}"));
+            event.to_string()
+        })
+        .collect()
+}
+
+/// Reads alerts until `n` distinct event ids have been alerted on. At least once: redelivery
+/// may repeat an alert, so ids are counted, not alerts.
+async fn wait_for_distinct_alerts(
+    clients: &support::Clients,
+    resources: &support::Resources,
+    n: usize,
+) {
+    let mut ids = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while ids.len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {n} events alerted",
+            ids.len()
+        );
+        for alert in clients.alerts(resources, 1, ALERT_TIMEOUT).await {
+            ids.insert(alert["event_id"].as_str().unwrap().to_owned());
+        }
+    }
+}
