@@ -30,5 +30,5 @@ pub mod input;
 pub mod rules;
 pub mod sink;
 pub mod source;
-pub mod telemetry;
 pub mod state;
+pub mod telemetry;

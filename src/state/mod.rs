@@ -39,7 +39,7 @@ use std::time::Duration;
 
 pub use dynamodb::DynamoStore;
 pub use memory::MemoryStore;
-pub use stage::{Noise, Reason, Settled};
+pub use stage::{Noise, Publish, Reason, Settled};
 
 /// Milliseconds since the Unix epoch: how every stage stores time.
 pub type Millis = i64;

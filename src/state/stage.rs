@@ -18,6 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Sends an alert to every sink; true when all accepted it. (A trait rather than an async
+/// closure: the pipeline's future must be `Send` for any borrow of the alert.)
+pub trait Publish: Sync {
+    fn publish(&self, alert: &Alert) -> impl Future<Output = bool> + Send;
+}
+
 /// Why a finding sent no alert (the `reason` label of `meterwatch_alerts_suppressed_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
@@ -122,7 +128,7 @@ impl Noise {
     pub async fn admit(
         &self,
         finding: Finding,
-        publish: &impl AsyncFn(&Alert) -> bool,
+        publish: &impl Publish,
     ) -> Result<Settled, StateError> {
         let Finding {
             mut alert,
@@ -178,11 +184,11 @@ impl Noise {
         alert: &mut Alert,
         controls: &Controls,
         key: &GroupKey,
-        publish: &impl AsyncFn(&Alert) -> bool,
+        publish: &impl Publish,
     ) -> Result<Settled, StateError> {
         let rule = Arc::clone(&alert.rule);
         match &controls.gate {
-            Gate::None => Ok(if publish(alert).await {
+            Gate::None => Ok(if publish.publish(alert).await {
                 Settled::Published
             } else {
                 Settled::Failed
@@ -285,7 +291,7 @@ impl Noise {
         alert: &Alert,
         spec: &group::Spec,
         key: &GroupKey,
-        publish: &impl AsyncFn(&Alert) -> bool,
+        publish: &impl Publish,
     ) -> Result<Settled, StateError> {
         match self.groups.join(spec, key, alert) {
             Joined::Lead { flush_at } => {
@@ -297,7 +303,7 @@ impl Noise {
                     // Only the leader takes its batch; nothing to do if it is gone.
                     return Ok(Settled::Failed);
                 };
-                let ok = publish(&flushed.alert).await;
+                let ok = publish.publish(&flushed.alert).await;
                 flushed.done.send_replace(Some(ok));
                 Ok(if ok {
                     Settled::Published
@@ -325,9 +331,9 @@ impl Noise {
         &self,
         alert: &Alert,
         undo: super::Undo,
-        publish: &impl AsyncFn(&Alert) -> bool,
+        publish: &impl Publish,
     ) -> Result<Settled, StateError> {
-        if publish(alert).await {
+        if publish.publish(alert).await {
             return Ok(Settled::Published);
         }
         self.store.undo(undo).await?;
@@ -339,7 +345,7 @@ impl Noise {
     pub async fn check_absences(
         &self,
         rule_set: &RuleSet,
-        publish: &impl AsyncFn(&Alert) -> bool,
+        publish: &impl Publish,
     ) -> Result<AbsenceReport, StateError> {
         let mut report = AbsenceReport::default();
         for rule in rule_set.rules().iter().filter(|rule| rule.enabled) {
@@ -394,7 +400,7 @@ impl Noise {
                             human(spec.interval),
                             human(spec.grace),
                         );
-                        if publish(&alert).await {
+                        if publish.publish(&alert).await {
                             report.n_fired += 1;
                             report.n_absent += 1;
                         } else {
@@ -414,7 +420,7 @@ impl Noise {
         &self,
         rules: &arc_swap::ArcSwap<RuleSet>,
         every: Duration,
-        publish: &impl AsyncFn(&Alert) -> bool,
+        publish: &impl Publish,
         report: impl Fn(Result<AbsenceReport, StateError>),
         shutdown: &CancellationToken,
     ) {
@@ -486,7 +492,7 @@ mod tests {
         failing: std::sync::atomic::AtomicBool,
     }
 
-    impl Published {
+    impl Publish for Published {
         async fn publish(&self, alert: &Alert) -> bool {
             if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
                 return false;
@@ -494,7 +500,9 @@ mod tests {
             self.alerts.lock().expect("test lock").push(alert.clone());
             true
         }
+    }
 
+    impl Published {
         fn take(&self) -> Vec<Alert> {
             std::mem::take(&mut *self.alerts.lock().expect("test lock"))
         }
@@ -559,10 +567,7 @@ mod tests {
         let mut settled = Vec::new();
         for event in &events {
             for finding in rule_set.findings(event).expect("evaluates") {
-                let outcome = noise
-                    .admit(finding, &async |alert: &Alert| sink.publish(alert).await)
-                    .await
-                    .expect("memory store");
+                let outcome = noise.admit(finding, sink).await.expect("memory store");
                 settled.push(outcome);
             }
         }
@@ -753,7 +758,7 @@ mod tests {
 
     async fn check(noise: &Noise, rule_set: &RuleSet, sink: &Published) -> AbsenceReport {
         noise
-            .check_absences(rule_set, &async |alert: &Alert| sink.publish(alert).await)
+            .check_absences(rule_set, sink)
             .await
             .expect("memory store")
     }
