@@ -61,6 +61,19 @@ pub fn sns_client(sdk_config: &SdkConfig) -> aws_sdk_sns::Client {
     aws_sdk_sns::Client::from_conf(config)
 }
 
+/// The DynamoDB client of the state store: the SDK's standard retries (throttling, 5xx)
+/// with a short attempt timeout, since every state operation sits on a message's path.
+pub fn dynamodb_client(sdk_config: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    let timeouts = TimeoutConfig::builder()
+        .operation_attempt_timeout(std::time::Duration::from_secs(5))
+        .build();
+    let config = aws_sdk_dynamodb::config::Builder::from(sdk_config)
+        .retry_config(RetryConfig::standard().with_max_attempts(4))
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
 /// Whether a failed call may succeed if tried again: timeouts, dispatch (network) failures,
 /// unparseable responses, 5xx, 429 and throttling codes. A request that could not be built,
 /// or a client error such as `NotFound` or `AuthorizationError`, will not.

@@ -14,6 +14,8 @@
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`telemetry`]: logs, Prometheus metrics, and events that do both.
 //! - [`aws`]: SDK config from the default chain; retry classification.
+//! - [`state`]: noise control and stateful rules (dedup, throttle, group, threshold, absence),
+//!   in memory or DynamoDB.
 //!
 //! Data flows one way: source → envelope → rules → alert → sink → ack.
 
@@ -28,4 +30,5 @@ pub mod input;
 pub mod rules;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod telemetry;

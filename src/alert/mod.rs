@@ -144,6 +144,57 @@ pub struct Alert {
     /// are replaced by a marker saying how many bytes were left out).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// `firing` for a problem, `resolved` for the notice that it ended (an absence rule's
+    /// key metering again).
+    pub status: Status,
+    /// For a throttled rule: how many alerts for the same group were held back since the
+    /// previous one was sent (absent when none were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<u64>,
+    /// For a grouping rule: the events this one alert stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupSummary>,
+}
+
+/// Whether an alert reports a problem or its end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Something is wrong (every event rule's alerts; an absence that began).
+    #[default]
+    Firing,
+    /// An absence ended: the key is metering again.
+    Resolved,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Firing => "firing",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
+/// The events a grouped alert summarises (`[rule.group]`).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct GroupSummary {
+    /// How many matching events the group collected.
+    pub count: u64,
+    /// The earliest and latest `eventTime` among them (RFC 3339), when they had one.
+    pub first_time: Option<String>,
+    pub last_time: Option<String>,
+    /// Their CloudTrail `eventID`s, in arrival order; at most [`GroupSummary::MAX_EVENT_IDS`]
+    /// (`count` still counts every event).
+    pub event_ids: Vec<String>,
+    /// The values of the rule's `group_by` fields this group shares, by dotted path.
+    pub key: serde_json::Map<String, Value>,
+}
+
+impl GroupSummary {
+    /// Enough ids to look a storm up by, few enough to keep the message far under SNS's
+    /// 256 KB.
+    pub const MAX_EVENT_IDS: usize = 100;
 }
 
 /// The caller of a metering API.

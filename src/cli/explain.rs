@@ -75,6 +75,9 @@ fn mark(ok: bool) -> &'static str {
 fn render(out: &mut String, explanation: &Explanation) {
     let verdict = match (explanation.enabled, explanation.alerts) {
         (false, _) => "disabled".to_owned(),
+        (true, 0) if explanation.heartbeat => {
+            "heartbeat (an absence rule: the daemon alerts when these stop)".to_owned()
+        }
         (true, 0) if explanation.pattern_matched => {
             "pattern matched, conditions did not hold".to_owned()
         }

@@ -1,9 +1,11 @@
 //! The command line. Exit codes are a contract for scripts: 0 success, 1 the command ran
 //! and found a problem (an invalid pattern, a failing check), 2 it could not run (bad usage,
-//! unreadable or malformed input); `bench-patterns` adds 3 for a rejected pattern.
+//! unreadable or malformed input); `bench-patterns` adds 3 for a rejected pattern, `bench-state`
+//! 3 for state over its memory budget.
 
 mod bench_patterns;
 mod bench_pipeline;
+mod bench_state;
 mod check;
 mod eval;
 mod explain;
@@ -39,6 +41,7 @@ enum Command {
     Test(test::Args),
     TestEventPattern(test_event_pattern::Args),
     BenchPatterns(bench_patterns::Args),
+    BenchState(bench_state::Args),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -55,6 +58,7 @@ pub fn main() -> ExitCode {
         Command::Test(args) => test::run(&args),
         Command::TestEventPattern(args) => test_event_pattern::run(&args),
         Command::BenchPatterns(args) => bench_patterns::run(&args),
+        Command::BenchState(args) => bench_state::run(&args),
     };
     match outcome {
         Ok(code) => code,

@@ -17,11 +17,12 @@ pub mod pipeline;
 pub mod reload;
 pub mod signal;
 
-use crate::config::{Config, SinkConfig, SourceConfig};
+use crate::config::{Config, SinkConfig, SourceConfig, StateKind};
 use crate::http::{self, Health};
 use crate::rules::RuleSet;
 use crate::sink::{FileSink, NamedSink, Sink, SnsSink, StdoutSink};
 use crate::source::{FileSource, Received, Source, SqsSource};
+use crate::state::{DynamoStore, MemoryStore, Noise, Store};
 use crate::telemetry::Metrics;
 use crate::telemetry::events::{ReceiveFailed, ReloadTrigger, RulesReloaded};
 use anyhow::Context;
@@ -204,6 +205,7 @@ pub async fn serve(
     .emit(&metrics);
 
     let needs_aws = matches!(config.source, SourceConfig::Sqs(_))
+        || config.state.kind == StateKind::Dynamodb
         || config
             .effective_sinks()
             .values()
@@ -261,11 +263,41 @@ pub async fn serve(
         };
         sinks.push(NamedSink::new(name, sink));
     }
-    let pipeline = Arc::new(Pipeline::new(
-        Arc::clone(&rules),
-        sinks,
-        Backoff::from(&config.retry),
+    let store = match (config.state.kind, &config.state.table) {
+        (StateKind::Memory, _) => Store::Memory(MemoryStore::default()),
+        (StateKind::Dynamodb, table) => {
+            // `validate` requires the table with `type = "dynamodb"`.
+            let table = table
+                .as_ref()
+                .context("state.table is required with dynamodb")?;
+            let sdk_config = sdk_config
+                .as_ref()
+                .context("AWS config is loaded for dynamodb")?;
+            Store::Dynamodb(DynamoStore::new(
+                crate::aws::dynamodb_client(sdk_config),
+                table.clone(),
+            ))
+        }
+    };
+    // Groups flush at once when shutdown begins, so draining never waits for a group.
+    let noise = Arc::new(Noise::new(
+        store,
+        crate::state::Clock::System,
+        shutdown.clone(),
+    ));
+    let pipeline = Arc::new(
+        Pipeline::new(
+            Arc::clone(&rules),
+            sinks,
+            Backoff::from(&config.retry),
+            Arc::clone(&metrics),
+        )
+        .with_noise(noise),
+    );
+    let absence_task = tokio::spawn(absence_checks(
+        Arc::clone(&pipeline),
         Arc::clone(&metrics),
+        shutdown.clone(),
     ));
 
     let http_stop = CancellationToken::new();
@@ -342,6 +374,9 @@ pub async fn serve(
 
     reload_stop.cancel();
     http_stop.cancel();
+    // It stops on `shutdown`, which has fired or the source ran out; then it is told to.
+    absence_task.abort();
+    let _ = absence_task.await;
     // Both stop promptly once told; a failure to join is a panic already logged.
     let _ = reload_task.await;
     if let Some(http_task) = http_task {
@@ -349,6 +384,51 @@ pub async fn serve(
     }
     tracing::info!(?stopped, "meterwatch stopped.");
     Ok(stopped)
+}
+
+/// How often absence rules' keys are checked: a small fraction of any sensible grace.
+const ABSENCE_CHECK_EVERY: Duration = Duration::from_secs(30);
+
+/// The absence ticker: checks every absence rule's keys until `shutdown`, publishing through
+/// the pipeline's sinks; keeps the pending-absences and open-groups gauges current.
+async fn absence_checks(
+    pipeline: Arc<Pipeline>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let noise = Arc::clone(pipeline.noise());
+    let report = |result: Result<crate::state::stage::AbsenceReport, crate::state::StateError>| {
+        metrics
+            .groups_open
+            .set(i64::try_from(noise.n_open_groups()).unwrap_or(i64::MAX));
+        match result {
+            Ok(report) => {
+                metrics
+                    .absences_pending
+                    .set(i64::try_from(report.n_absent).unwrap_or(i64::MAX));
+                if report.n_fired > 0 {
+                    tracing::warn!(
+                        n_fired = report.n_fired,
+                        n_absent = report.n_absent,
+                        "Metering absence alerts sent."
+                    );
+                }
+            }
+            Err(error) => {
+                metrics.state_errors.inc();
+                tracing::warn!(error = %error, "Absence check failed; retrying at the next tick.");
+            }
+        }
+    };
+    noise
+        .run_absence_checks(
+            pipeline.rules(),
+            ABSENCE_CHECK_EVERY,
+            pipeline.as_ref(),
+            report,
+            &shutdown,
+        )
+        .await;
 }
 
 fn display_paths(paths: &[std::path::PathBuf]) -> String {
@@ -443,7 +523,8 @@ mod tests {
             ["m0", "m1", "m3"],
             "the poison message m2 is never deleted"
         );
-        assert_eq!(harness.sink().accepted(), 2);
+        // m3 repeats m0's event: deleted, but deduplicated to one alert.
+        assert_eq!(harness.sink().accepted(), 1);
         let text = harness.metrics();
         assert!(
             text.contains("meterwatch_messages_received_total 4"),

@@ -1,14 +1,18 @@
 //! One message through the pipeline: decode → evaluate → publish every alert to every sink,
 //! retrying with backoff → the verdict on whether the message may be deleted.
 
+use crate::alert::Alert;
 use crate::config::RetryConfig;
 use crate::envelope::{self, DecodeError};
 use crate::rules::RuleSet;
 use crate::sink::{NamedSink, PublishError};
 use crate::source::Message;
+use crate::state::{Noise, Settled};
 use crate::telemetry::Metrics;
 use crate::telemetry::events::{MessagePoison, PublishAttemptFailed};
-use crate::telemetry::metrics::{AlertLabels, FailReason, SinkLabels};
+use crate::telemetry::metrics::{
+    AlertLabels, FailReason, RuleLabels, SinkLabels, SuppressedLabels,
+};
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,13 +64,15 @@ impl Backoff {
     }
 }
 
-/// Decodes, evaluates and publishes; shared by every poller.
+/// Decodes, evaluates, passes findings through the state stage and publishes; shared by
+/// every poller.
 #[derive(Debug)]
 pub struct Pipeline {
     rules: Arc<ArcSwap<RuleSet>>,
     sinks: Vec<NamedSink>,
     backoff: Backoff,
     metrics: Arc<Metrics>,
+    noise: Arc<Noise>,
 }
 
 impl Pipeline {
@@ -81,7 +87,23 @@ impl Pipeline {
             sinks,
             backoff,
             metrics,
+            noise: Arc::new(Noise::in_memory()),
         }
+    }
+
+    /// Keeps noise-control state in `noise` (by default: in memory, groups flushed only when
+    /// due).
+    pub fn with_noise(mut self, noise: Arc<Noise>) -> Self {
+        self.noise = noise;
+        self
+    }
+
+    pub fn noise(&self) -> &Arc<Noise> {
+        &self.noise
+    }
+
+    pub fn rules(&self) -> &Arc<ArcSwap<RuleSet>> {
+        &self.rules
     }
 
     pub fn sinks(&self) -> &[NamedSink] {
@@ -106,10 +128,10 @@ impl Pipeline {
             }
         };
         let rule_set = self.rules.load_full();
-        let mut alerts = Vec::new();
+        let mut findings = Vec::new();
         for event in &events {
-            match rule_set.evaluate(event) {
-                Ok(found) => alerts.extend(found),
+            match rule_set.findings(event) {
+                Ok(found) => findings.extend(found),
                 Err(error) => {
                     tracing::warn!(event_id = event.event_id(), error = %error, "Rule engine refused an event.");
                     return Verdict::Failed(FailReason::Evaluate);
@@ -118,23 +140,75 @@ impl Pipeline {
             self.metrics.events_evaluated.inc();
         }
         drop(rule_set);
-        for alert in &alerts {
-            for sink in &self.sinks {
-                if self.publish_with_retry(sink, alert).await.is_err() {
-                    return Verdict::Failed(FailReason::Publish);
+        // Every finding goes through the state stage, which publishes what should be sent
+        // and says whether the message may go: a held group member returns only once its
+        // group's alert is out; a dedup claim held elsewhere leaves the message for later.
+        for finding in findings {
+            let rule = finding.alert.rule.to_string();
+            let settled = match self.noise.admit(finding, self).await {
+                Ok(settled) => settled,
+                Err(error) => {
+                    self.metrics.state_errors.inc();
+                    tracing::warn!(rule, error = %error, "State store failed; leaving the message for redelivery.");
+                    return Verdict::Failed(FailReason::State);
                 }
+            };
+            match settled {
+                Settled::Published => {}
+                Settled::Grouped => {
+                    self.metrics
+                        .alerts_grouped
+                        .get_or_create(&RuleLabels { rule })
+                        .inc();
+                }
+                Settled::Heartbeat => {
+                    self.metrics
+                        .heartbeats
+                        .get_or_create(&RuleLabels { rule })
+                        .inc();
+                }
+                Settled::Suppressed(reason) => {
+                    tracing::debug!(rule, reason = reason.as_str(), "Alert suppressed.");
+                    self.metrics
+                        .alerts_suppressed
+                        .get_or_create(&SuppressedLabels {
+                            rule,
+                            reason: reason.as_str(),
+                        })
+                        .inc();
+                }
+                Settled::InFlight => return Verdict::Failed(FailReason::InFlight),
+                Settled::Failed => return Verdict::Failed(FailReason::Publish),
             }
-            self.metrics
-                .alerts_published
-                .get_or_create(&AlertLabels {
-                    rule: alert.rule.to_string(),
-                    severity: alert.severity.as_str(),
-                })
-                .inc();
         }
         Verdict::Done
     }
 
+    /// Publishes one alert to every sink (each with retries); true when all accepted it.
+    pub async fn publish_all(&self, alert: &Alert) -> bool {
+        crate::state::Publish::publish(self, alert).await
+    }
+}
+
+impl crate::state::Publish for Pipeline {
+    async fn publish(&self, alert: &Alert) -> bool {
+        for sink in &self.sinks {
+            if self.publish_with_retry(sink, alert).await.is_err() {
+                return false;
+            }
+        }
+        self.metrics
+            .alerts_published
+            .get_or_create(&AlertLabels {
+                rule: alert.rule.to_string(),
+                severity: alert.severity.as_str(),
+            })
+            .inc();
+        true
+    }
+}
+
+impl Pipeline {
     /// Publishes one alert to one sink, retrying retryable failures with backoff.
     async fn publish_with_retry(
         &self,
@@ -266,6 +340,17 @@ pub(crate) mod tests {
         assert_eq!(alerts.len(), 1);
         assert_eq!(&*alerts[0].rule, "call-failed");
         assert_eq!(metrics.events_evaluated.get(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_redelivered_message_alerts_once_and_counts_the_duplicate() {
+        let (pipeline, metrics) = pipeline(MemorySink::new(), 3);
+        assert_eq!(pipeline.process(&message(throttled())).await, Verdict::Done);
+        assert_eq!(pipeline.process(&message(throttled())).await, Verdict::Done);
+        assert_eq!(memory(&pipeline).alerts().len(), 1);
+        assert!(metrics.encode().contains(
+            "meterwatch_alerts_suppressed_total{rule=\"call-failed\",reason=\"duplicate\"} 1"
+        ));
     }
 
     #[tokio::test(start_paused = true)]

@@ -12,6 +12,10 @@
 //! rule = "metering-throttled"
 //! "matched.detail.errorCode" = "ThrottlingException"
 //! ```
+//!
+//! An absence rule's matches are heartbeats, not alerts: `rules` never lists it, and
+//! `heartbeats = ["metering-stopped"]` says which absence rules count the event (time passing,
+//! and so the absence alert itself, is covered by the state module's unit tests).
 
 use super::diagnostic::Diagnostic;
 use super::field::FieldPath;
@@ -53,6 +57,10 @@ struct CaseDef {
     rules: Spanned<Vec<Spanned<String>>>,
     /// How many alerts in all, when given.
     alerts: Option<usize>,
+    /// The ids of the absence rules that must count the event as a heartbeat, when given:
+    /// no more, no fewer.
+    #[schemars(with = "Option<Vec<String>>")]
+    heartbeats: Option<Vec<Spanned<String>>>,
     /// Alerts that must be among those raised: dotted paths into the alert's JSON (as `eval`
     /// prints it) with the values expected there.
     #[serde(default)]
@@ -68,6 +76,7 @@ pub struct Case {
     bodies: Vec<String>,
     rules: BTreeSet<String>,
     alerts: Option<usize>,
+    heartbeats: Option<BTreeSet<String>>,
     alert: Vec<Vec<(FieldPath, Value)>>,
 }
 
@@ -151,7 +160,12 @@ fn case(
         }
     };
     let known: BTreeSet<&str> = rule_set.rules().iter().map(|rule| &*rule.id).collect();
-    for id in def.rules.get_ref() {
+    for id in def
+        .rules
+        .get_ref()
+        .iter()
+        .chain(def.heartbeats.iter().flatten())
+    {
         if !known.contains(id.get_ref().as_str()) {
             return Err(error(
                 id.span(),
@@ -181,6 +195,9 @@ fn case(
             .map(Spanned::into_inner)
             .collect(),
         alerts: def.alerts,
+        heartbeats: def
+            .heartbeats
+            .map(|ids| ids.into_iter().map(Spanned::into_inner).collect()),
         alert,
     })
 }
@@ -199,13 +216,22 @@ impl Case {
     /// Runs the test against `rule_set`.
     pub fn run(&self, rule_set: &RuleSet) -> Result<(), Failure> {
         let mut alerts: Vec<Alert> = Vec::new();
+        let mut heartbeats: BTreeSet<String> = BTreeSet::new();
         let mut lines = Vec::new();
         for body in &self.bodies {
             match envelope::decode(body) {
                 Ok(events) => {
                     for event in &events {
-                        match rule_set.evaluate(event) {
-                            Ok(raised) => alerts.extend(raised),
+                        match rule_set.findings(event) {
+                            Ok(found) => {
+                                for finding in found {
+                                    if finding.is_heartbeat() {
+                                        heartbeats.insert(finding.alert.rule.to_string());
+                                    } else {
+                                        alerts.push(finding.alert);
+                                    }
+                                }
+                            }
                             Err(e) => lines.push(format!("the event could not be evaluated: {e}")),
                         }
                     }
@@ -221,6 +247,17 @@ impl Case {
             }
             for extra in fired.difference(&self.rules) {
                 lines.push(format!("  + {extra}"));
+            }
+        }
+        if let Some(expected) = &self.heartbeats {
+            if *expected != heartbeats {
+                lines.push("heartbeats counted:".into());
+                for missing in expected.difference(&heartbeats) {
+                    lines.push(format!("  - {missing}"));
+                }
+                for extra in heartbeats.difference(expected) {
+                    lines.push(format!("  + {extra}"));
+                }
             }
         }
         if let Some(expected) = self.alerts {

@@ -34,6 +34,9 @@ pub struct Explanation {
     pub for_each: Vec<ElementTrace>,
     /// How many alerts the rule raises for the event.
     pub alerts: usize,
+    /// For an absence rule: the event is one of its heartbeats.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub heartbeat: bool,
 }
 
 /// A pattern field, or an `$or` of alternatives.
@@ -96,7 +99,7 @@ impl RuleSet {
         event: &Event,
         only: Option<&str>,
     ) -> Result<Vec<Explanation>, EventError> {
-        let alerts = self.evaluate(event)?;
+        let findings = self.findings(event)?;
         let subject = Subject {
             value: event.value(),
             event_time: event.event_time().and_then(parse_timestamp),
@@ -119,7 +122,13 @@ impl RuleSet {
                 pattern,
                 conditions: rule.conditions.iter().map(|c| trace(c, &subject)).collect(),
                 for_each: elements(rule, event.value()),
-                alerts: alerts.iter().filter(|alert| alert.rule == rule.id).count(),
+                alerts: findings
+                    .iter()
+                    .filter(|f| f.alert.rule == rule.id && !f.is_heartbeat())
+                    .count(),
+                heartbeat: findings
+                    .iter()
+                    .any(|f| f.alert.rule == rule.id && f.is_heartbeat()),
             });
         }
         Ok(explanations)

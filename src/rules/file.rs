@@ -70,6 +70,102 @@ pub(crate) struct RuleDef {
     #[serde(default)]
     #[schemars(with = "Vec<ForEachDef>")]
     pub for_each: Vec<Spanned<ForEachDef>>,
+    /// Alert once per CloudTrail event (and element) within a window; on unless disabled.
+    #[schemars(with = "Option<DedupDef>")]
+    pub dedup: Option<Spanned<DedupDef>>,
+    /// At most one alert per group per interval; the next one says how many were held back.
+    #[schemars(with = "Option<ThrottleDef>")]
+    pub throttle: Option<Spanned<ThrottleDef>>,
+    /// Collect matches for a while, then send one alert summarising them.
+    #[schemars(with = "Option<GroupDef>")]
+    pub group: Option<Spanned<GroupDef>>,
+    /// Alert only when `count` matches fall within a window of event time.
+    #[schemars(with = "Option<ThresholdDef>")]
+    pub threshold: Option<Spanned<ThresholdDef>>,
+    /// Matches are heartbeats: alert when a key has none for `interval` + `grace`.
+    #[schemars(with = "Option<AbsenceDef>")]
+    pub absence: Option<Spanned<AbsenceDef>>,
+}
+
+/// `[rule.dedup]`: at-least-once delivery (SQS, EventBridge) repeats events; one alert each.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DedupDef {
+    /// `false` alerts on every delivery, repeats included.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// How long an event's alert is remembered, e.g. `"24h"` (the default).
+    #[schemars(with = "Option<String>")]
+    pub window: Option<Spanned<String>>,
+}
+
+/// `[rule.throttle]`
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ThrottleDef {
+    /// Dotted event paths whose values make the group, e.g. `["account"]`; none: one group.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub group_by: Vec<Spanned<String>>,
+    /// At most one alert per group per this long, e.g. `"1h"`.
+    #[schemars(with = "String")]
+    pub interval: Spanned<String>,
+}
+
+/// `[rule.group]`: Alertmanager's `group_wait` and `group_interval`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GroupDef {
+    /// Dotted event paths whose values make the group; none: one group.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub group_by: Vec<Spanned<String>>,
+    /// How long the first match of a group waits for others, e.g. `"30s"` (the default).
+    #[schemars(with = "Option<String>")]
+    pub wait: Option<Spanned<String>>,
+    /// After a group's alert, matches are collected this long before the next, e.g. `"5m"`
+    /// (the default).
+    #[schemars(with = "Option<String>")]
+    pub interval: Option<Spanned<String>>,
+}
+
+/// `[rule.threshold]`
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ThresholdDef {
+    /// How many matches, at least 1.
+    #[schemars(with = "u32")]
+    pub count: Spanned<i64>,
+    /// Within how long, by the events' `eventTime`, e.g. `"10m"`.
+    #[schemars(with = "String")]
+    pub window: Spanned<String>,
+    /// Dotted event paths whose values make the group counted; none: one count.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub group_by: Vec<Spanned<String>>,
+}
+
+/// `[rule.absence]`
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AbsenceDef {
+    /// Dotted event paths whose values make the key expected to keep metering, e.g.
+    /// `["detail.requestParameters.productCode"]`.
+    #[schemars(with = "Vec<String>")]
+    pub group_by: Vec<Spanned<String>>,
+    /// How often each key is expected to meter, e.g. `"1h"` (the default).
+    #[schemars(with = "Option<String>")]
+    pub interval: Option<Spanned<String>>,
+    /// Extra time allowed past `interval`, e.g. `"15m"` (the default).
+    #[schemars(with = "Option<String>")]
+    pub grace: Option<Spanned<String>>,
+    /// A named list of the keys expected from the start (one value per key; with several
+    /// `group_by` fields, the values joined by `|`).
+    #[schemars(with = "Option<String>")]
+    pub expected_list: Option<Spanned<String>>,
+    /// Also watch every key seen in matching events from then on.
+    #[serde(default)]
+    pub learn: bool,
 }
 
 fn enabled_by_default() -> bool {

@@ -338,17 +338,17 @@ impl Loader {
 }
 
 /// Compiling one rule: reports problems in its name, remembers whether any occurred.
-struct RuleContext<'l> {
+pub(super) struct RuleContext<'l> {
     loader: &'l mut Loader,
     source: usize,
     span: Range<usize>,
     id: &'l str,
-    lists: &'l BTreeMap<String, Arc<List>>,
+    pub(super) lists: &'l BTreeMap<String, Arc<List>>,
     ok: bool,
 }
 
 impl RuleContext<'_> {
-    fn error(&mut self, span: Option<Range<usize>>, message: String) {
+    pub(super) fn error(&mut self, span: Option<Range<usize>>, message: String) {
         self.ok = false;
         let span = span.or(Some(self.span.clone()));
         let id = self.id.to_owned();
@@ -399,6 +399,13 @@ impl RuleContext<'_> {
             .into_iter()
             .filter_map(|for_each| self.for_each(for_each))
             .collect();
+        let controls = self.controls(
+            &def.dedup,
+            &def.throttle,
+            &def.group,
+            &def.threshold,
+            &def.absence,
+        );
         let (pattern, pattern_json) = pattern?;
         if !self.ok {
             return None;
@@ -418,6 +425,10 @@ impl RuleContext<'_> {
             }
         }
         for field in conditions.iter().flat_map(Condition::fields) {
+            add_field(field);
+        }
+        // Group keys are read from the same parsed fields (and shown in `matched`).
+        for field in controls.group_by().into_iter().flat_map(|g| &g.fields) {
             add_field(field);
         }
         self.template(&def.id, Kind::Title, &def.title);
@@ -446,6 +457,7 @@ impl RuleContext<'_> {
             conditions,
             for_each,
             fields,
+            controls: Arc::new(controls),
         };
         Some((rule, pattern))
     }
@@ -482,7 +494,7 @@ impl RuleContext<'_> {
         }
     }
 
-    fn field(&mut self, text: &str, span: &Range<usize>) -> Option<FieldPath> {
+    pub(super) fn field(&mut self, text: &str, span: &Range<usize>) -> Option<FieldPath> {
         match FieldPath::parse(text) {
             Ok(path) => Some(path),
             Err(message) => {
@@ -637,7 +649,7 @@ impl RuleContext<'_> {
         }
     }
 
-    fn duration(&mut self, text: &Spanned<String>) -> Option<SignedDuration> {
+    pub(super) fn duration(&mut self, text: &Spanned<String>) -> Option<SignedDuration> {
         match text.get_ref().parse::<SignedDuration>() {
             Ok(duration) if duration.is_positive() => Some(duration),
             _ => {
@@ -1050,6 +1062,77 @@ mod tests {
                 "b.toml:3:6: error: in list `y`: invalid wildcard: Consecutive wildcard characters at pos 2",
             ]
         );
+    }
+
+    #[test]
+    fn noise_controls_are_compiled_with_their_defaults() {
+        use crate::state::{Gate, absence, dedup, group};
+        use std::time::Duration;
+        let rule_set = rule("match.detail.x = [1]\n");
+        assert_eq!(
+            rule_set.rules()[0].controls.dedup,
+            Some(dedup::DEFAULT_WINDOW)
+        );
+        let rule_set = rule(
+            "match.detail.x = [1]\n[rule.dedup]\nwindow = \"2h\"\n[rule.group]\ngroup_by = [\"account\"]\n",
+        );
+        let controls = &rule_set.rules()[0].controls;
+        assert_eq!(controls.dedup, Some(Duration::from_secs(7200)));
+        let Gate::Group(spec) = &controls.gate else {
+            panic!("expected a group, got {:?}", controls.gate);
+        };
+        assert_eq!(
+            (spec.wait, spec.interval),
+            (group::DEFAULT_WAIT, group::DEFAULT_INTERVAL)
+        );
+        assert_eq!(spec.group_by.fields[0].as_str(), "account");
+        let rule_set = load_one(&format!(
+            "[lists]\nexpected = [\"p\"]\n{HEAD}match.detail.x = [1]\n[rule.absence]\ngroup_by = [\"detail.p\"]\nexpected_list = \"expected\"\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let controls = &rule_set.rules()[0].controls;
+        assert_eq!(controls.dedup, None, "heartbeats are not deduplicated");
+        let Gate::Absence(spec) = &controls.gate else {
+            panic!("expected an absence, got {:?}", controls.gate);
+        };
+        assert_eq!(
+            (spec.interval, spec.grace),
+            (absence::DEFAULT_INTERVAL, absence::DEFAULT_GRACE)
+        );
+        assert_eq!(
+            spec.expected,
+            Some(("expected".to_owned(), vec!["p".to_owned()]))
+        );
+    }
+
+    #[test]
+    fn mistakes_in_noise_controls_are_precise_errors() {
+        let text = format!(
+            "[lists]\nstars = [\"a*\"]\n\
+             {HEAD}match.detail.x = [1]\n[rule.dedup]\nwindow = \"forever\"\n\
+             [rule.throttle]\ngroup_by = [\"detail..x\"]\ninterval = \"1h\"\n\
+             [[rule]]\nid = \"two\"\ntitle = \"T\"\nseverity = \"low\"\nmatch.detail.x = [1]\n\
+             [rule.throttle]\ninterval = \"1h\"\n[rule.group]\nwait = \"1s\"\n\
+             [[rule]]\nid = \"count\"\ntitle = \"C\"\nseverity = \"low\"\nmatch.detail.x = [1]\n\
+             [rule.threshold]\ncount = 0\nwindow = \"10m\"\n\
+             [[rule]]\nid = \"absent\"\ntitle = \"A\"\nseverity = \"low\"\nmatch.detail.x = [1]\n\
+             [rule.absence]\ngroup_by = [\"detail.p\"]\nexpected_list = \"nope\"\n\
+             [[rule]]\nid = \"starred\"\ntitle = \"S\"\nseverity = \"low\"\nmatch.detail.x = [1]\n\
+             [rule.absence]\ngroup_by = [\"detail.p\"]\nexpected_list = \"stars\"\n\
+             [[rule]]\nid = \"nothing\"\ntitle = \"N\"\nseverity = \"low\"\nmatch.detail.x = [1]\n\
+             [rule.absence]\ngroup_by = [\"detail.p\"]\ninterval = \"1h\"\nsomething = 1\n"
+        );
+        let found = errors(&text);
+        let expected = [
+            "r.toml:9:10: error[r]: `forever` is not a positive duration: expected e.g. \"90m\", \"6h\" or \"2d\"",
+            "r.toml:11:13: error[r]: `detail..x` is not a field path: expected names separated by single dots, e.g. `detail.errorCode`",
+            "r.toml:20:1: error[two]: a rule takes one of `throttle`, `group`, `threshold` and `absence`; found `throttle` and `group`: split it into two rules",
+            "r.toml:28:9: error[count]: `count` must be between 1 and 1000, not 0",
+            "r.toml:37:17: error[absent]: unknown list `nope`; defined lists: stars",
+            "r.toml:45:17: error[starred]: list `stars` has the wildcard entry `a*`; an expected list names keys exactly",
+            "r.toml:54:1: error[nothing]: unknown field `something`, expected one of `group_by`, `interval`, `grace`, `expected_list`, `learn`",
+        ];
+        assert_eq!(found, expected);
     }
 }
 

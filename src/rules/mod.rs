@@ -18,6 +18,7 @@
 
 pub mod cases;
 mod condition;
+mod controls;
 mod diagnostic;
 pub mod explain;
 mod field;
@@ -28,12 +29,14 @@ mod view;
 
 pub use diagnostic::{Diagnostic, Position};
 pub use field::FieldPath;
+pub(crate) use field::as_text;
 pub use lists::List;
 pub use load::{LoadError, rule_files};
 
 use crate::alert::template::{Kind, Templates};
-use crate::alert::{Alert, DOCUMENT_VERSION, Element, Severity, content};
+use crate::alert::{Alert, DOCUMENT_VERSION, Element, Severity, Status, content};
 use crate::envelope::Event;
+use crate::state::{Controls, GroupKey};
 use condition::{Condition, Subject};
 use meterwatch_pattern::{EventError, Matcher, Scratch};
 use serde_json::{Map, Value};
@@ -60,6 +63,25 @@ pub struct Rule {
     for_each: Vec<ForEach>,
     /// Every field the rule reads, for the alert's `matched` values.
     fields: Vec<FieldPath>,
+    /// Dedup, throttle, group, threshold, absence: applied by the daemon's state stage.
+    pub controls: Arc<Controls>,
+}
+
+/// An alert with what the state stage needs to decide its fate: its rule's controls and its
+/// group's key.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub alert: Alert,
+    pub controls: Arc<Controls>,
+    /// The values of the rule's `group_by` fields (empty without one).
+    pub key: GroupKey,
+}
+
+impl Finding {
+    /// An absence rule's match: a sign of life, never an alert by itself.
+    pub fn is_heartbeat(&self) -> bool {
+        matches!(self.controls.gate, crate::state::Gate::Absence(_))
+    }
 }
 
 /// A `for_each` entry: the array, and the pattern each reported element must match.
@@ -127,8 +149,21 @@ impl RuleSet {
         &self.lists
     }
 
-    /// The alerts the rules raise for `event`, in rule order.
+    /// The alerts the rules raise for `event`, in rule order, before any noise control: what
+    /// `meterwatch eval` and `preview` show. An absence rule's matches are heartbeats, not
+    /// alerts, and are left out.
     pub fn evaluate(&self, event: &Event) -> Result<Vec<Alert>, EventError> {
+        Ok(self
+            .findings(event)?
+            .into_iter()
+            .filter(|finding| !finding.is_heartbeat())
+            .map(|finding| finding.alert)
+            .collect())
+    }
+
+    /// Everything the rules raise for `event`, heartbeats included, with their controls and
+    /// group keys: what the state stage decides on.
+    pub fn findings(&self, event: &Event) -> Result<Vec<Finding>, EventError> {
         let matched = SCRATCH.with(|cell| {
             let (scratch, found) = &mut *cell.borrow_mut();
             self.matcher.matches_with(event.json(), scratch, found)?;
@@ -144,7 +179,7 @@ impl RuleSet {
             value: view.as_ref().unwrap_or_else(|| event.value()),
             event_time: event.event_time().and_then(condition::parse_timestamp),
         };
-        let mut alerts = Vec::new();
+        let mut findings = Vec::new();
         let alert_fields = std::cell::OnceCell::new();
         for pattern_idx in matched {
             let rule = &self.rules[*self.matcher.id(pattern_idx)];
@@ -154,20 +189,91 @@ impl RuleSet {
                         .parse(event.json())
                         .unwrap_or_else(|| event.value().clone())
                 });
-                rule.raise(event, fields, self, &mut alerts);
+                rule.raise(event, fields, self, &mut findings);
             }
         }
-        Ok(alerts)
+        Ok(findings)
+    }
+
+    /// The alert of an absence rule for `key`, which no event raised: its title and body
+    /// templates see an event holding just the key's fields.
+    pub fn absence_alert(&self, rule: &Rule, key: &GroupKey) -> Alert {
+        let mut event = Value::Object(Map::new());
+        for (path, value) in &key.values {
+            let mut at = &mut event;
+            for segment in path.split('.') {
+                if !at.is_object() {
+                    *at = Value::Object(Map::new());
+                }
+                let Value::Object(object) = at else {
+                    unreachable!("made an object just above")
+                };
+                at = object.entry(segment.to_owned()).or_insert(Value::Null);
+            }
+            *at = Value::String(value.clone());
+        }
+        let detail = event.get("detail").cloned().unwrap_or(Value::Null);
+        let matched: Map<String, Value> = key
+            .values
+            .iter()
+            .map(|(path, value)| (path.clone(), Value::String(value.clone())))
+            .collect();
+        let mut alert = Alert {
+            version: DOCUMENT_VERSION,
+            id: String::new(),
+            rule: Arc::clone(&rule.id),
+            severity: rule.severity,
+            title: rule.title.to_string(),
+            summary: String::new(),
+            body: None,
+            description: rule.description.clone(),
+            event_id: None,
+            event_name: None,
+            account: event
+                .get("account")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            region: event
+                .get("region")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            event_time: None,
+            error_code: None,
+            error_message: None,
+            principal: None,
+            product_code: content::product_code(&detail),
+            records: Vec::new(),
+            console_url: None,
+            matched,
+            element: None,
+            next_steps: rule.next_steps.clone(),
+            truncated: false,
+            status: Status::Firing,
+            suppressed: None,
+            group: None,
+        };
+        rule.render(&mut alert, || &event, self);
+        alert
     }
 }
 
 impl Rule {
     /// Pushes the rule's alerts for an event its pattern and conditions accepted; `fields`
     /// holds (at least) every field the rule and alert content read.
-    fn raise(&self, event: &Event, fields: &Value, rule_set: &RuleSet, alerts: &mut Vec<Alert>) {
+    fn raise(&self, event: &Event, fields: &Value, rule_set: &RuleSet, alerts: &mut Vec<Finding>) {
         let matched = self.matched_values(fields);
+        let key = self
+            .controls
+            .group_by()
+            .map(|group_by| group_by.key(fields))
+            .unwrap_or_default();
+        let finding = |alert| Finding {
+            alert,
+            controls: Arc::clone(&self.controls),
+            key: key.clone(),
+        };
         if self.for_each.is_empty() {
-            alerts.push(self.alert(event, fields, matched, None, rule_set));
+            alerts.push(finding(self.alert(event, fields, matched, None, rule_set)));
             return;
         }
         for for_each in &self.for_each {
@@ -183,7 +289,7 @@ impl Rule {
                         };
                         let alert =
                             self.alert(event, fields, matched.clone(), Some(element), rule_set);
-                        alerts.push(alert);
+                        alerts.push(finding(alert));
                     }
                 }
             }
@@ -228,25 +334,30 @@ impl Rule {
             element,
             next_steps: self.next_steps.clone(),
             truncated: false,
+            status: Status::Firing,
+            suppressed: None,
+            group: None,
         };
-        self.render(&mut alert, event, rule_set);
+        self.render(&mut alert, || event.value(), rule_set);
         alert
     }
 
     /// Fills in the alert's title, summary and body from the rule's templates. A template
     /// that fails (rare: they were rendered once at load) leaves a visible note, never a
     /// missing alert.
-    fn render(&self, alert: &mut Alert, event: &Event, rule_set: &RuleSet) {
+    /// Renders the rule's templates into `alert`; `event` gives the raw event, read only when
+    /// a template uses `event` or `detail`.
+    fn render<'e>(&self, alert: &mut Alert, event: impl Fn() -> &'e Value, rule_set: &RuleSet) {
         let templates: &Templates = &rule_set.templates;
         let uses = |name| templates.uses(&self.id, name);
         let mut context = serde_json::to_value(&*alert).unwrap_or(Value::Null);
         if let Some(object) = context.as_object_mut() {
             // Only templates that read the raw event pay for its whole value.
             if uses("event") {
-                object.insert("event".into(), event.value().clone());
+                object.insert("event".into(), event().clone());
             }
             if uses("detail") {
-                let detail = event.value().get("detail").cloned().unwrap_or(Value::Null);
+                let detail = event().get("detail").cloned().unwrap_or(Value::Null);
                 object.insert("detail".into(), detail);
             }
             if uses("rule") {

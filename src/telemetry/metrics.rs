@@ -24,6 +24,10 @@ pub enum FailReason {
     Shutdown,
     /// Its processing panicked (a bug).
     Internal,
+    /// The state store failed (DynamoDB unreachable, throttled, contended).
+    State,
+    /// An earlier delivery of the same event is being handled (a dedup claim stands).
+    InFlight,
 }
 
 impl FailReason {
@@ -34,6 +38,8 @@ impl FailReason {
             FailReason::Evaluate => "evaluate",
             FailReason::Shutdown => "shutdown",
             FailReason::Internal => "internal",
+            FailReason::State => "state",
+            FailReason::InFlight => "in_flight",
         }
     }
 }
@@ -47,6 +53,18 @@ pub struct ReasonLabels {
 pub struct AlertLabels {
     pub rule: String,
     pub severity: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SuppressedLabels {
+    pub rule: String,
+    /// `duplicate`, `throttled`, `below_threshold`.
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub rule: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -77,6 +95,12 @@ pub struct Metrics {
     pub receive_errors: Counter,
     pub events_evaluated: Counter,
     pub alerts_published: Family<AlertLabels, Counter>,
+    pub alerts_suppressed: Family<SuppressedLabels, Counter>,
+    pub alerts_grouped: Family<RuleLabels, Counter>,
+    pub heartbeats: Family<RuleLabels, Counter>,
+    pub absences_pending: Gauge,
+    pub groups_open: Gauge,
+    pub state_errors: Counter,
     pub publish_attempts: Family<SinkLabels, Counter>,
     pub publish_errors: Family<PublishErrorLabels, Counter>,
     pub visibility_extensions: Counter,
@@ -104,6 +128,12 @@ impl Default for Metrics {
             receive_errors: Counter::default(),
             events_evaluated: Counter::default(),
             alerts_published: Family::default(),
+            alerts_suppressed: Family::default(),
+            alerts_grouped: Family::default(),
+            heartbeats: Family::default(),
+            absences_pending: Gauge::default(),
+            groups_open: Gauge::default(),
+            state_errors: Counter::default(),
             publish_attempts: Family::default(),
             publish_errors: Family::default(),
             visibility_extensions: Counter::default(),
@@ -160,6 +190,36 @@ impl Metrics {
             "meterwatch_alerts_published",
             "Alerts accepted by every sink, by rule and severity",
             self.alerts_published.clone(),
+        );
+        registry.register(
+            "meterwatch_alerts_suppressed",
+            "Matches that sent no alert on purpose, by rule and reason (duplicate, throttled, below_threshold)",
+            self.alerts_suppressed.clone(),
+        );
+        registry.register(
+            "meterwatch_alerts_grouped",
+            "Matches folded into a group's summary alert, by rule",
+            self.alerts_grouped.clone(),
+        );
+        registry.register(
+            "meterwatch_heartbeats",
+            "Matches of absence rules (signs of metering), by rule",
+            self.heartbeats.clone(),
+        );
+        registry.register(
+            "meterwatch_absences_pending",
+            "Keys of absence rules reported silent and not yet resolved",
+            self.absences_pending.clone(),
+        );
+        registry.register(
+            "meterwatch_groups_open",
+            "Group batches waiting for their flush",
+            self.groups_open.clone(),
+        );
+        registry.register(
+            "meterwatch_state_errors",
+            "State store operations that failed (the message is left for redelivery)",
+            self.state_errors.clone(),
         );
         registry.register(
             "meterwatch_publish_attempts",

@@ -328,9 +328,10 @@ async fn broken_rules_are_rejected_and_good_edits_apply_without_restart() {
     let dir = tempfile::tempdir().unwrap();
     let rules = rules_dir(dir.path());
     let daemon = Daemon::start(&moto, &write_config(dir.path(), &resources, &rules, "")).await;
-    let throttled = fixture("failing/meterusage-throttled.eventbridge.json");
+    // Distinct event ids: a repeat of one event would be (rightly) deduplicated.
+    let throttled = numbered_events("reload", 3);
 
-    clients.send(&resources.queue_url, &throttled).await;
+    clients.send(&resources.queue_url, &throttled[0]).await;
     let alerts = clients.alerts(&resources, 1, ALERT_TIMEOUT).await;
     assert_eq!(alerts[0]["rule"], "call-failed");
 
@@ -345,7 +346,7 @@ async fn broken_rules_are_rejected_and_good_edits_apply_without_restart() {
     })
     .await;
     assert!(daemon.logs().contains("Rejected new rules"));
-    clients.send(&resources.queue_url, &throttled).await;
+    clients.send(&resources.queue_url, &throttled[1]).await;
     let alerts = clients.alerts(&resources, 1, ALERT_TIMEOUT).await;
     assert_eq!(alerts[0]["rule"], "call-failed");
 
@@ -364,7 +365,7 @@ async fn broken_rules_are_rejected_and_good_edits_apply_without_restart() {
     })
     .await;
     // Reloads may coalesce or repeat; wait for the last write's set to be the one in force.
-    clients.send(&resources.queue_url, &throttled).await;
+    clients.send(&resources.queue_url, &throttled[2]).await;
     let alerts = clients.alerts(&resources, 1, ALERT_TIMEOUT).await;
     assert_eq!(alerts[0]["rule"], "metering-failed", "{}", daemon.logs());
     assert_eq!(daemon.metric("meterwatch_rules_loaded", ""), 3.0);

@@ -5,7 +5,7 @@
 //! severity, the description is Slack markdown, `nextSteps` come from the rule, and
 //! `metadata.threadId` groups repeats of one problem (rule, account, product) in one thread.
 
-use crate::alert::{Alert, Severity};
+use crate::alert::{Alert, Severity, Status};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
@@ -16,6 +16,9 @@ const MAX_DESCRIPTION_CHARS: usize = 3500;
 pub fn notification(alert: &Alert) -> String {
     let mut description = String::new();
     let _ = writeln!(description, "{}", alert.summary);
+    for note in super::noise_notes(alert) {
+        let _ = writeln!(description, "_{note}_");
+    }
     if let Some(body) = alert.body.as_deref().filter(|b| !b.is_empty()) {
         let _ = writeln!(description, "\n{body}");
     }
@@ -111,7 +114,10 @@ pub fn notification(alert: &Alert) -> String {
         "id": alert.id,
         "content": {
             "textType": "client-markdown",
-            "title": format!("{} {}", emoji(alert.severity), alert.title),
+            "title": match alert.status {
+                Status::Firing => format!("{} {}", emoji(alert.severity), alert.title),
+                Status::Resolved => format!(":white_check_mark: Resolved: {}", alert.title),
+            },
             "description": description,
             "nextSteps": next_steps,
             "keywords": keywords,
@@ -126,6 +132,7 @@ pub fn notification(alert: &Alert) -> String {
                 "eventId": alert.event_id,
                 "eventName": alert.event_name,
                 "alertId": alert.id,
+                "status": alert.status.as_str(),
             },
         },
     })

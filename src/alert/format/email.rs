@@ -2,20 +2,22 @@
 //! link to the event. Plain text because SNS email is plain text, and it reads well in any
 //! client and in a pager's SMS-to-email gateway.
 
-use crate::alert::Alert;
+use crate::alert::{Alert, Status};
 use std::fmt::Write as _;
 
 /// The email body for `alert`.
 pub fn text(alert: &Alert) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "[{}] {}",
-        alert.severity.as_str().to_uppercase(),
-        alert.title
-    );
+    let label = match alert.status {
+        Status::Firing => alert.severity.as_str().to_uppercase(),
+        Status::Resolved => "RESOLVED".to_owned(),
+    };
+    let _ = writeln!(out, "[{label}] {}", alert.title);
     let _ = writeln!(out);
     let _ = writeln!(out, "{}", alert.summary);
+    for note in super::noise_notes(alert) {
+        let _ = writeln!(out, "{note}");
+    }
     if let Some(body) = alert.body.as_deref().filter(|b| !b.is_empty()) {
         let _ = writeln!(out);
         let _ = writeln!(out, "{body}");

@@ -13,7 +13,7 @@
 pub mod chatbot;
 pub mod email;
 
-use super::Alert;
+use super::{Alert, Status};
 use serde_json::{Map, Value};
 
 /// SNS's limit on a message, structure and all.
@@ -144,13 +144,17 @@ pub fn cut(text: &str, limit: usize) -> String {
 }
 
 /// The email subject: `[SEVERITY] title (account region)`, one line of printable ASCII under
-/// 100 characters, as SNS requires.
+/// 100 characters, as SNS requires. A resolved notice says `[RESOLVED]` instead of the
+/// severity, and a grouped alert starts with its event count, so a mailbox sorts at a glance.
 pub fn subject(alert: &Alert) -> String {
-    let mut subject = format!(
-        "[{}] {}",
-        alert.severity.as_str().to_uppercase(),
-        alert.title
-    );
+    let label = match alert.status {
+        Status::Firing => alert.severity.as_str().to_uppercase(),
+        Status::Resolved => "RESOLVED".to_owned(),
+    };
+    let mut subject = match &alert.group {
+        Some(group) if group.count > 1 => format!("[{label}] {}x {}", group.count, alert.title),
+        _ => format!("[{label}] {}", alert.title),
+    };
     if let Some(account) = &alert.account {
         subject.push_str(&format!(" ({account}"));
         if let Some(region) = &alert.region {
@@ -174,11 +178,43 @@ pub fn subject(alert: &Alert) -> String {
     }
 }
 
+/// What noise control did to an alert, one sentence each, for the human formats: how many
+/// were held back before it, how many events it stands for.
+pub(crate) fn noise_notes(alert: &Alert) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(group) = &alert.group {
+        let span = match (&group.first_time, &group.last_time) {
+            (Some(first), Some(last)) if first != last => format!(" between {first} and {last}"),
+            (Some(first), _) => format!(" at {first}"),
+            _ => String::new(),
+        };
+        let shown = if group.event_ids.len() < usize::try_from(group.count).unwrap_or(usize::MAX) {
+            format!(" (first {} event ids listed)", group.event_ids.len())
+        } else {
+            String::new()
+        };
+        notes.push(format!(
+            "{} matching events{span}: {}{shown}.",
+            group.count,
+            group.event_ids.join(", ")
+        ));
+    }
+    if let Some(n_suppressed) = alert.suppressed.filter(|n| *n > 0) {
+        notes.push(format!(
+            "{n_suppressed} more alert{} for the same group {} held back since the previous one.",
+            if n_suppressed == 1 { "" } else { "s" },
+            if n_suppressed == 1 { "was" } else { "were" },
+        ));
+    }
+    notes
+}
+
 /// Message attributes for filter policies: present fields only (SNS refuses empty values).
 pub fn attributes(alert: &Alert) -> Vec<(&'static str, String)> {
     let mut attributes = vec![
         ("severity", alert.severity.as_str().to_owned()),
         ("rule", alert.rule.to_string()),
+        ("status", alert.status.as_str().to_owned()),
     ];
     for (name, value) in [
         ("event_name", &alert.event_name),
@@ -243,6 +279,9 @@ mod tests {
             element: None,
             next_steps: Vec::new(),
             truncated: false,
+            status: Status::Firing,
+            suppressed: None,
+            group: None,
         }
     }
 
@@ -269,7 +308,40 @@ mod tests {
     #[test]
     fn attributes_leave_out_missing_fields() {
         let names: Vec<&str> = attributes(&alert()).into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names, ["severity", "rule", "event_name", "account"]);
+        assert_eq!(
+            names,
+            ["severity", "rule", "status", "event_name", "account"]
+        );
+    }
+
+    #[test]
+    fn resolved_grouped_and_throttled_alerts_say_so_in_every_human_format() {
+        let mut resolved = alert();
+        resolved.status = Status::Resolved;
+        assert!(subject(&resolved).starts_with("[RESOLVED] "));
+        assert!(email::text(&resolved).starts_with("[RESOLVED] "));
+        assert!(chatbot::notification(&resolved).contains(":white_check_mark: Resolved: "));
+
+        let mut grouped = alert();
+        grouped.suppressed = Some(4);
+        grouped.group = Some(crate::alert::GroupSummary {
+            count: 3,
+            first_time: Some("2026-01-01T00:00:00Z".into()),
+            last_time: Some("2026-01-01T00:02:00Z".into()),
+            event_ids: vec!["e-0".into(), "e-1".into(), "e-2".into()],
+            key: Map::new(),
+        });
+        assert!(
+            subject(&grouped).starts_with("[MEDIUM] 3x "),
+            "{}",
+            subject(&grouped)
+        );
+        let notes = "3 matching events between 2026-01-01T00:00:00Z and 2026-01-01T00:02:00Z: e-0, e-1, e-2.";
+        let held = "4 more alerts for the same group were held back since the previous one.";
+        for text in [email::text(&grouped), chatbot::notification(&grouped)] {
+            assert!(text.contains(notes), "{text}");
+            assert!(text.contains(held), "{text}");
+        }
     }
 
     #[test]

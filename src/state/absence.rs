@@ -1,0 +1,278 @@
+//! Absence: the costliest metering failure raises no event at all. An absence rule's matches
+//! (successful MeterUsage / BatchMeterUsage calls) are *heartbeats* of a key (a product code,
+//! optionally with a dimension); a key with no heartbeat for `interval` + `grace` fires once,
+//! and its next heartbeat sends one resolved notice.
+//!
+//! Silence is judged by the wall clock against the last heartbeat's *event* time, by a
+//! periodic check ([`check`], run by the daemon's absence ticker) over every expected key:
+//! the rule's `expected_list` and, with `learn`, every key seen since. Each key's heartbeat
+//! entry (last event time, whether it is alerted) lives in the store, as does the set of
+//! learned keys, so with DynamoDB a restart neither forgets a pending absence nor alerts
+//! again for one already reported; the store's atomic updates make sure that of several
+//! replicas running the check, one sends.
+//!
+//! A listed key never seen is watched from the first check: it fires if nothing arrives
+//! within `interval` + `grace` of monitoring starting.
+
+use super::{Change, Entry, GroupBy, Millis, Write, millis};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// `[rule.absence] interval` when not given.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
+/// `[rule.absence] grace` when not given.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(15 * 60);
+/// Heartbeat entries and learned keys are kept this long after their last write: a product
+/// that stopped for good is forgotten after a year, not reported again.
+pub const RETAIN: Duration = Duration::from_secs(400 * 24 * 3600);
+
+/// `[rule.absence]`, compiled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    pub group_by: GroupBy,
+    pub interval: Duration,
+    pub grace: Duration,
+    /// The expected list's name and its entries (each a key's text).
+    pub expected: Option<(String, Vec<String>)>,
+    pub learn: bool,
+}
+
+impl Spec {
+    /// How long a key may be silent.
+    pub fn allowed_silence(&self) -> Millis {
+        millis(self.interval) + millis(self.grace)
+    }
+}
+
+/// One key's heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The latest heartbeat's event time, or when monitoring of a key never seen began.
+    pub last: Millis,
+    /// Whether `last` is a heartbeat (else the start of monitoring).
+    pub seen: bool,
+    /// Whether the absence was reported and not yet resolved.
+    pub alerted: bool,
+}
+
+/// The keys an absence rule learned from traffic.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Learned {
+    pub keys: BTreeSet<String>,
+}
+
+/// What a heartbeat did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beat {
+    /// The key was reported absent and meters again: send the resolved notice.
+    Resumed { silent_since: Millis },
+    /// Recorded.
+    Alive,
+}
+
+/// What the periodic check found for one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Silent for too long and not yet reported: send the alert.
+    Missing { since: Millis, seen: bool },
+    /// Fine.
+    Quiet,
+    /// Silent, and already reported.
+    Reported,
+}
+
+/// Records a heartbeat at `event_time`, judged at `now`.
+pub fn beat(previous: Option<Entry>, spec: &Spec, event_time: Millis, now: Millis) -> Change<Beat> {
+    let previous = match previous {
+        Some(Entry::Heartbeat(heartbeat)) => Some(heartbeat),
+        _ => None,
+    };
+    let last = previous
+        .as_ref()
+        .filter(|p| p.seen)
+        .map_or(event_time, |p| p.last.max(event_time));
+    let alerted = previous.as_ref().is_some_and(|p| p.alerted);
+    // A late delivery of an old heartbeat does not mean metering resumed.
+    let recent = now - last <= spec.allowed_silence();
+    let resumed = alerted && recent;
+    let unchanged = previous
+        .as_ref()
+        .is_some_and(|p| p.seen && p.last == last && !resumed);
+    let write = if unchanged {
+        Write::Keep
+    } else {
+        Write::Put {
+            entry: Entry::Heartbeat(Heartbeat {
+                last,
+                seen: true,
+                alerted: alerted && !resumed,
+            }),
+            expires_at: now.max(last) + millis(RETAIN),
+        }
+    };
+    let decision = match (resumed, previous) {
+        (true, Some(previous)) => Beat::Resumed {
+            silent_since: previous.last,
+        },
+        _ => Beat::Alive,
+    };
+    Change { write, decision }
+}
+
+/// Checks one expected key at `now`.
+pub fn check(previous: Option<Entry>, spec: &Spec, now: Millis) -> Change<Check> {
+    let keep = Change {
+        write: Write::Keep,
+        decision: Check::Quiet,
+    };
+    match previous {
+        Some(Entry::Heartbeat(heartbeat)) => {
+            if heartbeat.alerted {
+                return Change {
+                    write: Write::Keep,
+                    decision: Check::Reported,
+                };
+            }
+            if now - heartbeat.last <= spec.allowed_silence() {
+                return keep;
+            }
+            Change {
+                write: Write::Put {
+                    entry: Entry::Heartbeat(Heartbeat {
+                        alerted: true,
+                        ..heartbeat.clone()
+                    }),
+                    expires_at: now + millis(RETAIN),
+                },
+                decision: Check::Missing {
+                    since: heartbeat.last,
+                    seen: heartbeat.seen,
+                },
+            }
+        }
+        // Never seen: start watching now.
+        _ => Change {
+            write: Write::Put {
+                entry: Entry::Heartbeat(Heartbeat {
+                    last: now,
+                    seen: false,
+                    alerted: false,
+                }),
+                expires_at: now + millis(RETAIN),
+            },
+            decision: Check::Quiet,
+        },
+    }
+}
+
+/// Adds `key` to the learned keys (no write if known).
+pub fn learn(previous: Option<Entry>, key: &str, now: Millis) -> Change<bool> {
+    let mut learned = match previous {
+        Some(Entry::Keys(learned)) => learned,
+        _ => Learned::default(),
+    };
+    if learned.keys.contains(key) {
+        return Change {
+            write: Write::Keep,
+            decision: false,
+        };
+    }
+    learned.keys.insert(key.to_owned());
+    Change {
+        write: Write::Put {
+            entry: Entry::Keys(learned),
+            expires_at: now + millis(RETAIN),
+        },
+        decision: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Millis = 60_000;
+
+    fn spec() -> Spec {
+        Spec {
+            group_by: GroupBy::default(),
+            interval: DEFAULT_INTERVAL,
+            grace: DEFAULT_GRACE,
+            expected: None,
+            learn: true,
+        }
+    }
+
+    fn apply<D>(entry: &mut Option<Entry>, change: Change<D>) -> D {
+        if let Write::Put { entry: next, .. } = change.write {
+            *entry = Some(next);
+        }
+        change.decision
+    }
+
+    fn check_at(entry: &mut Option<Entry>, now: Millis) -> Check {
+        let change = check(entry.clone(), &spec(), now);
+        apply(entry, change)
+    }
+
+    fn beat_at(entry: &mut Option<Entry>, event_time: Millis, now: Millis) -> Beat {
+        let change = beat(entry.clone(), &spec(), event_time, now);
+        apply(entry, change)
+    }
+
+    #[test]
+    fn silence_past_interval_and_grace_fires_once_and_a_heartbeat_resolves() {
+        let mut entry = None;
+        assert_eq!(beat_at(&mut entry, 0, 0), Beat::Alive);
+        assert_eq!(check_at(&mut entry, 75 * MINUTE), Check::Quiet);
+        assert_eq!(
+            check_at(&mut entry, 76 * MINUTE),
+            Check::Missing {
+                since: 0,
+                seen: true
+            }
+        );
+        assert_eq!(check_at(&mut entry, 200 * MINUTE), Check::Reported);
+        assert_eq!(
+            beat_at(&mut entry, 199 * MINUTE, 200 * MINUTE),
+            Beat::Resumed { silent_since: 0 }
+        );
+        assert_eq!(beat_at(&mut entry, 200 * MINUTE, 201 * MINUTE), Beat::Alive);
+        assert_eq!(check_at(&mut entry, 202 * MINUTE), Check::Quiet);
+    }
+
+    #[test]
+    fn an_old_heartbeat_delivered_late_does_not_resolve() {
+        let mut entry = None;
+        beat_at(&mut entry, 0, 0);
+        check_at(&mut entry, 100 * MINUTE);
+        assert_eq!(beat_at(&mut entry, 10 * MINUTE, 101 * MINUTE), Beat::Alive);
+        assert!(matches!(
+            entry,
+            Some(Entry::Heartbeat(Heartbeat { alerted: true, .. }))
+        ));
+    }
+
+    #[test]
+    fn a_key_never_seen_is_watched_from_the_first_check() {
+        let mut entry = None;
+        assert_eq!(check_at(&mut entry, 10 * MINUTE), Check::Quiet);
+        assert_eq!(
+            check_at(&mut entry, 86 * MINUTE),
+            Check::Missing {
+                since: 10 * MINUTE,
+                seen: false
+            }
+        );
+    }
+
+    #[test]
+    fn learning_a_key_writes_once() {
+        let mut entry = None;
+        let change = learn(None, "p", 0);
+        assert!(apply(&mut entry, change));
+        let change = learn(entry.clone(), "p", 1);
+        assert!(!apply(&mut entry, change));
+    }
+}

@@ -1,0 +1,122 @@
+//! Dedup: SQS and EventBridge deliver at least once, so one CloudTrail event can arrive
+//! twice (or be redelivered after a failure). Its alert is sent once within a window.
+//!
+//! The key is the alert id, a UUIDv5 of rule, `eventID` and element path. A key is first
+//! *claimed* (`Pending`, with a lease) before the alert is sent, and *confirmed* (`Sent`,
+//! kept for the window) after. A second delivery that finds a live claim neither sends nor
+//! deletes: its message is left for redelivery ([`Verdict::InFlight`]), by which time the
+//! claim is confirmed (a duplicate: deleted) or its lease ran out because the replica holding
+//! it died (claimed again: sent). So no interleaving of two replicas, crashes and redeliveries
+//! sends an alert twice within the window, or loses it.
+
+use super::{Change, Entry, Millis, Write, millis};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// `[rule.dedup] window` when not given.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a claim stands without being confirmed: longer than any publish with retries.
+/// A grouped alert's claim also covers the group's wait and interval.
+pub const LEASE: Duration = Duration::from_secs(15 * 60);
+
+/// A remembered alert id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Seen {
+    /// Someone is sending it (or absorbing it in a group or count) until `until`.
+    Pending { until: Millis },
+    /// It was handled.
+    Sent,
+}
+
+/// What a delivery of an alert id should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// First delivery: go on, then confirm (or undo the claim if sending failed).
+    Fresh,
+    /// Already handled within the window: drop it.
+    Duplicate,
+    /// Another delivery is being handled right now: leave the message for redelivery.
+    InFlight,
+}
+
+/// Claims `previous`'s key for a delivery at `now`.
+pub fn claim(previous: Option<Entry>, now: Millis, lease: Duration) -> Change<Verdict> {
+    let keep = |decision| Change {
+        write: Write::Keep,
+        decision,
+    };
+    match previous {
+        Some(Entry::Dedup(Seen::Sent)) => keep(Verdict::Duplicate),
+        Some(Entry::Dedup(Seen::Pending { until })) if until > now => keep(Verdict::InFlight),
+        // Absent, an expired lease, or (never, keys are per kind) another kind's entry.
+        _ => {
+            let until = now + millis(lease);
+            Change {
+                write: Write::Put {
+                    entry: Entry::Dedup(Seen::Pending { until }),
+                    expires_at: until,
+                },
+                decision: Verdict::Fresh,
+            }
+        }
+    }
+}
+
+/// Confirms a claim: the alert was handled at `now`; remember it for `window`.
+pub fn confirm(now: Millis, window: Duration) -> Change<()> {
+    Change {
+        write: Write::Put {
+            entry: Entry::Dedup(Seen::Sent),
+            expires_at: now + millis(window),
+        },
+        decision: (),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{MemoryStore, Store};
+
+    const MINUTE: Millis = 60_000;
+
+    async fn claim_at(store: &Store, now: Millis) -> (Verdict, crate::state::Undo) {
+        store
+            .update("k", now, |previous| claim(previous, now, LEASE))
+            .await
+            .expect("memory store")
+    }
+
+    #[tokio::test]
+    async fn a_confirmed_alert_is_a_duplicate_for_the_window_only() {
+        let store = Store::Memory(MemoryStore::default());
+        assert_eq!(claim_at(&store, 0).await.0, Verdict::Fresh);
+        store
+            .update("k", MINUTE, |_| confirm(MINUTE, DEFAULT_WINDOW))
+            .await
+            .expect("memory store");
+        assert_eq!(claim_at(&store, 2 * MINUTE).await.0, Verdict::Duplicate);
+        let after_window = MINUTE + millis(DEFAULT_WINDOW);
+        assert_eq!(claim_at(&store, after_window).await.0, Verdict::Fresh);
+    }
+
+    #[tokio::test]
+    async fn a_live_claim_holds_redeliveries_until_its_lease_runs_out() {
+        let store = Store::Memory(MemoryStore::default());
+        assert_eq!(claim_at(&store, 0).await.0, Verdict::Fresh);
+        assert_eq!(claim_at(&store, MINUTE).await.0, Verdict::InFlight);
+        // The claimant died: after the lease someone else sends it.
+        assert_eq!(claim_at(&store, millis(LEASE)).await.0, Verdict::Fresh);
+    }
+
+    #[tokio::test]
+    async fn an_undone_claim_lets_the_redelivery_send() {
+        let store = Store::Memory(MemoryStore::default());
+        let (verdict, undo) = claim_at(&store, 0).await;
+        assert_eq!(verdict, Verdict::Fresh);
+        store.undo(undo).await.expect("memory store");
+        assert_eq!(claim_at(&store, 1).await.0, Verdict::Fresh);
+    }
+}

@@ -1,0 +1,188 @@
+//! The in-process store: one replica, forgotten on restart.
+//!
+//! A `HashMap` behind a std `Mutex`: every operation is a lookup and an insert, the lock is
+//! never held across an `.await` (decisions are synchronous), so a tokio mutex would only add
+//! cost. Expired entries are evicted by a sweep that runs whenever the map has doubled since
+//! the last one, so memory follows the number of *live* keys (amortised O(1) per write), and
+//! an entry read after it expired counts as absent even before it is swept.
+
+use super::{Change, Entry, Millis, Undo, Write};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Never sweep below this many entries: small maps are cheap to keep.
+const MIN_SWEEP_LEN: usize = 1024;
+
+#[derive(Debug)]
+struct Slot {
+    entry: Entry,
+    expires_at: Millis,
+    version: u64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    slots: HashMap<Box<str>, Slot>,
+    /// Sweep expired entries when the map reaches this size.
+    sweep_at: usize,
+    /// Versions are unique per store, so an undo never matches a later write.
+    next_version: u64,
+}
+
+/// State in this process.
+#[derive(Debug)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            inner: Mutex::new(Inner {
+                slots: HashMap::new(),
+                sweep_at: MIN_SWEEP_LEN,
+                next_version: 1,
+            }),
+        }
+    }
+}
+
+impl MemoryStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock left a consistent map (each operation is one
+        // insert or remove), so a poisoned lock is still usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(super) fn update<D>(
+        &self,
+        key: &str,
+        now: Millis,
+        mut decide: impl FnMut(Option<Entry>) -> Change<D>,
+    ) -> (D, Undo) {
+        let mut inner = self.lock();
+        let previous = inner
+            .slots
+            .get(key)
+            .filter(|slot| slot.expires_at > now)
+            .map(|slot| (slot.entry.clone(), slot.expires_at));
+        let change = decide(previous.as_ref().map(|(entry, _)| entry.clone()));
+        let written = match change.write {
+            Write::Keep => None,
+            Write::Put { entry, expires_at } => {
+                let version = inner.next_version;
+                inner.next_version += 1;
+                inner.slots.insert(
+                    key.into(),
+                    Slot {
+                        entry,
+                        expires_at,
+                        version,
+                    },
+                );
+                if inner.slots.len() >= inner.sweep_at {
+                    inner.slots.retain(|_, slot| slot.expires_at > now);
+                    inner.sweep_at = (inner.slots.len() * 2).max(MIN_SWEEP_LEN);
+                }
+                Some(version)
+            }
+            Write::Delete => {
+                inner.slots.remove(key);
+                let version = inner.next_version;
+                inner.next_version += 1;
+                Some(version)
+            }
+        };
+        let undo = Undo {
+            key: key.to_owned(),
+            previous,
+            written,
+        };
+        (change.decision, undo)
+    }
+
+    pub(super) fn undo(&self, undo: Undo) {
+        let mut inner = self.lock();
+        let current = inner.slots.get(undo.key.as_str()).map(|slot| slot.version);
+        // Our write is still the last one: a put left our version, a delete left nothing.
+        let ours = match current {
+            Some(version) => Some(version) == undo.written,
+            None => true,
+        };
+        if !ours {
+            return;
+        }
+        match undo.previous {
+            Some((entry, expires_at)) => {
+                let version = inner.next_version;
+                inner.next_version += 1;
+                inner.slots.insert(
+                    undo.key.into(),
+                    Slot {
+                        entry,
+                        expires_at,
+                        version,
+                    },
+                );
+            }
+            None => {
+                inner.slots.remove(undo.key.as_str());
+            }
+        }
+    }
+
+    /// Entries held, expired or not (for tests and the benchmark).
+    pub fn len(&self) -> usize {
+        self.lock().slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::dedup::Seen;
+
+    fn put(store: &MemoryStore, key: &str, now: Millis, ttl: Millis) -> (bool, Undo) {
+        store.update(key, now, |previous| Change {
+            write: Write::Put {
+                entry: Entry::Dedup(Seen::Sent),
+                expires_at: now + ttl,
+            },
+            decision: previous.is_none(),
+        })
+    }
+
+    #[test]
+    fn expired_entries_read_as_absent_and_are_swept() {
+        let store = MemoryStore::default();
+        assert!(put(&store, "a", 0, 10).0);
+        assert!(!put(&store, "a", 5, 10).0, "live entry");
+        assert!(put(&store, "a", 15, 10).0, "expired at 15");
+        for idx in 0..(MIN_SWEEP_LEN * 4) {
+            put(&store, &format!("k{idx}"), idx as Millis, 1);
+        }
+        assert!(
+            store.len() <= MIN_SWEEP_LEN * 2,
+            "expired keys evicted: {}",
+            store.len()
+        );
+    }
+
+    #[test]
+    fn undo_restores_the_previous_entry_unless_someone_wrote_since() {
+        let store = MemoryStore::default();
+        let (_, first) = put(&store, "a", 0, 100);
+        let (_, second) = put(&store, "a", 1, 100);
+        store.undo(first);
+        assert_eq!(store.len(), 1, "a stale undo leaves the later write");
+        store.undo(second);
+        let (fresh, _) = put(&store, "a", 2, 100);
+        assert!(!fresh, "the first write is back");
+    }
+}

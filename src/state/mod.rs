@@ -1,0 +1,357 @@
+//! Noise control and stateful rules: what happens to a rule's alerts between the rule engine
+//! and the sinks.
+//!
+//! # Layout
+//! - `mod.rs`: a rule's compiled [`Controls`], group keys, the [`Clock`], and the [`Store`]
+//!   every stage keeps its state in.
+//! - [`dedup`]: one alert per CloudTrail event (and element) within a window.
+//! - [`throttle`]: one alert per group per interval; the next one counts what was held back.
+//! - [`group`]: matches collected for a while, then one alert summarising them.
+//! - [`threshold`]: alert when N matches fall within a window of *event* time.
+//! - [`absence`]: matches are heartbeats; alert when a key stops, resolve when it resumes.
+//! - [`stage`]: the stages in order, as the pipeline calls them.
+//! - [`memory`], [`dynamodb`]: the two stores.
+//!
+//! # Design
+//! Each stage is pure decision logic over one [`Entry`]: `(previous entry, input, now) →
+//! (next entry, decision)`. The store applies a decision atomically ([`Store::update`]): the
+//! memory store under a mutex, the DynamoDB store by optimistic concurrency (read, decide,
+//! write on condition that the item's `version` did not change, retry otherwise). So two
+//! replicas sharing a table can never both take the same decision for one key, and the logic
+//! is tested once, with paused time, whatever the store.
+//!
+//! Time comes from a [`Clock`], never from `SystemTime` directly: tests run with tokio's
+//! paused clock and move it forward.
+
+pub mod absence;
+pub mod dedup;
+pub mod dynamodb;
+pub mod group;
+pub mod memory;
+pub mod stage;
+pub mod threshold;
+pub mod throttle;
+
+use crate::rules::FieldPath;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::time::Duration;
+
+pub use dynamodb::DynamoStore;
+pub use memory::MemoryStore;
+pub use stage::{Noise, Publish, Reason, Settled};
+
+/// Milliseconds since the Unix epoch: how every stage stores time.
+pub type Millis = i64;
+
+/// Converts a duration to [`Millis`], saturating (rule durations are far below the limit).
+pub fn millis(duration: Duration) -> Millis {
+    Millis::try_from(duration.as_millis()).unwrap_or(Millis::MAX)
+}
+
+/// A rule's noise controls, compiled from its `[rule.dedup]`, `[rule.throttle]`,
+/// `[rule.group]`, `[rule.threshold]` and `[rule.absence]` tables.
+///
+/// Dedup applies to every rule unless disabled. At most one of the others: they each decide
+/// when a match becomes an alert, and combining them would make that hard to predict.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Controls {
+    /// How long an alert id is remembered; `None` when dedup is disabled.
+    pub dedup: Option<Duration>,
+    /// What, besides dedup, stands between a match and an alert.
+    pub gate: Gate,
+}
+
+impl Controls {
+    /// The controls of a rule that says nothing: dedup for the default window.
+    pub fn standard() -> Controls {
+        Controls {
+            dedup: Some(dedup::DEFAULT_WINDOW),
+            gate: Gate::None,
+        }
+    }
+
+    /// The fields the rule's group key reads, if it has one.
+    pub fn group_by(&self) -> Option<&GroupBy> {
+        match &self.gate {
+            Gate::None => None,
+            Gate::Throttle(spec) => Some(&spec.group_by),
+            Gate::Group(spec) => Some(&spec.group_by),
+            Gate::Threshold(spec) => Some(&spec.group_by),
+            Gate::Absence(spec) => Some(&spec.group_by),
+        }
+    }
+}
+
+/// The one control (beyond dedup) a rule may have.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Gate {
+    /// Every (deduplicated) match is an alert.
+    #[default]
+    None,
+    Throttle(throttle::Spec),
+    Group(group::Spec),
+    Threshold(threshold::Spec),
+    Absence(absence::Spec),
+}
+
+/// The fields whose values make a group key (`group_by`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupBy {
+    pub fields: Vec<FieldPath>,
+}
+
+/// One group's identity: its values, readable, and as one string for state keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct GroupKey {
+    /// The values joined by `|` (several values of one field joined by `,`); empty for a
+    /// rule without `group_by`.
+    pub text: String,
+    /// The values by dotted path, for the alert.
+    pub values: Vec<(String, String)>,
+}
+
+impl GroupBy {
+    /// The key of `event`: every field's values (missing fields count as empty).
+    pub fn key(&self, event: &Value) -> GroupKey {
+        let mut key = GroupKey::default();
+        for (idx, field) in self.fields.iter().enumerate() {
+            let text: Vec<String> = field
+                .values(event)
+                .into_iter()
+                .filter_map(|value| crate::rules::as_text(value).map(|t| t.into_owned()))
+                .collect();
+            let text = text.join(",");
+            if idx > 0 {
+                key.text.push('|');
+            }
+            key.text.push_str(&text);
+            key.values.push((field.as_str().to_owned(), text));
+        }
+        key
+    }
+
+    /// The key an expected-list entry names: one value per field, joined by `|`.
+    pub fn key_from_text(&self, text: &str) -> GroupKey {
+        let values: Vec<(String, String)> = self
+            .fields
+            .iter()
+            .zip(text.split('|').chain(std::iter::repeat("")))
+            .map(|(field, value)| (field.as_str().to_owned(), value.to_owned()))
+            .collect();
+        GroupKey {
+            text: text.to_owned(),
+            values,
+        }
+    }
+}
+
+/// State keys (DynamoDB `pk`) stay readable, but never exceed a size DynamoDB accepts
+/// (2048 bytes): a long group key is replaced by its UUIDv5 digest.
+pub fn state_key(kind: &str, rule: &str, key: &str) -> String {
+    const MAX_KEY_BYTES: usize = 512;
+    if key.len() <= MAX_KEY_BYTES {
+        format!("{kind}#{rule}#{key}")
+    } else {
+        let digest = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, key.as_bytes());
+        format!("{kind}#{rule}#~{digest}")
+    }
+}
+
+/// Where "now" comes from. Production reads the system clock; tests anchor a wall time to
+/// tokio's (pausable) clock, so advancing tokio time advances this clock too.
+#[derive(Debug, Clone)]
+pub enum Clock {
+    System,
+    /// `epoch` at `started`, moving with tokio time.
+    Tokio {
+        epoch: jiff::Timestamp,
+        started: tokio::time::Instant,
+    },
+}
+
+impl Clock {
+    /// A clock that reads `epoch` now and follows tokio time from here.
+    pub fn tokio_from(epoch: jiff::Timestamp) -> Clock {
+        Clock::Tokio {
+            epoch,
+            started: tokio::time::Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> Millis {
+        match self {
+            Clock::System => jiff::Timestamp::now().as_millisecond(),
+            Clock::Tokio { epoch, started } => epoch.as_millisecond() + millis(started.elapsed()),
+        }
+    }
+}
+
+/// The state of one key, whichever stage owns it. Stored as is in memory and as JSON (the
+/// `entry` attribute) in DynamoDB.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    Dedup(dedup::Seen),
+    Throttle(throttle::Window),
+    Threshold(threshold::Counts),
+    Heartbeat(absence::Heartbeat),
+    Keys(absence::Learned),
+}
+
+/// What a decision does to its key's entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Leave it as it is.
+    Keep,
+    /// Replace it; it is forgotten after `expires_at` (the DynamoDB TTL attribute).
+    Put { entry: Entry, expires_at: Millis },
+    /// Remove it.
+    Delete,
+}
+
+/// A stage's decision and what it writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change<D> {
+    pub write: Write,
+    pub decision: D,
+}
+
+/// How to take back a write whose alert could not be sent (so that a redelivery decides
+/// again): the entry before, and the version written, so that a later write by someone
+/// else is never overwritten.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Undo {
+    key: String,
+    previous: Option<(Entry, Millis)>,
+    /// `None` when nothing was written: there is nothing to undo.
+    written: Option<u64>,
+}
+
+impl Undo {
+    pub fn nothing(key: String) -> Undo {
+        Undo {
+            key,
+            previous: None,
+            written: None,
+        }
+    }
+}
+
+/// A state operation that failed: the message is left for redelivery.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state store {operation} failed for {key}: {message}")]
+    Store {
+        operation: &'static str,
+        key: String,
+        message: String,
+        retryable: bool,
+    },
+    #[error("state entry {key} is not valid: {message}")]
+    Corrupt { key: String, message: String },
+    #[error(
+        "state entry {key} kept changing under concurrent writers; gave up after {attempts} attempts"
+    )]
+    Contended { key: String, attempts: u32 },
+}
+
+/// Where state lives: the process (one replica) or a DynamoDB table (several, restarts).
+#[derive(Debug)]
+pub enum Store {
+    Memory(MemoryStore),
+    Dynamodb(DynamoStore),
+}
+
+impl Store {
+    /// Applies `decide` to the entry at `key` atomically and returns its decision.
+    ///
+    /// An entry past its `expires_at` is `None` to `decide`. `decide` may run more than once
+    /// (the DynamoDB store retries when another writer got there first), so it must not
+    /// have side effects.
+    pub async fn update<D>(
+        &self,
+        key: &str,
+        now: Millis,
+        decide: impl FnMut(Option<Entry>) -> Change<D>,
+    ) -> Result<(D, Undo), StateError> {
+        match self {
+            Store::Memory(store) => Ok(store.update(key, now, decide)),
+            Store::Dynamodb(store) => store.update(key, now, decide).await,
+        }
+    }
+
+    /// Reads the entry at `key` (`None` if absent or expired).
+    pub async fn get(&self, key: &str, now: Millis) -> Result<Option<Entry>, StateError> {
+        let (entry, _) = self
+            .update(key, now, |entry| Change {
+                write: Write::Keep,
+                decision: entry,
+            })
+            .await?;
+        Ok(entry)
+    }
+
+    /// Takes back a write (see [`Undo`]); a no-op if someone wrote since.
+    pub async fn undo(&self, undo: Undo) -> Result<(), StateError> {
+        if undo.written.is_none() {
+            return Ok(());
+        }
+        match self {
+            Store::Memory(store) => {
+                store.undo(undo);
+                Ok(())
+            }
+            Store::Dynamodb(store) => store.undo(undo).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn group_by(paths: &[&str]) -> GroupBy {
+        GroupBy {
+            fields: paths
+                .iter()
+                .map(|p| FieldPath::parse(p).expect("valid test path"))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn group_keys_join_fields_and_tolerate_missing_ones() {
+        let by = group_by(&[
+            "account",
+            "detail.requestParameters.productCode",
+            "detail.x",
+        ]);
+        let key =
+            by.key(&json!({"account": "1", "detail": {"requestParameters": {"productCode": "p"}}}));
+        assert_eq!(key.text, "1|p|");
+        assert_eq!(
+            key.values[1],
+            ("detail.requestParameters.productCode".into(), "p".into())
+        );
+        assert_eq!(by.key_from_text("1|p|").text, key.text);
+    }
+
+    #[test]
+    fn long_state_keys_are_digested() {
+        assert_eq!(state_key("dedup", "r", "k"), "dedup#r#k");
+        let long = "x".repeat(2000);
+        let key = state_key("throttle", "r", &long);
+        assert!(key.len() < 100 && key.starts_with("throttle#r#~"), "{key}");
+        assert_eq!(key, state_key("throttle", "r", &long));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_tokio_clock_follows_paused_time() {
+        let clock = Clock::tokio_from(jiff::Timestamp::from_second(1_000).expect("valid"));
+        assert_eq!(clock.now(), 1_000_000);
+        tokio::time::advance(Duration::from_secs(90)).await;
+        assert_eq!(clock.now(), 1_090_000);
+    }
+}

@@ -1,0 +1,827 @@
+//! The state stage: what the pipeline calls between the rule engine and the sinks, for each
+//! finding, and what the absence ticker calls periodically.
+//!
+//! For a finding: dedup claims its alert id; the rule's gate (throttle, group, threshold,
+//! absence) decides whether and what to send; the alert is published through the caller's
+//! `publish`; then the dedup claim is confirmed, or taken back (with the gate's write) if the
+//! publish failed, so the message's redelivery decides again. [`Settled`] tells the pipeline
+//! whether the message may be deleted.
+
+use super::{
+    Clock, Controls, Gate, GroupKey, Millis, StateError, Store, absence, dedup,
+    group::{self, Groups, Joined},
+    state_key, threshold, throttle,
+};
+use crate::alert::{Alert, Status};
+use crate::rules::{Finding, RuleSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Sends an alert to every sink; true when all accepted it. (A trait rather than an async
+/// closure: the pipeline's future must be `Send` for any borrow of the alert.)
+pub trait Publish: Sync {
+    fn publish(&self, alert: &Alert) -> impl Future<Output = bool> + Send;
+}
+
+/// Why a finding sent no alert (the `reason` label of `meterwatch_alerts_suppressed_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Its alert was already sent (a redelivered or repeated event).
+    Duplicate,
+    /// Its group already alerted within the throttle interval.
+    Throttled,
+    /// Its count has not reached the rule's threshold.
+    BelowThreshold,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Duplicate => "duplicate",
+            Reason::Throttled => "throttled",
+            Reason::BelowThreshold => "below_threshold",
+        }
+    }
+}
+
+/// What became of one finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// An alert was sent for it (its own, a group's summary it led, a threshold's, a
+    /// throttled one carrying a count, a resolved notice).
+    Published,
+    /// It joined a group whose summary was sent.
+    Grouped,
+    /// An absence rule's heartbeat, recorded.
+    Heartbeat,
+    /// Nothing to send, on purpose.
+    Suppressed(Reason),
+    /// An earlier delivery of the same event is being handled: leave the message.
+    InFlight,
+    /// Publishing failed: leave the message (state was rolled back).
+    Failed,
+}
+
+impl Settled {
+    /// Whether the message that carried the finding may be deleted.
+    pub fn is_done(self) -> bool {
+        !matches!(self, Settled::InFlight | Settled::Failed)
+    }
+}
+
+/// What one absence check found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AbsenceReport {
+    /// Keys reported absent and not yet resolved (the pending absences gauge).
+    pub n_absent: usize,
+    /// Alerts sent by this check.
+    pub n_fired: usize,
+    /// Keys watched.
+    pub n_keys: usize,
+}
+
+/// State, clock and groups, shared by every poller.
+#[derive(Debug)]
+pub struct Noise {
+    store: Store,
+    clock: Clock,
+    groups: Groups,
+    /// Flushes every group batch at once when cancelled, so draining is not held up.
+    shutdown: CancellationToken,
+}
+
+impl Noise {
+    pub fn new(store: Store, clock: Clock, shutdown: CancellationToken) -> Noise {
+        Noise {
+            store,
+            clock,
+            groups: Groups::default(),
+            shutdown,
+        }
+    }
+
+    /// In memory with the system clock: one replica, and `meterwatch` commands.
+    pub fn in_memory() -> Noise {
+        Noise::new(
+            Store::Memory(super::MemoryStore::default()),
+            Clock::System,
+            CancellationToken::new(),
+        )
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    /// Open group batches (a gauge).
+    pub fn n_open_groups(&self) -> usize {
+        self.groups.n_open()
+    }
+
+    /// Takes one finding through dedup and its rule's gate; `publish` sends an alert to every
+    /// sink and says whether all accepted it.
+    pub async fn admit(
+        &self,
+        finding: Finding,
+        publish: &impl Publish,
+    ) -> Result<Settled, StateError> {
+        let Finding {
+            mut alert,
+            controls,
+            key,
+        } = finding;
+        let claim = match controls.dedup {
+            Some(window) => {
+                let dedup_key = state_key("dedup", &alert.rule, &alert.id);
+                let lease = lease(&controls);
+                let now = self.clock.now();
+                let (verdict, undo) = self
+                    .store
+                    .update(&dedup_key, now, |previous| {
+                        dedup::claim(previous, now, lease)
+                    })
+                    .await?;
+                match verdict {
+                    dedup::Verdict::Duplicate => return Ok(Settled::Suppressed(Reason::Duplicate)),
+                    dedup::Verdict::InFlight => return Ok(Settled::InFlight),
+                    dedup::Verdict::Fresh => Some((dedup_key, window, undo)),
+                }
+            }
+            None => None,
+        };
+        let settled = self.gate(&mut alert, &controls, &key, publish).await;
+        if let Some((dedup_key, window, undo)) = claim {
+            match &settled {
+                Ok(settled) if settled.is_done() => {
+                    let now = self.clock.now();
+                    // The alert is out: failing to remember it risks a duplicate only if the
+                    // same event arrives again after the claim's lease, so warn and go on.
+                    if let Err(error) = self
+                        .store
+                        .update(&dedup_key, now, |_| dedup::confirm(now, window))
+                        .await
+                    {
+                        tracing::warn!(key = %dedup_key, error = %error, "Could not confirm a dedup claim.");
+                    }
+                }
+                _ => {
+                    if let Err(error) = self.store.undo(undo).await {
+                        tracing::warn!(key = %dedup_key, error = %error, "Could not release a dedup claim; a redelivery waits for its lease.");
+                    }
+                }
+            }
+        }
+        settled
+    }
+
+    async fn gate(
+        &self,
+        alert: &mut Alert,
+        controls: &Controls,
+        key: &GroupKey,
+        publish: &impl Publish,
+    ) -> Result<Settled, StateError> {
+        let rule = Arc::clone(&alert.rule);
+        match &controls.gate {
+            Gate::None => Ok(if publish.publish(alert).await {
+                Settled::Published
+            } else {
+                Settled::Failed
+            }),
+            Gate::Throttle(spec) => {
+                let state_key = state_key("throttle", &rule, &key.text);
+                let now = self.clock.now();
+                let (verdict, undo) = self
+                    .store
+                    .update(&state_key, now, |previous| {
+                        throttle::decide(previous, now, spec.interval)
+                    })
+                    .await?;
+                match verdict {
+                    throttle::Verdict::Hold => Ok(Settled::Suppressed(Reason::Throttled)),
+                    throttle::Verdict::Send { suppressed } => {
+                        alert.suppressed = (suppressed > 0).then_some(suppressed);
+                        self.publish_or_undo(alert, undo, publish).await
+                    }
+                }
+            }
+            Gate::Threshold(spec) => {
+                let state_key = state_key("threshold", &rule, &key.text);
+                let now = self.clock.now();
+                let event_time = alert
+                    .event_time
+                    .as_deref()
+                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                    .map_or(now, |t| t.as_millisecond());
+                let id_hash = threshold::id_hash(&alert.id);
+                let (verdict, undo) = self
+                    .store
+                    .update(&state_key, now, |previous| {
+                        threshold::decide(previous, spec, event_time, id_hash, now)
+                    })
+                    .await?;
+                match verdict {
+                    threshold::Verdict::Fire { count, first, last } => {
+                        alert.summary = format!(
+                            "{count} matches within {} (event times {} to {}). Latest: {}",
+                            human(spec.window),
+                            timestamp(first),
+                            timestamp(last),
+                            alert.summary
+                        );
+                        self.publish_or_undo(alert, undo, publish).await
+                    }
+                    threshold::Verdict::Counted | threshold::Verdict::Ignored => {
+                        Ok(Settled::Suppressed(Reason::BelowThreshold))
+                    }
+                }
+            }
+            Gate::Absence(spec) => {
+                let now = self.clock.now();
+                if spec.learn {
+                    let keys_key = state_key("absence-keys", &rule, "");
+                    self.store
+                        .update(&keys_key, now, |previous| {
+                            absence::learn(previous, &key.text, now)
+                        })
+                        .await?;
+                }
+                let event_time = alert
+                    .event_time
+                    .as_deref()
+                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                    .map_or(now, |t| t.as_millisecond());
+                let state_key = state_key("absence", &rule, &key.text);
+                let (beat, undo) = self
+                    .store
+                    .update(&state_key, now, |previous| {
+                        absence::beat(previous, spec, event_time, now)
+                    })
+                    .await?;
+                match beat {
+                    absence::Beat::Alive => Ok(Settled::Heartbeat),
+                    absence::Beat::Resumed { silent_since } => {
+                        alert.status = Status::Resolved;
+                        alert.id = uuid::Uuid::new_v5(
+                            &uuid::Uuid::NAMESPACE_OID,
+                            format!("resolved:{rule}:{}:{silent_since}", key.text).as_bytes(),
+                        )
+                        .to_string();
+                        alert.summary = format!(
+                            "{} is metering again: a successful call at {} after silence since {}.",
+                            describe_key(key),
+                            alert.event_time.as_deref().unwrap_or("(unknown time)"),
+                            timestamp(silent_since)
+                        );
+                        self.publish_or_undo(alert, undo, publish).await
+                    }
+                }
+            }
+            Gate::Group(spec) => self.group(alert, spec, key, publish).await,
+        }
+    }
+
+    async fn group(
+        &self,
+        alert: &Alert,
+        spec: &group::Spec,
+        key: &GroupKey,
+        publish: &impl Publish,
+    ) -> Result<Settled, StateError> {
+        match self.groups.join(spec, key, alert) {
+            Joined::Lead { flush_at } => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(flush_at) => {}
+                    () = self.shutdown.cancelled() => {}
+                }
+                let Some(flushed) = self.groups.take(spec, &alert.rule, &key.text) else {
+                    // Only the leader takes its batch; nothing to do if it is gone.
+                    return Ok(Settled::Failed);
+                };
+                let ok = publish.publish(&flushed.alert).await;
+                flushed.done.send_replace(Some(ok));
+                Ok(if ok {
+                    Settled::Published
+                } else {
+                    Settled::Failed
+                })
+            }
+            Joined::Follow(mut done) => {
+                // An error means the leader is gone without a result (it panicked): leave
+                // the message for redelivery.
+                let ok = match done.wait_for(Option::is_some).await {
+                    Ok(outcome) => *outcome == Some(true),
+                    Err(_) => false,
+                };
+                Ok(if ok {
+                    Settled::Grouped
+                } else {
+                    Settled::Failed
+                })
+            }
+        }
+    }
+
+    async fn publish_or_undo(
+        &self,
+        alert: &Alert,
+        undo: super::Undo,
+        publish: &impl Publish,
+    ) -> Result<Settled, StateError> {
+        if publish.publish(alert).await {
+            return Ok(Settled::Published);
+        }
+        self.store.undo(undo).await?;
+        Ok(Settled::Failed)
+    }
+
+    /// Checks every absence rule's expected keys once; sends an alert for each key silent
+    /// for longer than its rule allows and not yet reported.
+    pub async fn check_absences(
+        &self,
+        rule_set: &RuleSet,
+        publish: &impl Publish,
+    ) -> Result<AbsenceReport, StateError> {
+        let mut report = AbsenceReport::default();
+        for rule in rule_set.rules().iter().filter(|rule| rule.enabled) {
+            let Gate::Absence(spec) = &rule.controls.gate else {
+                continue;
+            };
+            let mut keys: Vec<String> = spec
+                .expected
+                .as_ref()
+                .map(|(_, entries)| entries.clone())
+                .unwrap_or_default();
+            if spec.learn {
+                let keys_key = state_key("absence-keys", &rule.id, "");
+                if let Some(super::Entry::Keys(learned)) =
+                    self.store.get(&keys_key, self.clock.now()).await?
+                {
+                    keys.extend(learned.keys);
+                }
+            }
+            keys.sort();
+            keys.dedup();
+            for key_text in keys {
+                report.n_keys += 1;
+                let state_key = state_key("absence", &rule.id, &key_text);
+                let now = self.clock.now();
+                let (check, undo) = self
+                    .store
+                    .update(&state_key, now, |previous| {
+                        absence::check(previous, spec, now)
+                    })
+                    .await?;
+                match check {
+                    absence::Check::Quiet => {}
+                    absence::Check::Reported => report.n_absent += 1,
+                    absence::Check::Missing { since, seen } => {
+                        let key = spec.group_by.key_from_text(&key_text);
+                        let mut alert = rule_set.absence_alert(rule, &key);
+                        alert.id = uuid::Uuid::new_v5(
+                            &uuid::Uuid::NAMESPACE_OID,
+                            format!("absent:{}:{key_text}:{since}", rule.id).as_bytes(),
+                        )
+                        .to_string();
+                        alert.summary = format!(
+                            "No successful metering for {} since {}{} (expected at least every {}, plus {} grace).",
+                            describe_key(&key),
+                            timestamp(since),
+                            if seen {
+                                ""
+                            } else {
+                                ", when monitoring began; none seen yet"
+                            },
+                            human(spec.interval),
+                            human(spec.grace),
+                        );
+                        if publish.publish(&alert).await {
+                            report.n_fired += 1;
+                            report.n_absent += 1;
+                        } else {
+                            // Take the "reported" mark back: the next check tries again.
+                            self.store.undo(undo).await?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Runs [`Noise::check_absences`] every `every` until `shutdown`; `report` receives each
+    /// check's result (for metrics and logs).
+    pub async fn run_absence_checks(
+        &self,
+        rules: &arc_swap::ArcSwap<RuleSet>,
+        every: Duration,
+        publish: &impl Publish,
+        report: impl Fn(Result<AbsenceReport, StateError>),
+        shutdown: &CancellationToken,
+    ) {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            let rule_set = rules.load_full();
+            report(self.check_absences(&rule_set, publish).await);
+        }
+    }
+}
+
+/// A dedup claim must outlive a publish with retries and, for a grouped rule, the wait for
+/// its group's flush.
+fn lease(controls: &Controls) -> Duration {
+    match &controls.gate {
+        Gate::Group(spec) => dedup::LEASE + spec.wait + spec.interval,
+        _ => dedup::LEASE,
+    }
+}
+
+fn timestamp(at: Millis) -> String {
+    jiff::Timestamp::from_millisecond(at)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| at.to_string())
+}
+
+fn human(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+fn describe_key(key: &GroupKey) -> String {
+    let parts: Vec<String> = key
+        .values
+        .iter()
+        .map(|(path, value)| {
+            let name = path.rsplit('.').next().unwrap_or(path);
+            format!("{name} {value}")
+        })
+        .collect();
+    if parts.is_empty() {
+        "the rule's events".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope;
+    use crate::state::MemoryStore;
+    use serde_json::json;
+    use std::sync::Mutex;
+
+    /// A sink that records what it accepts, and fails while `failing` is set.
+    #[derive(Default)]
+    struct Published {
+        alerts: Mutex<Vec<Alert>>,
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    impl Publish for Published {
+        async fn publish(&self, alert: &Alert) -> bool {
+            if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+                return false;
+            }
+            self.alerts.lock().expect("test lock").push(alert.clone());
+            true
+        }
+    }
+
+    impl Published {
+        fn take(&self) -> Vec<Alert> {
+            std::mem::take(&mut *self.alerts.lock().expect("test lock"))
+        }
+
+        fn fail(&self, failing: bool) {
+            self.failing
+                .store(failing, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    const EPOCH: &str = "2026-01-01T00:00:00Z";
+
+    fn noise() -> Noise {
+        let epoch: jiff::Timestamp = EPOCH.parse().expect("valid epoch");
+        Noise::new(
+            Store::Memory(MemoryStore::default()),
+            Clock::tokio_from(epoch),
+            CancellationToken::new(),
+        )
+    }
+
+    fn rules(text: &str) -> RuleSet {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rules.toml");
+        std::fs::write(&path, text).expect("write rules");
+        RuleSet::load(&[&path]).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// A MeterUsage call (failed with `error` unless `None`) at `minute` after the epoch.
+    fn event(id: &str, product: &str, minute: i64, error: Option<&str>) -> String {
+        let time = jiff::Timestamp::from_second(
+            EPOCH.parse::<jiff::Timestamp>().expect("valid").as_second() + minute * 60,
+        )
+        .expect("valid time");
+        let mut detail = json!({
+            "eventSource": "metering-marketplace.amazonaws.com",
+            "eventName": "MeterUsage",
+            "eventID": id,
+            "eventTime": time.to_string(),
+            "awsRegion": "us-east-1",
+            "recipientAccountId": "123456789012",
+            "requestParameters": {"productCode": product, "usageDimension": "hours"},
+        });
+        if let Some(error) = error {
+            detail["errorCode"] = json!(error);
+        }
+        json!({
+            "version": "0", "id": format!("eb-{id}"), "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws.metering-marketplace", "account": "123456789012",
+            "time": time.to_string(), "region": "us-east-1", "resources": [], "detail": detail,
+        })
+        .to_string()
+    }
+
+    async fn admit(
+        noise: &Noise,
+        rule_set: &RuleSet,
+        body: &str,
+        sink: &Published,
+    ) -> Vec<Settled> {
+        let events = envelope::decode(body).expect("test events decode");
+        let mut settled = Vec::new();
+        for event in &events {
+            for finding in rule_set.findings(event).expect("evaluates") {
+                let outcome = noise.admit(finding, sink).await.expect("memory store");
+                settled.push(outcome);
+            }
+        }
+        settled
+    }
+
+    const FAILED: &str = "[[rule]]\nid = \"failed\"\ntitle = \"Failed\"\nseverity = \"high\"\n\
+        match.detail.errorCode = [{ exists = true }]\n";
+
+    #[tokio::test(start_paused = true)]
+    async fn a_redelivered_event_alerts_once_within_the_dedup_window() {
+        let (noise, rule_set, sink) = (noise(), rules(FAILED), Published::default());
+        let body = event("e-1", "p", 0, Some("ThrottlingException"));
+        assert_eq!(
+            admit(&noise, &rule_set, &body, &sink).await,
+            [Settled::Published]
+        );
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert_eq!(
+            admit(&noise, &rule_set, &body, &sink).await,
+            [Settled::Suppressed(Reason::Duplicate)]
+        );
+        tokio::time::advance(dedup::DEFAULT_WINDOW).await;
+        assert_eq!(
+            admit(&noise, &rule_set, &body, &sink).await,
+            [Settled::Published]
+        );
+        assert_eq!(sink.take().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dedup_can_be_disabled() {
+        let rule_set = rules(&format!("{FAILED}[rule.dedup]\nenabled = false\n"));
+        let (noise, sink) = (noise(), Published::default());
+        let body = event("e-1", "p", 0, Some("ThrottlingException"));
+        admit(&noise, &rule_set, &body, &sink).await;
+        admit(&noise, &rule_set, &body, &sink).await;
+        assert_eq!(sink.take().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_publish_releases_the_claim_for_the_redelivery() {
+        let (noise, rule_set, sink) = (noise(), rules(FAILED), Published::default());
+        let body = event("e-1", "p", 0, Some("ThrottlingException"));
+        sink.fail(true);
+        assert_eq!(
+            admit(&noise, &rule_set, &body, &sink).await,
+            [Settled::Failed]
+        );
+        sink.fail(false);
+        assert_eq!(
+            admit(&noise, &rule_set, &body, &sink).await,
+            [Settled::Published]
+        );
+        assert_eq!(sink.take().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttle_sends_one_per_interval_and_then_counts_what_it_held_back() {
+        let rule_set = rules(&format!(
+            "{FAILED}[rule.throttle]\ngroup_by = [\"account\", \"detail.requestParameters.productCode\"]\ninterval = \"1h\"\n"
+        ));
+        let (noise, sink) = (noise(), Published::default());
+        for idx in 0..5 {
+            let body = event(&format!("e-{idx}"), "p", idx, Some("ThrottlingException"));
+            admit(&noise, &rule_set, &body, &sink).await;
+        }
+        // Another product is another group.
+        admit(
+            &noise,
+            &rule_set,
+            &event("o-1", "other", 0, Some("X")),
+            &sink,
+        )
+        .await;
+        let first = sink.take();
+        assert_eq!(first.len(), 2);
+        assert_eq!(first[0].suppressed, None);
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        let settled = admit(&noise, &rule_set, &event("e-9", "p", 60, Some("X")), &sink).await;
+        assert_eq!(settled, [Settled::Published]);
+        let next = sink.take();
+        assert_eq!(next[0].suppressed, Some(4));
+        assert!(next[0].to_json().contains("\"suppressed\":4"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_group_sends_one_summary_after_its_wait_and_every_message_waits_for_it() {
+        let rule_set = rules(&format!(
+            "{FAILED}[rule.group]\ngroup_by = [\"detail.requestParameters.productCode\"]\nwait = \"30s\"\ninterval = \"5m\"\n"
+        ));
+        let (noise, sink) = (noise(), Published::default());
+        let started = tokio::time::Instant::now();
+        let bodies: Vec<String> = (0..3)
+            .map(|idx| event(&format!("e-{idx}"), "p", idx, Some("X")))
+            .collect();
+        let (a, b, c) = tokio::join!(
+            admit(&noise, &rule_set, &bodies[0], &sink),
+            admit(&noise, &rule_set, &bodies[1], &sink),
+            admit(&noise, &rule_set, &bodies[2], &sink),
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
+        assert_eq!(
+            [a, b, c].concat(),
+            [Settled::Published, Settled::Grouped, Settled::Grouped]
+        );
+        let alerts = sink.take();
+        assert_eq!(alerts.len(), 1);
+        let group = alerts[0].group.as_ref().expect("a summary");
+        assert_eq!(group.count, 3);
+        assert_eq!(group.event_ids, ["e-0", "e-1", "e-2"]);
+        assert_eq!(group.first_time.as_deref(), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(group.last_time.as_deref(), Some("2026-01-01T00:02:00Z"));
+
+        // The next match waits for the group interval, not just the wait.
+        let started = tokio::time::Instant::now();
+        admit(&noise, &rule_set, &event("e-3", "p", 3, Some("X")), &sink).await;
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(300),
+            "previous flush + interval"
+        );
+        assert_eq!(sink.take()[0].group.as_ref().map(|g| g.count), Some(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_group_publish_fails_every_member() {
+        let rule_set = rules(&format!("{FAILED}[rule.group]\nwait = \"10s\"\n"));
+        let (noise, sink) = (noise(), Published::default());
+        sink.fail(true);
+        let (first, second) = (
+            event("e-0", "p", 0, Some("X")),
+            event("e-1", "p", 0, Some("X")),
+        );
+        let (a, b) = tokio::join!(
+            admit(&noise, &rule_set, &first, &sink),
+            admit(&noise, &rule_set, &second, &sink),
+        );
+        assert_eq!([a, b].concat(), [Settled::Failed, Settled::Failed]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_flushes_groups_at_once() {
+        let rule_set = rules(&format!("{FAILED}[rule.group]\nwait = \"10m\"\n"));
+        let (noise, sink) = (noise(), Published::default());
+        let started = tokio::time::Instant::now();
+        let shutdown = noise.shutdown.clone();
+        let body = event("e-0", "p", 0, Some("X"));
+        let (settled, ()) = tokio::join!(admit(&noise, &rule_set, &body, &sink), async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            shutdown.cancel();
+        });
+        assert_eq!(settled, [Settled::Published]);
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_threshold_fires_once_when_count_matches_fall_within_the_window() {
+        let rule_set = rules(&format!(
+            "{FAILED}[rule.threshold]\ncount = 3\nwindow = \"10m\"\ngroup_by = [\"detail.requestParameters.productCode\"]\n"
+        ));
+        let (noise, sink) = (noise(), Published::default());
+        // Minutes 8, 2 (late), 20, then 11 (late): 2, 8 and 11 fall within 10 minutes; 12
+        // falls in the window that already fired.
+        for (idx, minute) in [8, 2, 20, 11, 12].into_iter().enumerate() {
+            admit(
+                &noise,
+                &rule_set,
+                &event(&format!("e-{idx}"), "p", minute, Some("X")),
+                &sink,
+            )
+            .await;
+        }
+        let alerts = sink.take();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].event_id.as_deref(), Some("e-3"));
+        assert!(
+            alerts[0].summary.starts_with("3 matches within 10m"),
+            "{}",
+            alerts[0].summary
+        );
+    }
+
+    const STOPPED: &str = "[lists]\nexpected = [\"p\", \"q\"]\n\
+        [[rule]]\nid = \"stopped\"\ntitle = \"Metering stopped for {{ product_code }}\"\nseverity = \"critical\"\n\
+        match.detail.eventName = [\"MeterUsage\"]\nmatch.detail.errorCode = [{ exists = false }]\n\
+        [rule.absence]\ngroup_by = [\"detail.requestParameters.productCode\"]\nexpected_list = \"expected\"\nlearn = true\n";
+
+    async fn check(noise: &Noise, rule_set: &RuleSet, sink: &Published) -> AbsenceReport {
+        noise
+            .check_absences(rule_set, sink)
+            .await
+            .expect("memory store")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn absence_fires_once_after_interval_and_grace_and_resolves_once() {
+        let (noise, rule_set, sink) = (noise(), rules(STOPPED), Published::default());
+        assert_eq!(
+            admit(&noise, &rule_set, &event("h-1", "p", 0, None), &sink).await,
+            [Settled::Heartbeat]
+        );
+        admit(&noise, &rule_set, &event("h-2", "learned", 0, None), &sink).await;
+        check(&noise, &rule_set, &sink).await;
+        tokio::time::advance(Duration::from_secs(75 * 60)).await;
+        assert_eq!(
+            check(&noise, &rule_set, &sink).await.n_fired,
+            0,
+            "within grace"
+        );
+        tokio::time::advance(Duration::from_secs(60)).await;
+        let report = check(&noise, &rule_set, &sink).await;
+        // p and the learned key fell silent; q was never seen, and is watched from the
+        // first check.
+        assert_eq!((report.n_keys, report.n_fired), (3, 3));
+        let alerts = sink.take();
+        assert_eq!(alerts[0].title, "Metering stopped for learned");
+        assert_eq!(alerts[1].product_code.as_deref(), Some("p"));
+        assert_eq!(alerts[1].status, Status::Firing);
+        assert!(
+            alerts[2].summary.contains("none seen yet"),
+            "{}",
+            alerts[2].summary
+        );
+        tokio::time::advance(Duration::from_secs(30 * 60)).await;
+        let report = check(&noise, &rule_set, &sink).await;
+        assert_eq!(
+            (report.n_fired, report.n_absent),
+            (0, 3),
+            "once per absence"
+        );
+
+        let resumed = admit(&noise, &rule_set, &event("h-3", "p", 110, None), &sink).await;
+        assert_eq!(resumed, [Settled::Published]);
+        let resolved = sink.take();
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].status, Status::Resolved);
+        assert!(resolved[0].to_json().contains("\"status\":\"resolved\""));
+        assert_eq!(
+            admit(&noise, &rule_set, &event("h-4", "p", 111, None), &sink).await,
+            [Settled::Heartbeat]
+        );
+        assert_eq!(check(&noise, &rule_set, &sink).await.n_absent, 2);
+        assert!(sink.take().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_absence_alert_is_sent_by_the_next_check() {
+        let (noise, rule_set, sink) = (noise(), rules(STOPPED), Published::default());
+        admit(&noise, &rule_set, &event("h-1", "p", 0, None), &sink).await;
+        tokio::time::advance(Duration::from_secs(2 * 3600)).await;
+        sink.fail(true);
+        assert_eq!(check(&noise, &rule_set, &sink).await.n_fired, 0);
+        sink.fail(false);
+        assert!(check(&noise, &rule_set, &sink).await.n_fired >= 1);
+    }
+}
