@@ -292,9 +292,10 @@ pub async fn serve(
             Backoff::from(&config.retry),
             Arc::clone(&metrics),
         )
-        .with_noise(noise),
+        .with_noise(Arc::clone(&noise)),
     );
     let absence_task = tokio::spawn(absence_checks(
+        noise,
         Arc::clone(&pipeline),
         Arc::clone(&metrics),
         shutdown.clone(),
@@ -386,17 +387,18 @@ pub async fn serve(
     Ok(stopped)
 }
 
-/// How often absence rules' keys are checked: a small fraction of any sensible grace.
+/// How often absence rules' keys are checked: a small fraction of any sensible grace. A rule
+/// allowing less silence is checked more often (`state::stage::check_period`).
 const ABSENCE_CHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// The absence ticker: checks every absence rule's keys until `shutdown`, publishing through
 /// the pipeline's sinks; keeps the pending-absences and open-groups gauges current.
 async fn absence_checks(
+    noise: Arc<Noise>,
     pipeline: Arc<Pipeline>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
-    let noise = Arc::clone(pipeline.noise());
     let report = |result: Result<crate::state::stage::AbsenceReport, crate::state::StateError>| {
         metrics
             .groups_open
