@@ -622,6 +622,34 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_done_message_stays_invisible_while_its_batch_waits_for_a_slow_one() {
+        // m1 raises no alert and is done at once; m0 retries 20 times, 0 to 4 s apart
+        // (about 40 s; under 5 s, when no renewal is due, has a negligible chance).
+        let source = MemorySource::new([throttled(), ok_event()], 10)
+            .with_visibility_timeout(Duration::from_secs(10));
+        let backoff = Backoff {
+            max_attempts: 21,
+            initial: Duration::from_secs(4),
+            max: Duration::from_secs(4),
+        };
+        let harness = Harness::new(source, backoff);
+        harness.sink().fail_next(20, true);
+        let started = tokio::time::Instant::now();
+        run(
+            settings(60),
+            harness.shared.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+        let n_due = (started.elapsed().as_secs() / 5) as usize;
+        assert_eq!(harness.source().deleted(), ["m1", "m0"], "in one batch");
+        let renewals = harness.source().visibility_changes();
+        let renewed = |id: &str| renewals.iter().filter(|(m, _)| m == id).count();
+        assert!(n_due >= 1);
+        assert_eq!((renewed("m0"), renewed("m1")), (n_due, n_due), "{renewals:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn shutdown_drains_in_flight_work_then_stops() {
         let source = MemorySource::new([throttled()], 10).keep_open();
         let harness = Harness::new(source, quick_backoff(3));
