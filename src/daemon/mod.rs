@@ -646,7 +646,11 @@ mod tests {
         let renewals = harness.source().visibility_changes();
         let renewed = |id: &str| renewals.iter().filter(|(m, _)| m == id).count();
         assert!(n_due >= 1);
-        assert_eq!((renewed("m0"), renewed("m1")), (n_due, n_due), "{renewals:?}");
+        assert_eq!(
+            (renewed("m0"), renewed("m1")),
+            (n_due, n_due),
+            "{renewals:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -161,11 +161,8 @@ impl Noise {
                     let now = self.clock.now();
                     // The alert is out: failing to remember it risks a duplicate only if the
                     // same event arrives again after the claim's lease, so warn and go on.
-                    if let Err(error) = self
-                        .store
-                        .update(&dedup_key, now, |_| dedup::confirm(now, window))
-                        .await
-                    {
+                    let confirm = dedup::confirm(now, window).write;
+                    if let Err(error) = self.store.replace_mine(&undo, now, confirm).await {
                         tracing::warn!(key = %dedup_key, error = %error, "Could not confirm a dedup claim.");
                     }
                 }
