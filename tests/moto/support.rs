@@ -84,23 +84,37 @@ pub struct Moto {
 }
 
 impl Moto {
+    /// Starts `moto_server` from `target/moto-venv` through `atomic_moto.py` (which makes
+    /// DynamoDB's conditional writes atomic, as they are on AWS), or `$MOTO_SERVER` as is.
     pub async fn start() -> Moto {
-        let server = std::env::var_os("MOTO_SERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_path("target/moto-venv/bin/moto_server"));
-        assert!(
-            server.exists(),
-            "{} not found: run `scripts/moto install` (or set MOTO_SERVER)",
-            server.display()
-        );
         let port = free_port();
-        let child = Command::new(&server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let address = [
+            "-H".to_owned(),
+            "127.0.0.1".to_owned(),
+            "-p".to_owned(),
+            port.to_string(),
+        ];
+        let mut command = match std::env::var_os("MOTO_SERVER") {
+            Some(server) => Command::new(server),
+            None => {
+                let python = repo_path("target/moto-venv/bin/python");
+                assert!(
+                    python.exists(),
+                    "{} not found: run `scripts/moto install` (or set MOTO_SERVER)",
+                    python.display()
+                );
+                let mut command = Command::new(python);
+                command.arg(repo_path("tests/moto/atomic_moto.py"));
+                command
+            }
+        };
+        let child = command
+            .args(&address)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", server.display()));
+            .unwrap_or_else(|e| panic!("starting moto: {e}"));
         let moto = Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
