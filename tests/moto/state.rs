@@ -61,9 +61,22 @@ async fn two_replicas_on_one_table_alert_once_per_dedup_key() {
     let rules = dir.path().join("rules.toml");
     std::fs::write(&rules, RULES).unwrap();
     let state = dynamodb_state(&table);
-    let (dir_a, dir_b) = (daemon_dir(dir.path(), "a"), daemon_dir(dir.path(), "b"));
-    let mut a = Daemon::start(&moto, &write_config(&dir_a, &resources, &rules, &state)).await;
-    let mut b = Daemon::start(&moto, &write_config(&dir_b, &resources, &rules, &state)).await;
+    // A visibility timeout of 10 s rather than 2: under this load moto can lag a renewal past
+    // a 2 s timeout, and the message is then received again: a repeat that dedup absorbs, at
+    // the cost of another round of requests.
+    let config = |name: &str| {
+        let path = write_config(&daemon_dir(dir.path(), name), &resources, &rules, &state);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replace(
+            "visibility_timeout_secs = 2",
+            "visibility_timeout_secs = 10",
+        );
+        assert!(text.contains("visibility_timeout_secs = 10"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let mut a = Daemon::start(&moto, &config("a")).await;
+    let mut b = Daemon::start(&moto, &config("b")).await;
 
     let distinct = numbered_events("dup", N_DISTINCT);
     let bodies = with_duplicates(&distinct);
