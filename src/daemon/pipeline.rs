@@ -1,4 +1,4 @@
-//! One message through the pipeline: decode → evaluate → publish every alert to every sink
+//! One message through the pipeline: decode → evaluate → publish every alert to the sinks
 //! its routes name, retrying with backoff → the verdict on whether the message may be deleted.
 
 use crate::alert::Alert;

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Sends an alert to every sink; true when all accepted it. (A trait rather than an async
-/// closure: the pipeline's future must be `Send` for any borrow of the alert.)
+/// Sends an alert to every sink it is routed to; true when all accepted it. (A trait rather
+/// than an async closure: the pipeline's future must be `Send` for any borrow of the alert.)
 pub trait Publish: Sync {
     fn publish(&self, alert: &Alert) -> impl Future<Output = bool> + Send;
 }

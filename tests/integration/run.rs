@@ -220,8 +220,14 @@ sinks = ["rest"]
         "{urgent:?}"
     );
     assert!(!rest.is_empty() && !rest.iter().any(is_urgent), "{rest:?}");
+    // metering-stopped fires from the absence ticker (these 2020 heartbeats are long silent),
+    // which races the end of the file source: present in one run, absent in another.
     let ids = |alerts: &[serde_json::Value]| -> Vec<String> {
-        let mut ids: Vec<String> = alerts.iter().map(|a| a["id"].to_string()).collect();
+        let mut ids: Vec<String> = alerts
+            .iter()
+            .filter(|a| a["rule"] != "metering-stopped")
+            .map(|a| a["id"].to_string())
+            .collect();
         ids.sort();
         ids
     };
