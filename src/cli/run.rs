@@ -94,8 +94,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// `meterwatch check --config FILE`: parses and validates a config file (unknown keys,
-/// ranges, ARNs and URLs), then the rules it names when they exist on this machine (a
-/// config written for a container names paths inside it). Exit 0 valid, 1 invalid, 2
+/// ranges, ARNs and URLs, routes), then the rules it names when they exist on this machine
+/// (a config written for a container names paths inside it), and that every rule pattern of
+/// a route matches one of them. Exit 0 valid, 1 invalid, 2
 /// unreadable.
 pub fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
     let config = match Config::load(path) {
@@ -107,7 +108,7 @@ pub fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
         }
     };
     if let Err(error) = config.validate() {
-        eprintln!("{}: {error}", path.display());
+        eprintln!("{error}");
         return Ok(ExitCode::from(1));
     }
     let missing: Vec<&Path> = config
@@ -129,6 +130,14 @@ pub fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
     }
     match crate::rules::RuleSet::load(&config.rules.paths) {
         Ok(rule_set) => {
+            let problems =
+                config.unmatched_route_rules(rule_set.rules().iter().map(|rule| &*rule.id));
+            if !problems.is_empty() {
+                for problem in problems {
+                    eprintln!("{problem}");
+                }
+                return Ok(ExitCode::from(1));
+            }
             println!("ok: {} is valid; {} rules", path.display(), rule_set.len());
             Ok(ExitCode::SUCCESS)
         }
