@@ -33,6 +33,9 @@ pub const MAX_RECEIVE_MESSAGES: u32 = 10;
 pub const MAX_VISIBILITY_TIMEOUT_SECS: u32 = 43_200;
 /// The name of the SNS sink that `--topic-arn` sets.
 pub const TOPIC_ARN_SINK: &str = "alerts";
+/// The sink `--chatbot-topic-arn` (`METERWATCH_CHATBOT_TOPIC_ARN`) sets: SNS in the `chatbot`
+/// format, for the topic AWS Chatbot relays to Slack or Teams (deploy/'s `ChatbotTopicArn`).
+pub const CHATBOT_TOPIC_ARN_SINK: &str = "chatbot";
 
 /// Everything `meterwatch run` needs. `Default` is the documented defaults: rules from
 /// `rules/`, events from stdin, alerts to stdout.
@@ -347,6 +350,9 @@ pub struct Overrides {
     pub events: Option<Vec<PathBuf>>,
     /// Sets (or replaces) the SNS sink named `alerts`.
     pub topic_arn: Option<String>,
+    /// Sets (or replaces) the SNS sink named `chatbot`, in the `chatbot` format. Empty means
+    /// none, so a deployment can pass the variable whether or not it has a Slack channel.
+    pub chatbot_topic_arn: Option<String>,
     /// Replaces `state.table` (used with `state.type = "dynamodb"`).
     pub state_table: Option<String>,
     /// Replaces `http.listen`.
@@ -440,6 +446,15 @@ impl Config {
             self.sinks.insert(
                 TOPIC_ARN_SINK.to_owned(),
                 SinkConfig::Sns { topic_arn, format },
+            );
+        }
+        if let Some(topic_arn) = overrides.chatbot_topic_arn.filter(|arn| !arn.is_empty()) {
+            self.sinks.insert(
+                CHATBOT_TOPIC_ARN_SINK.to_owned(),
+                SinkConfig::Sns {
+                    topic_arn,
+                    format: Format::Chatbot,
+                },
             );
         }
         if let Some(table) = overrides.state_table {
@@ -830,6 +845,41 @@ sinks = ["email"]
             })
         );
         assert_eq!(config.rules.paths, vec![PathBuf::from("/r")]);
+    }
+
+    #[test]
+    fn chatbot_topic_adds_a_chatbot_sink_and_empty_adds_none() {
+        let mut config = Config::parse(
+            "[sinks.alerts]\ntype = \"sns\"\ntopic_arn = \"arn:aws:sns:us-east-1:123456789012:a\"",
+        )
+        .expect("parses");
+        config.apply(Overrides {
+            chatbot_topic_arn: Some(String::new()),
+            ..Overrides::default()
+        });
+        assert_eq!(config.sinks.len(), 1, "an empty ARN adds no sink");
+        config.apply(Overrides {
+            chatbot_topic_arn: Some("arn:aws:sns:us-east-1:123456789012:chat".to_owned()),
+            ..Overrides::default()
+        });
+        assert_eq!(
+            config.sinks.get(CHATBOT_TOPIC_ARN_SINK),
+            Some(&SinkConfig::Sns {
+                topic_arn: "arn:aws:sns:us-east-1:123456789012:chat".to_owned(),
+                format: Format::Chatbot,
+            })
+        );
+        assert!(
+            matches!(
+                config.sinks.get(TOPIC_ARN_SINK),
+                Some(SinkConfig::Sns {
+                    format: Format::Json,
+                    ..
+                })
+            ),
+            "the alerts sink is kept"
+        );
+        config.validate().expect("valid");
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub struct Args {
     /// Publish alerts to this SNS topic (sets the sns sink named `alerts`).
     #[arg(long, env = "METERWATCH_TOPIC_ARN")]
     topic_arn: Option<String>,
+    /// Also publish AWS Chatbot custom notifications to this SNS topic, the one Chatbot relays
+    /// to Slack or Teams (sets the sns sink named `chatbot`, format `chatbot`; empty: none).
+    #[arg(long, env = "METERWATCH_CHATBOT_TOPIC_ARN")]
+    chatbot_topic_arn: Option<String>,
     /// Keep state in this DynamoDB table.
     #[arg(long, env = "METERWATCH_STATE_TABLE")]
     state_table: Option<String>,
@@ -53,6 +57,7 @@ impl Args {
             queue_url: self.queue_url.clone(),
             events: self.events.clone(),
             topic_arn: self.topic_arn.clone(),
+            chatbot_topic_arn: self.chatbot_topic_arn.clone(),
             state_table: self.state_table.clone(),
             listen: self.listen,
         });
