@@ -11,14 +11,19 @@
 //!
 //! `meterwatch.toml` at the repository root documents every key; a test parses it.
 
+use crate::alert::Severity;
 use crate::alert::format::Format;
+use crate::rules::Diagnostic;
+use crate::sink::route::{RouteProblem, Router};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+use toml::Spanned;
 
 /// The largest SQS long-poll wait, in seconds.
 pub const MAX_WAIT_TIME_SECS: u32 = 20;
@@ -28,6 +33,9 @@ pub const MAX_RECEIVE_MESSAGES: u32 = 10;
 pub const MAX_VISIBILITY_TIMEOUT_SECS: u32 = 43_200;
 /// The name of the SNS sink that `--topic-arn` sets.
 pub const TOPIC_ARN_SINK: &str = "alerts";
+/// The sink `--chatbot-topic-arn` (`METERWATCH_CHATBOT_TOPIC_ARN`) sets: SNS in the `chatbot`
+/// format, for the topic AWS Chatbot relays to Slack or Teams (deploy/'s `ChatbotTopicArn`).
+pub const CHATBOT_TOPIC_ARN_SINK: &str = "chatbot";
 
 /// Everything `meterwatch run` needs. `Default` is the documented defaults: rules from
 /// `rules/`, events from stdin, alerts to stdout.
@@ -40,9 +48,15 @@ pub struct Config {
     /// Where messages come from.
     #[serde(default)]
     pub source: SourceConfig,
-    /// Where alerts go, by name; every alert goes to every sink. Empty means one stdout sink.
+    /// Where alerts go, by name. Empty means one stdout sink named `stdout`.
     #[serde(default)]
     pub sinks: BTreeMap<String, SinkConfig>,
+    /// `[[route]]`: which sinks get which alerts, tried in order; the first route that
+    /// matches an alert sends it to its sinks and stops unless it has `continue = true`. The
+    /// last route must match every alert. No routes: every alert goes to every sink.
+    #[serde(default, rename = "route")]
+    #[schemars(with = "Vec<RouteConfig>")]
+    pub routes: Vec<Spanned<RouteConfig>>,
     /// How a publish that fails is retried before its message is left for redelivery.
     #[serde(default)]
     pub retry: RetryConfig,
@@ -55,6 +69,31 @@ pub struct Config {
     /// Draining on SIGTERM and SIGINT.
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+    /// The file and text this config was read from, to place problems at `file:line:col`.
+    #[serde(skip)]
+    #[schemars(skip)]
+    origin: Origin,
+}
+
+/// Where a config was read from.
+#[derive(Debug, Clone, Default)]
+struct Origin {
+    /// `None` for text not read from a file (and for the defaults).
+    file: Option<PathBuf>,
+    text: Arc<str>,
+}
+
+impl Origin {
+    fn file(&self) -> &Path {
+        self.file.as_deref().unwrap_or(Path::new("(config)"))
+    }
+}
+
+/// Where a config was read from does not change what it says.
+impl PartialEq for Origin {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
 }
 
 /// `[rules]`
@@ -160,6 +199,28 @@ pub enum SinkConfig {
         /// The file, created if missing.
         path: PathBuf,
     },
+}
+
+/// `[[route]]`: which sinks get the alerts it matches. A route matches an alert when both
+/// `severity` and `rules` match (an absent key matches anything).
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The severities this route takes, e.g. `["critical", "high"]`. Absent: any.
+    #[schemars(with = "Option<Vec<Severity>>")]
+    pub severity: Option<Spanned<Vec<Severity>>>,
+    /// The rule ids this route takes; `*` matches any run of characters (`"metering-*"`).
+    /// Absent: any.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub rules: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The sinks (names of `[sinks.NAME]`) that get the alerts this route takes; `[]` drops
+    /// them.
+    #[schemars(with = "Vec<String>")]
+    pub sinks: Vec<Spanned<String>>,
+    /// After this route matched, keep trying the routes below it (which may add sinks).
+    /// Default false: the first matching route is the last.
+    #[serde(default)]
+    pub r#continue: bool,
 }
 
 /// `[retry]`: exponential backoff with full jitter between publish attempts.
@@ -289,6 +350,9 @@ pub struct Overrides {
     pub events: Option<Vec<PathBuf>>,
     /// Sets (or replaces) the SNS sink named `alerts`.
     pub topic_arn: Option<String>,
+    /// Sets (or replaces) the SNS sink named `chatbot`, in the `chatbot` format. Empty means
+    /// none, so a deployment can pass the variable whether or not it has a Slack channel.
+    pub chatbot_topic_arn: Option<String>,
     /// Replaces `state.table` (used with `state.type = "dynamodb"`).
     pub state_table: Option<String>,
     /// Replaces `http.listen`.
@@ -310,16 +374,20 @@ pub enum ConfigError {
         #[source]
         source: Box<toml::de::Error>,
     },
-    #[error("invalid config: {}", Problems(.0))]
-    Invalid(Vec<String>),
+    /// Every problem found, each naming the file (and line and column when it has a place).
+    #[error("invalid config:{}", Problems(.0))]
+    Invalid(Vec<Diagnostic>),
 }
 
-/// Problems joined for one error line.
-struct Problems<'a>(&'a [String]);
+/// Problems, one per line.
+struct Problems<'a>(&'a [Diagnostic]);
 
 impl fmt::Display for Problems<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.join("; "))
+        for problem in self.0 {
+            write!(f, "\n{problem}")?;
+        }
+        Ok(())
     }
 }
 
@@ -330,15 +398,30 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::parse(&text).map_err(|source| ConfigError::Parse {
+        let mut config = Config::parse(&text).map_err(|source| ConfigError::Parse {
             path: path.to_owned(),
             source: Box::new(source),
-        })
+        })?;
+        config.origin.file = Some(path.to_owned());
+        Ok(config)
     }
 
     /// Parses TOML text; unknown keys are errors. Does not validate.
     pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
-        toml::from_str(text)
+        let mut config: Config = toml::from_str(text)?;
+        config.origin.text = text.into();
+        Ok(config)
+    }
+
+    /// A problem with no place in the file (or set by the environment or a flag).
+    fn problem(&self, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(self.origin.file(), message)
+    }
+
+    /// A route problem, at its place in the file when it has one.
+    fn route_problem(&self, problem: RouteProblem) -> Diagnostic {
+        self.problem(problem.message)
+            .at(&self.origin.text, problem.span)
     }
 
     /// Lays the environment's and command line's settings over this config.
@@ -365,6 +448,15 @@ impl Config {
                 SinkConfig::Sns { topic_arn, format },
             );
         }
+        if let Some(topic_arn) = overrides.chatbot_topic_arn.filter(|arn| !arn.is_empty()) {
+            self.sinks.insert(
+                CHATBOT_TOPIC_ARN_SINK.to_owned(),
+                SinkConfig::Sns {
+                    topic_arn,
+                    format: Format::Chatbot,
+                },
+            );
+        }
         if let Some(table) = overrides.state_table {
             self.state.table = Some(table);
         }
@@ -375,7 +467,7 @@ impl Config {
 
     /// Checks every value and reports every problem found.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut problems = Vec::new();
+        let mut problems: Vec<String> = Vec::new();
         if self.rules.paths.is_empty() {
             problems.push("rules.paths is empty".to_owned());
         }
@@ -413,6 +505,17 @@ impl Config {
         if self.shutdown.grace_secs == 0 {
             problems.push("shutdown.grace_secs must be at least 1".to_owned());
         }
+        let mut problems: Vec<Diagnostic> = problems
+            .into_iter()
+            .map(|problem| self.problem(problem))
+            .collect();
+        if let Err(route_problems) = self.router() {
+            problems.extend(
+                route_problems
+                    .into_iter()
+                    .map(|problem| self.route_problem(problem)),
+            );
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -426,6 +529,31 @@ impl Config {
             BTreeMap::from([("stdout".to_owned(), SinkConfig::Stdout {})])
         } else {
             self.sinks.clone()
+        }
+    }
+
+    /// The routes compiled against [`Config::effective_sinks`] (in name order, the order the
+    /// daemon holds them in).
+    pub fn router(&self) -> Result<Router, Vec<RouteProblem>> {
+        let sinks = self.effective_sinks();
+        let names: Vec<&str> = sinks.keys().map(String::as_str).collect();
+        Router::compile(&self.routes, &names)
+    }
+
+    /// Route rule patterns that match none of `rule_ids` (see [`Router::unmatched_rules`]),
+    /// placed in the file.
+    pub fn unmatched_route_rules<'a>(
+        &self,
+        rule_ids: impl Iterator<Item = &'a str> + Clone,
+    ) -> Vec<Diagnostic> {
+        match self.router() {
+            Ok(router) => router
+                .unmatched_rules(rule_ids)
+                .into_iter()
+                .map(|problem| self.route_problem(problem))
+                .collect(),
+            // `validate` reports these.
+            Err(_) => Vec::new(),
         }
     }
 
@@ -592,6 +720,104 @@ mod tests {
         assert_eq!(problems.len(), 5, "{problems:#?}");
     }
 
+    const ROUTED: &str = r#"
+[sinks.pager]
+type = "sns"
+topic_arn = "arn:aws:sns:us-east-1:123456789012:pager"
+[sinks.slack]
+type = "sns"
+topic_arn = "arn:aws:sns:us-east-1:123456789012:slack"
+format = "chatbot"
+[sinks.email]
+type = "sns"
+topic_arn = "arn:aws:sns:us-east-1:123456789012:email"
+
+[[route]]
+severity = ["critical", "high"]
+sinks = ["pager", "slack"]
+continue = true
+
+[[route]]
+rules = ["metering-*"]
+sinks = ["email"]
+
+[[route]]
+sinks = ["email"]
+"#;
+
+    #[test]
+    fn routes_parse_and_validate() {
+        let config = Config::parse(ROUTED).expect("parses");
+        config.validate().expect("valid");
+        assert_eq!(config.routes.len(), 3);
+        let first = config.routes[0].get_ref();
+        assert!(first.r#continue);
+        assert_eq!(
+            first.severity.as_ref().map(|s| s.get_ref().clone()),
+            Some(vec![Severity::Critical, Severity::High])
+        );
+        assert!(
+            !config.routes[1].get_ref().r#continue,
+            "continue defaults to false"
+        );
+        assert!(
+            config
+                .unmatched_route_rules(["metering-throttled"].into_iter())
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn route_problems_name_file_line_and_column() {
+        let text = ROUTED.replace(
+            "sinks = [\"pager\", \"slack\"]",
+            "sinks = [\"pagr\", \"slack\"]",
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("meterwatch.toml");
+        std::fs::write(&path, text).expect("write");
+        let config = Config::load(&path).expect("parses");
+        let error = config.validate().expect_err("unknown sink").to_string();
+        let place = format!(
+            "{}:15:10: error: route 1: unknown sink `pagr`",
+            path.display()
+        );
+        assert!(error.contains(&place), "{error}");
+        assert!(
+            error.contains("the sinks are: email, pager, slack"),
+            "{error}"
+        );
+        // `pager` is now in no route: a sink that would receive nothing is a mistake too.
+        assert!(error.contains("sink `pager` is in no route"), "{error}");
+
+        let unmatched = config_with_rules_pattern("nope-*");
+        let problems = unmatched.unmatched_route_rules(["metering-throttled"].into_iter());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].to_string().starts_with(
+                "(config):4:10: error: route 1: rule pattern `nope-*` matches no loaded rule"
+            ),
+            "{}",
+            problems[0]
+        );
+    }
+
+    fn config_with_rules_pattern(pattern: &str) -> Config {
+        Config::parse(&format!(
+            "[sinks.a]\ntype = \"stdout\"\n[[route]]\nrules = [\"{pattern}\"]\nsinks = [\"a\"]\n[[route]]\nsinks = []\n"
+        ))
+        .expect("parses")
+    }
+
+    #[test]
+    fn unknown_severities_are_parse_errors_with_a_place() {
+        let error = Config::parse("[[route]]\nseverity = [\"critcal\"]\nsinks = []\n")
+            .expect_err("unknown severity");
+        let text = error.to_string();
+        assert!(text.contains("line 2, column 13"), "{text}");
+        assert!(text.contains("unknown variant `critcal`"), "{text}");
+    }
+
     #[test]
     fn overrides_lay_over_the_file() {
         let mut config = Config::parse(
@@ -619,6 +845,41 @@ mod tests {
             })
         );
         assert_eq!(config.rules.paths, vec![PathBuf::from("/r")]);
+    }
+
+    #[test]
+    fn chatbot_topic_adds_a_chatbot_sink_and_empty_adds_none() {
+        let mut config = Config::parse(
+            "[sinks.alerts]\ntype = \"sns\"\ntopic_arn = \"arn:aws:sns:us-east-1:123456789012:a\"",
+        )
+        .expect("parses");
+        config.apply(Overrides {
+            chatbot_topic_arn: Some(String::new()),
+            ..Overrides::default()
+        });
+        assert_eq!(config.sinks.len(), 1, "an empty ARN adds no sink");
+        config.apply(Overrides {
+            chatbot_topic_arn: Some("arn:aws:sns:us-east-1:123456789012:chat".to_owned()),
+            ..Overrides::default()
+        });
+        assert_eq!(
+            config.sinks.get(CHATBOT_TOPIC_ARN_SINK),
+            Some(&SinkConfig::Sns {
+                topic_arn: "arn:aws:sns:us-east-1:123456789012:chat".to_owned(),
+                format: Format::Chatbot,
+            })
+        );
+        assert!(
+            matches!(
+                config.sinks.get(TOPIC_ARN_SINK),
+                Some(SinkConfig::Sns {
+                    format: Format::Json,
+                    ..
+                })
+            ),
+            "the alerts sink is kept"
+        );
+        config.validate().expect("valid");
     }
 
     #[test]

@@ -175,10 +175,22 @@ resource "aws_sqs_queue_policy" "dead_letter" {
 resource "aws_sns_topic" "alerts" {
   name         = "${var.name_prefix}-alerts"
   display_name = "meterwatch"
-  # The customer key when given. Otherwise the AWS-managed key (only the daemon, an IAM
-  # principal, publishes here), except with Slack: AWS Chatbot does not deliver from topics
-  # encrypted with the AWS-managed key.
-  kms_master_key_id = local.use_kms ? var.kms_key_arn : (local.has_slack ? null : "alias/aws/sns")
+  # The customer key when given, otherwise the AWS-managed key (only the daemon, an IAM
+  # principal, publishes here). AWS Chatbot reads the chatbot topic below, not this one.
+  kms_master_key_id = local.use_kms ? var.kms_key_arn : "alias/aws/sns"
+  tags              = var.tags
+}
+
+# With Slack: the topic AWS Chatbot relays to the channel. The daemon publishes its alerts here
+# as Chatbot custom notifications (a `chatbot`-format sink, METERWATCH_CHATBOT_TOPIC_ARN), the
+# only shape Chatbot shows; the alert topic keeps the alert document and readable email text,
+# which Chatbot would drop silently.
+resource "aws_sns_topic" "chatbot" {
+  # checkov:skip=CKV_AWS_26: encrypted when kms_key_arn is given; AWS Chatbot does not deliver from topics encrypted with the AWS-managed aws/sns key.
+  count             = local.has_slack ? 1 : 0
+  name              = "${var.name_prefix}-chatbot"
+  display_name      = "meterwatch Slack"
+  kms_master_key_id = local.use_kms ? var.kms_key_arn : null
   tags              = var.tags
 }
 
@@ -213,6 +225,31 @@ data "aws_iam_policy_document" "alerts_topic" {
 resource "aws_sns_topic_policy" "alerts" {
   arn    = aws_sns_topic.alerts.arn
   policy = data.aws_iam_policy_document.alerts_topic.json
+}
+
+data "aws_iam_policy_document" "chatbot_topic" {
+  count = local.has_slack ? 1 : 0
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.chatbot[0].arn]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sns_topic_policy" "chatbot" {
+  count  = local.has_slack ? 1 : 0
+  arn    = aws_sns_topic.chatbot[0].arn
+  policy = data.aws_iam_policy_document.chatbot_topic[0].json
 }
 
 # A topic policy replaces the default one, so CloudWatch is admitted explicitly, for this
@@ -273,7 +310,8 @@ resource "aws_sns_topic_subscription" "alarm_email" {
   endpoint  = var.alert_email
 }
 
-# AWS Chatbot relays the daemon's custom-notification messages and CloudWatch alarms to Slack.
+# AWS Chatbot relays the daemon's custom notifications (the chatbot topic) and CloudWatch alarms
+# to Slack.
 data "aws_iam_policy_document" "chatbot_trust" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -320,7 +358,7 @@ resource "aws_chatbot_slack_channel_configuration" "this" {
   iam_role_arn       = aws_iam_role.chatbot[0].arn
   slack_team_id      = var.slack_workspace_id
   slack_channel_id   = var.slack_channel_id
-  sns_topic_arns     = [aws_sns_topic.alerts.arn, aws_sns_topic.alarms.arn]
+  sns_topic_arns     = [aws_sns_topic.chatbot[0].arn, aws_sns_topic.alarms.arn]
   logging_level      = "ERROR"
   # Channel members can run nothing beyond reading CloudWatch.
   guardrail_policy_arns       = ["arn:${local.partition}:iam::aws:policy/CloudWatchReadOnlyAccess"]
@@ -375,7 +413,7 @@ data "aws_iam_policy_document" "daemon" {
   statement {
     sid       = "PublishAlerts"
     actions   = ["sns:Publish"]
-    resources = [aws_sns_topic.alerts.arn]
+    resources = concat([aws_sns_topic.alerts.arn], aws_sns_topic.chatbot[*].arn)
   }
 }
 

@@ -1,5 +1,6 @@
 # Named after the daemon's settings: queue_url -> METERWATCH_QUEUE_URL ([source] queue_url),
-# topic_arn -> METERWATCH_TOPIC_ARN ([sinks.alerts] topic_arn), state_table_name ->
+# topic_arn -> METERWATCH_TOPIC_ARN ([sinks.alerts] topic_arn), chatbot_topic_arn ->
+# METERWATCH_CHATBOT_TOPIC_ARN ([sinks.chatbot], format chatbot), state_table_name ->
 # METERWATCH_STATE_TABLE ([state] table). Same outputs as the CloudFormation stack.
 
 output "queue_url" {
@@ -20,6 +21,11 @@ output "dead_letter_queue_url" {
 output "topic_arn" {
   description = "[sinks.alerts] topic_arn / METERWATCH_TOPIC_ARN"
   value       = aws_sns_topic.alerts.arn
+}
+
+output "chatbot_topic_arn" {
+  description = "[sinks.chatbot] topic_arn (format chatbot) / METERWATCH_CHATBOT_TOPIC_ARN: the topic AWS Chatbot relays to Slack; null without Slack"
+  value       = local.has_slack ? aws_sns_topic.chatbot[0].arn : null
 }
 
 output "alarm_topic_arn" {

@@ -232,6 +232,42 @@ pub struct Element {
     pub value: Value,
 }
 
+#[cfg(test)]
+impl Alert {
+    /// A small firing alert of `rule` at `severity` (a MeterUsage call in 123456789012,
+    /// us-east-1), for tests.
+    pub(crate) fn example(rule: &str, severity: Severity) -> Alert {
+        Alert {
+            version: DOCUMENT_VERSION,
+            id: "00000000-0000-5000-8000-000000000000".into(),
+            rule: rule.into(),
+            severity,
+            title: "Metering call throttled".into(),
+            summary: "MeterUsage was throttled.".into(),
+            body: None,
+            description: String::new(),
+            event_id: Some("e-1".into()),
+            event_name: Some("MeterUsage".into()),
+            account: Some("123456789012".into()),
+            region: Some("us-east-1".into()),
+            event_time: None,
+            error_code: None,
+            error_message: None,
+            principal: None,
+            product_code: None,
+            records: Vec::new(),
+            console_url: None,
+            matched: serde_json::Map::new(),
+            element: None,
+            next_steps: Vec::new(),
+            truncated: false,
+            status: Status::Firing,
+            suppressed: None,
+            group: None,
+        }
+    }
+}
+
 impl Alert {
     /// The alert document as one line of JSON.
     pub fn to_json(&self) -> String {

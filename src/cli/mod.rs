@@ -9,7 +9,7 @@ mod bench_state;
 mod check;
 mod eval;
 mod explain;
-mod preview;
+pub(crate) mod preview;
 mod run;
 mod schema;
 mod test;

@@ -18,7 +18,7 @@ pub struct Args {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Subscriber {
+pub(crate) enum Subscriber {
     /// Email subscribers of a `json`-format sink: the subject and the plain text.
     Email,
     /// A `chatbot`-format sink: the AWS Chatbot custom notification.
@@ -46,7 +46,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn render(alerts: &[crate::alert::Alert], only: Option<Subscriber>) -> String {
+/// Every format of every alert, as `preview` prints it (also the snapshots of alerts no single
+/// event raises, such as absence alerts).
+pub(crate) fn render(alerts: &[crate::alert::Alert], only: Option<Subscriber>) -> String {
     let mut out = String::new();
     if alerts.is_empty() {
         out.push_str("no alert: no rule fires for this event\n");

@@ -30,6 +30,10 @@ pub struct Args {
     /// Publish alerts to this SNS topic (sets the sns sink named `alerts`).
     #[arg(long, env = "METERWATCH_TOPIC_ARN")]
     topic_arn: Option<String>,
+    /// Also publish AWS Chatbot custom notifications to this SNS topic, the one Chatbot relays
+    /// to Slack or Teams (sets the sns sink named `chatbot`, format `chatbot`; empty: none).
+    #[arg(long, env = "METERWATCH_CHATBOT_TOPIC_ARN")]
+    chatbot_topic_arn: Option<String>,
     /// Keep state in this DynamoDB table.
     #[arg(long, env = "METERWATCH_STATE_TABLE")]
     state_table: Option<String>,
@@ -53,6 +57,7 @@ impl Args {
             queue_url: self.queue_url.clone(),
             events: self.events.clone(),
             topic_arn: self.topic_arn.clone(),
+            chatbot_topic_arn: self.chatbot_topic_arn.clone(),
             state_table: self.state_table.clone(),
             listen: self.listen,
         });
@@ -94,8 +99,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// `meterwatch check --config FILE`: parses and validates a config file (unknown keys,
-/// ranges, ARNs and URLs), then the rules it names when they exist on this machine (a
-/// config written for a container names paths inside it). Exit 0 valid, 1 invalid, 2
+/// ranges, ARNs and URLs, routes), then the rules it names when they exist on this machine
+/// (a config written for a container names paths inside it), and that every rule pattern of
+/// a route matches one of them. Exit 0 valid, 1 invalid, 2
 /// unreadable.
 pub fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
     let config = match Config::load(path) {
@@ -107,7 +113,7 @@ pub fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
         }
     };
     if let Err(error) = config.validate() {
-        eprintln!("{}: {error}", path.display());
+        eprintln!("{error}");
         return Ok(ExitCode::from(1));
     }
     let missing: Vec<&Path> = config
@@ -129,6 +135,14 @@ pub fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
     }
     match crate::rules::RuleSet::load(&config.rules.paths) {
         Ok(rule_set) => {
+            let problems =
+                config.unmatched_route_rules(rule_set.rules().iter().map(|rule| &*rule.id));
+            if !problems.is_empty() {
+                for problem in problems {
+                    eprintln!("{problem}");
+                }
+                return Ok(ExitCode::from(1));
+            }
             println!("ok: {} is valid; {} rules", path.display(), rule_set.len());
             Ok(ExitCode::SUCCESS)
         }

@@ -197,6 +197,11 @@ pub async fn serve(
         ))
     })?;
     let n_rules = rule_set.len();
+    // Not fatal here (unlike `check --config`): a reload may add the rule back, and routes
+    // that match nothing lose nothing.
+    for problem in config.unmatched_route_rules(rule_set.rules().iter().map(|rule| &*rule.id)) {
+        tracing::warn!(problem = %problem, "Route names no loaded rule.");
+    }
     let rules = Arc::new(ArcSwap::from_pointee(rule_set));
     RulesReloaded {
         n_rules,
@@ -285,6 +290,17 @@ pub async fn serve(
         crate::state::Clock::System,
         shutdown.clone(),
     ));
+    // `validate` compiled the same routes against the same sinks; this cannot fail after it.
+    let router = config.router().map_err(|problems| {
+        anyhow::anyhow!(
+            "invalid routes: {}",
+            problems
+                .iter()
+                .map(|problem| problem.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
     let pipeline = Arc::new(
         Pipeline::new(
             Arc::clone(&rules),
@@ -292,6 +308,7 @@ pub async fn serve(
             Backoff::from(&config.retry),
             Arc::clone(&metrics),
         )
+        .with_router(router)
         .with_noise(Arc::clone(&noise)),
     );
     let absence_task = tokio::spawn(absence_checks(

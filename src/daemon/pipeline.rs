@@ -1,11 +1,11 @@
-//! One message through the pipeline: decode → evaluate → publish every alert to every sink,
-//! retrying with backoff → the verdict on whether the message may be deleted.
+//! One message through the pipeline: decode → evaluate → publish every alert to the sinks
+//! its routes name, retrying with backoff → the verdict on whether the message may be deleted.
 
 use crate::alert::Alert;
 use crate::config::RetryConfig;
 use crate::envelope::{self, DecodeError};
 use crate::rules::RuleSet;
-use crate::sink::{NamedSink, PublishError};
+use crate::sink::{NamedSink, PublishError, Router};
 use crate::source::Message;
 use crate::state::{Noise, Settled};
 use crate::telemetry::Metrics;
@@ -21,7 +21,7 @@ use tokio::time::Instant;
 /// What became of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Every alert was accepted by every sink (or there were none): delete it.
+    /// Every alert was accepted by every sink it was routed to (or there were none): delete it.
     Done,
     /// Not decodable: leave it for the redrive policy.
     Poison,
@@ -70,6 +70,7 @@ impl Backoff {
 pub struct Pipeline {
     rules: Arc<ArcSwap<RuleSet>>,
     sinks: Vec<NamedSink>,
+    router: Router,
     backoff: Backoff,
     metrics: Arc<Metrics>,
     /// The state stage; `None` publishes every match as it comes (`bench-pipeline --state
@@ -86,6 +87,7 @@ impl Pipeline {
     ) -> Self {
         Pipeline {
             rules,
+            router: Router::every_sink(sinks.len()),
             sinks,
             backoff,
             metrics,
@@ -97,6 +99,13 @@ impl Pipeline {
     /// due).
     pub fn with_noise(mut self, noise: Arc<Noise>) -> Self {
         self.noise = Some(noise);
+        self
+    }
+
+    /// Sends alerts only to the sinks `router` selects (by default: every sink). The router
+    /// must be compiled against this pipeline's sinks, in order.
+    pub fn with_router(mut self, router: Router) -> Self {
+        self.router = router;
         self
     }
 
@@ -204,7 +213,8 @@ impl Pipeline {
         Verdict::Done
     }
 
-    /// Publishes one alert to every sink (each with retries); true when all accepted it.
+    /// Publishes one alert to every sink it is routed to (each with retries); true when all
+    /// accepted it.
     pub async fn publish_all(&self, alert: &Alert) -> bool {
         crate::state::Publish::publish(self, alert).await
     }
@@ -212,10 +222,34 @@ impl Pipeline {
 
 impl crate::state::Publish for Pipeline {
     async fn publish(&self, alert: &Alert) -> bool {
-        for sink in &self.sinks {
+        let selected = self.router.select(alert);
+        if selected.is_empty() {
+            // A route with `sinks = []` took it: dropped on purpose, so the message may go.
+            tracing::debug!(rule = %alert.rule, severity = alert.severity.as_str(), "Alert routed to no sink.");
+            self.metrics
+                .alerts_dropped
+                .get_or_create(&RuleLabels {
+                    rule: alert.rule.to_string(),
+                })
+                .inc();
+            return true;
+        }
+        for sink_idx in selected {
+            let Some(sink) = self.sinks.get(sink_idx) else {
+                // The router is compiled against these sinks; an index past them is a bug,
+                // and failing keeps the message for redelivery rather than losing the alert.
+                tracing::error!(sink_idx, "Route names a sink the pipeline does not have.");
+                return false;
+            };
             if self.publish_with_retry(sink, alert).await.is_err() {
                 return false;
             }
+            self.metrics
+                .sink_alerts
+                .get_or_create(&SinkLabels {
+                    sink: sink.name.to_string(),
+                })
+                .inc();
         }
         self.metrics
             .alerts_published
@@ -439,6 +473,103 @@ pub(crate) mod tests {
             Verdict::Failed(FailReason::Publish)
         );
         assert_eq!(memory(&pipeline).attempts(), 1);
+    }
+
+    /// Two memory sinks, `email` (0) and `pager` (1): high alerts page, everything mails.
+    fn routed_pipeline() -> (Pipeline, Arc<Metrics>) {
+        let config = crate::config::Config::parse(
+            "[[route]]\nseverity = [\"high\"]\nsinks = [\"pager\"]\ncontinue = true\n\
+             [[route]]\nrules = [\"quiet-*\"]\nsinks = []\n\
+             [[route]]\nsinks = [\"email\"]\n",
+        )
+        .expect("parses");
+        let router = Router::compile(&config.routes, &["email", "pager"]).expect("valid routes");
+        let metrics = Arc::new(Metrics::default());
+        let rules = rules(&format!(
+            "{FAILING_RULE}\n[[rule]]\nid = \"meter-usage\"\ntitle = \"MeterUsage\"\nseverity = \"info\"\nmatch.detail.eventName = [\"MeterUsage\"]\n\
+             [[rule]]\nid = \"quiet-register\"\ntitle = \"RegisterUsage\"\nseverity = \"high\"\nmatch.detail.eventName = [\"RegisterUsage\"]\n"
+        ));
+        let pipeline = Pipeline::new(
+            rules,
+            vec![
+                NamedSink::new("email", Sink::Memory(MemorySink::new())),
+                NamedSink::new("pager", Sink::Memory(MemorySink::new())),
+            ],
+            Backoff {
+                max_attempts: 1,
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(1),
+            },
+            Arc::clone(&metrics),
+        )
+        .with_router(router);
+        (pipeline, metrics)
+    }
+
+    fn sink_rules(pipeline: &Pipeline, sink_idx: usize) -> Vec<String> {
+        let Sink::Memory(memory) = &pipeline.sinks()[sink_idx].sink else {
+            panic!("memory sinks");
+        };
+        let mut rules: Vec<String> = memory.alerts().iter().map(|a| a.rule.to_string()).collect();
+        rules.sort();
+        rules
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn alerts_go_only_to_the_sinks_their_routes_name() {
+        let (pipeline, metrics) = routed_pipeline();
+        assert_eq!(pipeline.process(&message(throttled())).await, Verdict::Done);
+        assert_eq!(pipeline.process(&message(ok_event())).await, Verdict::Done);
+        let register = fixture("envelopes/registerusage-eks.eventbridge.json");
+        assert_eq!(pipeline.process(&message(register)).await, Verdict::Done);
+        // throttled: call-failed (high) and meter-usage (info); ok_event: meter-usage (info);
+        // RegisterUsage: quiet-register (high) pages, then the drop route stops it.
+        assert_eq!(
+            sink_rules(&pipeline, 0),
+            ["call-failed", "meter-usage", "meter-usage"]
+        );
+        assert_eq!(sink_rules(&pipeline, 1), ["call-failed", "quiet-register"]);
+        let text = metrics.encode();
+        assert!(
+            text.contains("meterwatch_sink_alerts_total{sink=\"email\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("meterwatch_sink_alerts_total{sink=\"pager\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("meterwatch_publish_attempts_total{sink=\"pager\"} 2"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropped_alerts_are_counted_and_the_message_is_done() {
+        let config = crate::config::Config::parse("[[route]]\nsinks = []\n").expect("parses");
+        let router = Router::compile(&config.routes, &[]).expect("valid routes");
+        let (pipeline, metrics) = pipeline(MemorySink::new(), 1);
+        let pipeline = pipeline.with_router(router);
+        assert_eq!(pipeline.process(&message(throttled())).await, Verdict::Done);
+        assert_eq!(memory(&pipeline).attempts(), 0);
+        assert!(
+            metrics
+                .encode()
+                .contains("meterwatch_alerts_dropped_total{rule=\"call-failed\"} 1")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_routed_sink_that_fails_leaves_the_message() {
+        let (pipeline, _) = routed_pipeline();
+        let Sink::Memory(pager) = &pipeline.sinks()[1].sink else {
+            panic!("memory sinks");
+        };
+        pager.fail_next(1, false);
+        assert_eq!(
+            pipeline.process(&message(throttled())).await,
+            Verdict::Failed(FailReason::Publish)
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,5 +1,5 @@
 //! Where alerts go: SNS ([`sns`]), standard output ([`stdout`]), a file ([`file`]), or memory
-//! ([`memory`], for tests and benchmarks).
+//! ([`memory`], for tests and benchmarks); [`route`] decides which of them get an alert.
 //!
 //! A sink either accepts an alert or returns a [`PublishError`] saying whether trying again
 //! may help; retrying with backoff is the daemon's job, so that every sink gets the same
@@ -7,6 +7,7 @@
 
 pub mod file;
 pub mod memory;
+pub mod route;
 pub mod sns;
 pub mod stdout;
 
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 pub use file::FileSink;
 pub use memory::MemorySink;
+pub use route::Router;
 pub use sns::SnsSink;
 pub use stdout::StdoutSink;
 

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Sends an alert to every sink; true when all accepted it. (A trait rather than an async
-/// closure: the pipeline's future must be `Send` for any borrow of the alert.)
+/// Sends an alert to every sink it is routed to; true when all accepted it. (A trait rather
+/// than an async closure: the pipeline's future must be `Send` for any borrow of the alert.)
 pub trait Publish: Sync {
     fn publish(&self, alert: &Alert) -> impl Future<Output = bool> + Send;
 }
@@ -882,6 +882,31 @@ mod tests {
         // "q" (expected, never seen) is watched from the first check: also silent for 12 s.
         assert_eq!(alerts.len(), 2, "{alerts:?}");
         assert!(alerts.iter().all(|a| a.status == Status::Firing));
+    }
+
+    /// The shipped `metering-stopped` rule's alert and resolved notice in every format, as
+    /// `preview` would print them: no single event raises them, so `preview`'s snapshots of
+    /// the fixtures cannot.
+    #[tokio::test(start_paused = true)]
+    async fn shipped_absence_alert_and_resolved_notice_in_every_format() {
+        let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let rule_set = RuleSet::load(&[rules]).unwrap_or_else(|error| panic!("{error}"));
+        let (noise, sink) = (noise(), Published::default());
+        let product = "EXAMPLE_proCode";
+        admit(&noise, &rule_set, &event("h-1", product, 0, None), &sink).await;
+        tokio::time::advance(Duration::from_secs(2 * 3600)).await;
+        check(&noise, &rule_set, &sink).await;
+        admit(&noise, &rule_set, &event("h-2", product, 130, None), &sink).await;
+        let alerts: Vec<Alert> = sink
+            .take()
+            .into_iter()
+            .filter(|alert| &*alert.rule == "metering-stopped")
+            .collect();
+        assert_eq!(
+            alerts.iter().map(|a| a.status).collect::<Vec<_>>(),
+            [Status::Firing, Status::Resolved]
+        );
+        insta::assert_snapshot!(crate::cli::preview::render(&alerts, None));
     }
 
     #[tokio::test(start_paused = true)]

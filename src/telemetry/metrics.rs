@@ -96,6 +96,8 @@ pub struct Metrics {
     pub events_evaluated: Counter,
     pub alerts_published: Family<AlertLabels, Counter>,
     pub alerts_suppressed: Family<SuppressedLabels, Counter>,
+    pub alerts_dropped: Family<RuleLabels, Counter>,
+    pub sink_alerts: Family<SinkLabels, Counter>,
     pub alerts_grouped: Family<RuleLabels, Counter>,
     pub heartbeats: Family<RuleLabels, Counter>,
     pub absences_pending: Gauge,
@@ -129,6 +131,8 @@ impl Default for Metrics {
             events_evaluated: Counter::default(),
             alerts_published: Family::default(),
             alerts_suppressed: Family::default(),
+            alerts_dropped: Family::default(),
+            sink_alerts: Family::default(),
             alerts_grouped: Family::default(),
             heartbeats: Family::default(),
             absences_pending: Gauge::default(),
@@ -188,13 +192,23 @@ impl Metrics {
         );
         registry.register(
             "meterwatch_alerts_published",
-            "Alerts accepted by every sink, by rule and severity",
+            "Alerts accepted by every sink they were routed to, by rule and severity",
             self.alerts_published.clone(),
         );
         registry.register(
             "meterwatch_alerts_suppressed",
             "Matches that sent no alert on purpose, by rule and reason (duplicate, throttled, below_threshold)",
             self.alerts_suppressed.clone(),
+        );
+        registry.register(
+            "meterwatch_alerts_dropped",
+            "Alerts a route with no sinks took (dropped on purpose), by rule",
+            self.alerts_dropped.clone(),
+        );
+        registry.register(
+            "meterwatch_sink_alerts",
+            "Alerts accepted, by sink (what the routes sent it)",
+            self.sink_alerts.clone(),
         );
         registry.register(
             "meterwatch_alerts_grouped",

@@ -96,3 +96,42 @@ fn chatbot_notifications_have_every_field_chatbot_requires() {
     }
     assert_eq!(n, 2, "two alerts, two notifications");
 }
+
+/// The README's email and Slack examples are `preview` output, not hand-written: the email
+/// block verbatim, and the Slack rendering's summary, fields and next steps from the Chatbot
+/// notification (Slack shows `*bold*` as bold and `<url|text>` as a link).
+#[test]
+fn readme_examples_are_preview_output() {
+    let readme = std::fs::read_to_string("README.md").expect("README");
+    let event = "tests/fixtures/events/failing/meterusage-unexpected-principal.eventbridge.json";
+    let email = preview(event, Some("email"));
+    let start = readme.find("**Email**").expect("an email example");
+    let block = &readme[start..];
+    let block = &block[block.find("```text\n").expect("a text block") + 8..];
+    let block = &block[..block.find("```").expect("closed")];
+    assert!(email.contains(block), "README email differs from:\n{email}");
+
+    let chatbot = preview(event, Some("chatbot"));
+    let line = chatbot
+        .lines()
+        .find(|line| line.starts_with('{'))
+        .expect("a notification");
+    let notification: serde_json::Value = serde_json::from_str(line).expect("JSON");
+    let slack = &readme[readme.find("**Slack**").expect("a Slack example")..];
+    let description = notification["content"]["description"]
+        .as_str()
+        .expect("description");
+    for line in description.lines().filter(|line| !line.starts_with('<')) {
+        let shown = format!("> {}", line.replace('*', "**"));
+        assert!(
+            slack.contains(shown.trim_end()),
+            "{shown:?} not in the README"
+        );
+    }
+    for step in notification["content"]["nextSteps"]
+        .as_array()
+        .expect("next steps")
+    {
+        assert!(slack.contains(step.as_str().expect("text")), "{step}");
+    }
+}

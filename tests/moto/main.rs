@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)] // Tests: a failed step should stop the test loudly.
 
 mod state;
+mod subscribers;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -37,9 +38,9 @@ severity = "info"
 match.detail.eventName = ["RegisterUsage"]
 "#;
 
-const ALERT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const ALERT_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn rules_dir(dir: &Path) -> PathBuf {
+pub(crate) fn rules_dir(dir: &Path) -> PathBuf {
     let rules = dir.join("rules");
     std::fs::create_dir(&rules).unwrap();
     std::fs::write(rules.join("metering.toml"), RULES).unwrap();
@@ -47,7 +48,7 @@ fn rules_dir(dir: &Path) -> PathBuf {
 }
 
 /// The seed's four records and the failing variants, as EventBridge envelopes.
-fn seed_and_failing() -> Vec<String> {
+pub(crate) fn seed_and_failing() -> Vec<String> {
     let mut bodies: Vec<String> = eventbridge_fixtures("envelopes")
         .into_iter()
         .map(|(_, body)| body)

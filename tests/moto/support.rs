@@ -257,26 +257,45 @@ impl Clients {
     /// Creates the alerts topic and subscribes the alerts queue with raw delivery.
     pub async fn create_topic(&self, resources: &Resources) {
         let name = resources.topic_arn.rsplit(':').next().unwrap();
-        let topic_arn = self
-            .sns
+        let topic_arn = self.create_named_topic(name).await;
+        assert_eq!(topic_arn, resources.topic_arn);
+        self.subscribe(&topic_arn, &resources.alerts_queue_url, true, None)
+            .await;
+    }
+
+    /// Creates an SNS topic; returns its ARN.
+    pub async fn create_named_topic(&self, name: &str) -> String {
+        self.sns
             .create_topic()
             .name(name)
             .send()
             .await
             .unwrap()
             .topic_arn
-            .unwrap();
-        assert_eq!(topic_arn, resources.topic_arn);
-        let alerts_queue_arn = self.queue_arn(&resources.alerts_queue_url).await;
-        self.sns
+            .unwrap()
+    }
+
+    /// Subscribes a queue to a topic: `raw` delivers the message alone (else the SNS
+    /// notification JSON around it); `filter_policy` on message attributes.
+    pub async fn subscribe(
+        &self,
+        topic_arn: &str,
+        queue_url: &str,
+        raw: bool,
+        filter_policy: Option<&str>,
+    ) {
+        let queue_arn = self.queue_arn(queue_url).await;
+        let mut request = self
+            .sns
             .subscribe()
-            .topic_arn(&topic_arn)
+            .topic_arn(topic_arn)
             .protocol("sqs")
-            .endpoint(alerts_queue_arn)
-            .attributes("RawMessageDelivery", "true")
-            .send()
-            .await
-            .unwrap();
+            .endpoint(queue_arn)
+            .attributes("RawMessageDelivery", raw.to_string());
+        if let Some(policy) = filter_policy {
+            request = request.attributes("FilterPolicy", policy);
+        }
+        request.send().await.unwrap();
     }
 
     /// The state table as the deploy templates create it (`deploy/cloudformation`'s
@@ -480,23 +499,33 @@ impl Clients {
         n: usize,
         timeout: Duration,
     ) -> Vec<serde_json::Value> {
-        let mut alerts = Vec::new();
+        self.messages(&resources.alerts_queue_url, n, timeout).await
+    }
+
+    /// Collects JSON message bodies from a queue until `n` have arrived.
+    pub async fn messages(
+        &self,
+        queue_url: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<serde_json::Value> {
+        let mut messages = Vec::new();
         let deadline = Instant::now() + timeout;
-        while alerts.len() < n {
+        while messages.len() < n {
             assert!(
                 Instant::now() < deadline,
-                "timed out after {timeout:?} with {} of {n} alerts: {alerts:?}",
-                alerts.len()
+                "timed out after {timeout:?} with {} of {n} messages from {queue_url}: {messages:?}",
+                messages.len()
             );
-            let bodies = self.take(&resources.alerts_queue_url).await;
+            let bodies = self.take(queue_url).await;
             if bodies.is_empty() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             for body in bodies {
-                alerts.push(serde_json::from_str::<serde_json::Value>(&body).unwrap());
+                messages.push(serde_json::from_str::<serde_json::Value>(&body).unwrap());
             }
         }
-        alerts
+        messages
     }
 }
 

@@ -255,34 +255,7 @@ mod tests {
     use crate::alert::{DOCUMENT_VERSION, Severity};
 
     fn alert() -> Alert {
-        Alert {
-            version: DOCUMENT_VERSION,
-            id: "00000000-0000-5000-8000-000000000000".into(),
-            rule: "metering-throttled".into(),
-            severity: Severity::Medium,
-            title: "Metering call throttled".into(),
-            summary: "MeterUsage was throttled.".into(),
-            body: None,
-            description: String::new(),
-            event_id: Some("e-1".into()),
-            event_name: Some("MeterUsage".into()),
-            account: Some("123456789012".into()),
-            region: Some("us-east-1".into()),
-            event_time: None,
-            error_code: None,
-            error_message: None,
-            principal: None,
-            product_code: None,
-            records: Vec::new(),
-            console_url: None,
-            matched: Map::new(),
-            element: None,
-            next_steps: Vec::new(),
-            truncated: false,
-            status: Status::Firing,
-            suppressed: None,
-            group: None,
-        }
+        Alert::example("metering-throttled", Severity::Medium)
     }
 
     #[test]
