@@ -60,7 +60,7 @@ pub struct Config {
     /// How a publish that fails is retried before its message is left for redelivery.
     #[serde(default)]
     pub retry: RetryConfig,
-    /// Where deduplication, throttling and absence state is kept (parsed and validated only).
+    /// Where deduplication, throttling and absence state is kept.
     #[serde(default)]
     pub state: StateConfig,
     /// The health and metrics HTTP server.

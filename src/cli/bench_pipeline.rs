@@ -1,5 +1,7 @@
 //! `meterwatch bench-pipeline`: the daemon's pipeline (envelope decode, rules, alerts, ack)
 //! on one core, from an in-memory source to a counting sink: no I/O in the timed part.
+//! `--state none` leaves out the state stage (dedup, throttle, group, threshold, absence), so
+//! that comparing it with `--state memory` measures what the stage costs.
 
 use crate::daemon::pipeline::{Backoff, Pipeline};
 use crate::daemon::{self, Settings, Shared};
@@ -28,6 +30,26 @@ pub struct Args {
     /// Timed runs; the median is reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// The state stage: `memory` (the daemon's default `[state] type`), fresh for each run,
+    /// or `none` (every match but a heartbeat is published, no dedup or other control).
+    #[arg(long, value_enum, default_value_t = StateStage::Memory)]
+    state: StateStage,
+}
+
+/// `--state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StateStage {
+    None,
+    Memory,
+}
+
+impl StateStage {
+    fn as_str(self) -> &'static str {
+        match self {
+            StateStage::None => "none",
+            StateStage::Memory => "memory",
+        }
+    }
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -60,6 +82,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             },
             Arc::clone(&metrics),
         );
+        // `Pipeline::new` comes with a fresh in-memory state stage.
+        let pipeline = match args.state {
+            StateStage::Memory => pipeline,
+            StateStage::None => pipeline.without_state(),
+        };
         let shared = Shared {
             source: Arc::new(Source::Memory(MemorySource::new(
                 bodies.iter().copied(),
@@ -93,9 +120,35 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         "rules": n_rules,
         "alerts": n_alerts,
         "runs": rates.len(),
+        "state": args.state.as_str(),
         "median_events_per_sec": median.round(),
         "threads": 1,
     });
     println!("{report}");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn the_default_state_stage_is_the_daemons_default() {
+        let cli = Cli::try_parse_from(["bench", "--events", "e.jsonl"]).expect("parses");
+        assert_eq!(cli.args.state, StateStage::Memory);
+        assert_eq!(
+            crate::config::StateConfig::default().kind,
+            crate::config::StateKind::Memory
+        );
+        let cli = Cli::try_parse_from(["bench", "--events", "e.jsonl", "--state", "none"])
+            .expect("parses");
+        assert_eq!(cli.args.state, StateStage::None);
+    }
 }

@@ -36,6 +36,11 @@ pub async fn handle_batch(
 
     let messages: Vec<Arc<Message>> = messages.into_iter().map(Arc::new).collect();
     let mut unfinished = vec![true; n_messages];
+    // Messages to keep invisible: the unfinished ones and the done ones until the batch's
+    // delete. A done message left to time out while a slower one holds the batch would be
+    // received and processed again by another consumer (a second alert, were it not for
+    // dedup); the ones left for redelivery are not renewed.
+    let mut held = vec![true; n_messages];
     let mut tasks = JoinSet::new();
     let mut task_messages = HashMap::new();
     for (idx, message) in messages.iter().enumerate() {
@@ -76,8 +81,11 @@ pub async fn handle_batch(
                         match verdict {
                             Verdict::Done => done.push(Arc::clone(message)),
                             // Poison was logged and counted where it was found.
-                            Verdict::Poison => {}
-                            Verdict::Failed(reason) => MessageLeft { message_id: &message.id, reason }.emit(metrics),
+                            Verdict::Poison => held[idx] = false,
+                            Verdict::Failed(reason) => {
+                                held[idx] = false;
+                                MessageLeft { message_id: &message.id, reason }.emit(metrics);
+                            }
                         }
                     }
                     // Aborted at the hard stop: released below.
@@ -88,6 +96,7 @@ pub async fn handle_batch(
                         tracing::error!(error = %error, "Message task panicked.");
                         if let Some(&idx) = task_messages.get(&error.id()) {
                             unfinished[idx] = false;
+                            held[idx] = false;
                             MessageLeft { message_id: &messages[idx].id, reason: FailReason::Internal }.emit(metrics);
                         }
                     }
@@ -99,7 +108,7 @@ pub async fn handle_batch(
             }
             _ = ticks.tick(), if renewal.is_some() => {
                 let Some(timeout) = renewal else { continue };
-                let pending = select(&messages, &unfinished);
+                let pending = select(&messages, &held);
                 metrics.visibility_extensions.inc_by(pending.len() as u64);
                 for failure in source.change_visibility(&pending, timeout).await {
                     EntryFailed { operation: "change_visibility", failure: &failure }.emit(metrics);

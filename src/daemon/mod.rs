@@ -309,9 +309,10 @@ pub async fn serve(
             Arc::clone(&metrics),
         )
         .with_router(router)
-        .with_noise(noise),
+        .with_noise(Arc::clone(&noise)),
     );
     let absence_task = tokio::spawn(absence_checks(
+        noise,
         Arc::clone(&pipeline),
         Arc::clone(&metrics),
         shutdown.clone(),
@@ -403,17 +404,18 @@ pub async fn serve(
     Ok(stopped)
 }
 
-/// How often absence rules' keys are checked: a small fraction of any sensible grace.
+/// How often absence rules' keys are checked: a small fraction of any sensible grace. A rule
+/// allowing less silence is checked more often (`state::stage::check_period`).
 const ABSENCE_CHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// The absence ticker: checks every absence rule's keys until `shutdown`, publishing through
 /// the pipeline's sinks; keeps the pending-absences and open-groups gauges current.
 async fn absence_checks(
+    noise: Arc<Noise>,
     pipeline: Arc<Pipeline>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
-    let noise = Arc::clone(pipeline.noise());
     let report = |result: Result<crate::state::stage::AbsenceReport, crate::state::StateError>| {
         metrics
             .groups_open
@@ -633,6 +635,38 @@ mod tests {
             renewals
                 .iter()
                 .all(|(id, timeout)| id == "m0" && *timeout == Duration::from_secs(10))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_done_message_stays_invisible_while_its_batch_waits_for_a_slow_one() {
+        // m1 raises no alert and is done at once; m0 retries 20 times, 0 to 4 s apart
+        // (about 40 s; under 5 s, when no renewal is due, has a negligible chance).
+        let source = MemorySource::new([throttled(), ok_event()], 10)
+            .with_visibility_timeout(Duration::from_secs(10));
+        let backoff = Backoff {
+            max_attempts: 21,
+            initial: Duration::from_secs(4),
+            max: Duration::from_secs(4),
+        };
+        let harness = Harness::new(source, backoff);
+        harness.sink().fail_next(20, true);
+        let started = tokio::time::Instant::now();
+        run(
+            settings(60),
+            harness.shared.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+        let n_due = (started.elapsed().as_secs() / 5) as usize;
+        assert_eq!(harness.source().deleted(), ["m1", "m0"], "in one batch");
+        let renewals = harness.source().visibility_changes();
+        let renewed = |id: &str| renewals.iter().filter(|(m, _)| m == id).count();
+        assert!(n_due >= 1);
+        assert_eq!(
+            (renewed("m0"), renewed("m1")),
+            (n_due, n_due),
+            "{renewals:?}"
         );
     }
 

@@ -73,7 +73,9 @@ pub struct Pipeline {
     router: Router,
     backoff: Backoff,
     metrics: Arc<Metrics>,
-    noise: Arc<Noise>,
+    /// The state stage; `None` publishes every match as it comes (`bench-pipeline --state
+    /// none`, to measure what the stage costs).
+    noise: Option<Arc<Noise>>,
 }
 
 impl Pipeline {
@@ -89,14 +91,14 @@ impl Pipeline {
             sinks,
             backoff,
             metrics,
-            noise: Arc::new(Noise::in_memory()),
+            noise: Some(Arc::new(Noise::in_memory())),
         }
     }
 
     /// Keeps noise-control state in `noise` (by default: in memory, groups flushed only when
     /// due).
     pub fn with_noise(mut self, noise: Arc<Noise>) -> Self {
-        self.noise = noise;
+        self.noise = Some(noise);
         self
     }
 
@@ -107,8 +109,12 @@ impl Pipeline {
         self
     }
 
-    pub fn noise(&self) -> &Arc<Noise> {
-        &self.noise
+    /// Runs without the state stage: no dedup, throttle, group or threshold; every match
+    /// but an absence heartbeat is published as it comes. Only for measuring the stage's
+    /// cost (`bench-pipeline --state none`): the daemon always has one.
+    pub fn without_state(mut self) -> Self {
+        self.noise = None;
+        self
     }
 
     pub fn rules(&self) -> &Arc<ArcSwap<RuleSet>> {
@@ -149,12 +155,15 @@ impl Pipeline {
             self.metrics.events_evaluated.inc();
         }
         drop(rule_set);
+        let Some(noise) = &self.noise else {
+            return self.publish_each(findings).await;
+        };
         // Every finding goes through the state stage, which publishes what should be sent
         // and says whether the message may go: a held group member returns only once its
         // group's alert is out; a dedup claim held elsewhere leaves the message for later.
         for finding in findings {
             let rule = finding.alert.rule.to_string();
-            let settled = match self.noise.admit(finding, self).await {
+            let settled = match noise.admit(finding, self).await {
                 Ok(settled) => settled,
                 Err(error) => {
                     self.metrics.state_errors.inc();
@@ -188,6 +197,17 @@ impl Pipeline {
                 }
                 Settled::InFlight => return Verdict::Failed(FailReason::InFlight),
                 Settled::Failed => return Verdict::Failed(FailReason::Publish),
+            }
+        }
+        Verdict::Done
+    }
+
+    /// Without a state stage: publishes every finding's alert, skipping heartbeats (an
+    /// absence rule's match is never an alert by itself).
+    async fn publish_each(&self, findings: Vec<crate::rules::Finding>) -> Verdict {
+        for finding in findings.iter().filter(|finding| !finding.is_heartbeat()) {
+            if !crate::state::Publish::publish(self, &finding.alert).await {
+                return Verdict::Failed(FailReason::Publish);
             }
         }
         Verdict::Done
@@ -385,6 +405,35 @@ pub(crate) mod tests {
         assert!(metrics.encode().contains(
             "meterwatch_alerts_suppressed_total{rule=\"call-failed\",reason=\"duplicate\"} 1"
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_state_every_delivery_alerts_and_heartbeats_do_not() {
+        let (pipeline, metrics) = pipeline(MemorySink::new(), 3);
+        let pipeline = pipeline.without_state();
+        for _ in 0..2 {
+            assert_eq!(pipeline.process(&message(throttled())).await, Verdict::Done);
+        }
+        assert_eq!(memory(&pipeline).alerts().len(), 2);
+        assert!(
+            !metrics
+                .encode()
+                .contains("meterwatch_alerts_suppressed_total{")
+        );
+
+        let metrics = Arc::new(Metrics::default());
+        let heartbeat_rule = "[[rule]]\nid = \"stopped\"\ntitle = \"Stopped\"\nseverity = \"critical\"\n\
+            match.detail.eventName = [\"MeterUsage\"]\nmatch.detail.errorCode = [{ exists = false }]\n\
+            [rule.absence]\ngroup_by = [\"detail.requestParameters.productCode\"]\nlearn = true\n";
+        let pipeline = Pipeline::new(
+            rules(heartbeat_rule),
+            vec![NamedSink::new("memory", Sink::Memory(MemorySink::new()))],
+            Backoff::from(&RetryConfig::default()),
+            metrics,
+        )
+        .without_state();
+        assert_eq!(pipeline.process(&message(ok_event())).await, Verdict::Done);
+        assert_eq!(memory(&pipeline).attempts(), 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -23,8 +23,11 @@
 //! strongly consistent. An expired item that TTL has not deleted yet is never trusted, since
 //! TTL deletion is lazy.
 //!
-//! Cost: one consistent read and (usually) one write per alert-producing finding or
-//! heartbeat; events no rule matches never touch the table. IAM: `dynamodb:GetItem`,
+//! Cost: an alert of a rule without other controls takes one consistent read and two writes
+//! (the dedup claim, then its confirmation, written on condition of the claim's version
+//! without reading again: [`super::Store::replace_mine`]); a repeated event one read; a
+//! throttle, threshold or absence decision one more read and (usually) one write. Events no
+//! rule matches never touch the table. IAM: `dynamodb:GetItem`,
 //! `PutItem` and `DeleteItem` on the table (the deploy templates' policy grants these).
 
 use super::{Change, Entry, Millis, StateError, Undo, Write};
@@ -113,7 +116,7 @@ impl DynamoStore {
 
     /// Writes `entry` if the item's version is still `expected` (`None`: no item). Returns
     /// `false` when someone else wrote first.
-    async fn put(
+    pub(super) async fn put(
         &self,
         key: &str,
         entry: &Entry,

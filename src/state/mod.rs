@@ -292,6 +292,33 @@ impl Store {
         Ok(entry)
     }
 
+    /// Replaces the write `mine` made (e.g. a dedup claim, by its confirmation) with
+    /// `write`. The DynamoDB store writes on condition that the item is still at the version
+    /// `mine` wrote, without reading it first (one request instead of two); if someone wrote
+    /// since, or `mine` wrote nothing, `write` is applied over whatever is there, as
+    /// [`Store::update`] would.
+    pub async fn replace_mine(
+        &self,
+        mine: &Undo,
+        now: Millis,
+        write: Write,
+    ) -> Result<(), StateError> {
+        if let (Store::Dynamodb(store), Some(written), Write::Put { entry, expires_at }) =
+            (self, mine.written, &write)
+            && store
+                .put(&mine.key, entry, *expires_at, Some(written), written + 1)
+                .await?
+        {
+            return Ok(());
+        }
+        self.update(&mine.key, now, |_| Change {
+            write: write.clone(),
+            decision: (),
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Takes back a write (see [`Undo`]); a no-op if someone wrote since.
     pub async fn undo(&self, undo: Undo) -> Result<(), StateError> {
         if undo.written.is_none() {

@@ -161,11 +161,8 @@ impl Noise {
                     let now = self.clock.now();
                     // The alert is out: failing to remember it risks a duplicate only if the
                     // same event arrives again after the claim's lease, so warn and go on.
-                    if let Err(error) = self
-                        .store
-                        .update(&dedup_key, now, |_| dedup::confirm(now, window))
-                        .await
-                    {
+                    let confirm = dedup::confirm(now, window).write;
+                    if let Err(error) = self.store.replace_mine(&undo, now, confirm).await {
                         tracing::warn!(key = %dedup_key, error = %error, "Could not confirm a dedup claim.");
                     }
                 }
@@ -414,8 +411,9 @@ impl Noise {
         Ok(report)
     }
 
-    /// Runs [`Noise::check_absences`] every `every` until `shutdown`; `report` receives each
-    /// check's result (for metrics and logs).
+    /// Runs [`Noise::check_absences`] at once and then every `every` (or sooner, see
+    /// [`check_period`]) until `shutdown`; `report` receives each check's result (for metrics
+    /// and logs).
     pub async fn run_absence_checks(
         &self,
         rules: &arc_swap::ArcSwap<RuleSet>,
@@ -424,17 +422,36 @@ impl Noise {
         report: impl Fn(Result<AbsenceReport, StateError>),
         shutdown: &CancellationToken,
     ) {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = ticks.tick() => {}
-            }
+            // The rules are read afresh each time: a reload may add, drop or retime a rule.
             let rule_set = rules.load_full();
             report(self.check_absences(&rule_set, publish).await);
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(check_period(&rule_set, every)) => {}
+            }
         }
     }
+}
+
+/// The shortest time between two absence checks.
+const MIN_CHECK_PERIOD: Duration = Duration::from_secs(1);
+
+/// How long until the next absence check: `every`, unless an absence rule allows so little
+/// silence (`interval` + `grace`) that `every` would make its alert late by a large part of
+/// it; then a tenth of that silence, but not under [`MIN_CHECK_PERIOD`] (each check reads
+/// every watched key from the store).
+pub fn check_period(rule_set: &RuleSet, every: Duration) -> Duration {
+    rule_set
+        .rules()
+        .iter()
+        .filter(|rule| rule.enabled)
+        .filter_map(|rule| match &rule.controls.gate {
+            Gate::Absence(spec) => Some((spec.interval + spec.grace) / 10),
+            _ => None,
+        })
+        .fold(every, Duration::min)
+        .max(MIN_CHECK_PERIOD.min(every))
 }
 
 /// A dedup claim must outlive a publish with retries and, for a grouped rule, the wait for
@@ -812,6 +829,59 @@ mod tests {
         );
         assert_eq!(check(&noise, &rule_set, &sink).await.n_absent, 2);
         assert!(sink.take().is_empty());
+    }
+
+    #[test]
+    fn short_absence_rules_are_checked_more_often() {
+        let every = Duration::from_secs(30);
+        assert_eq!(check_period(&rules(STOPPED), every), every, "1h15m allowed");
+        let short = STOPPED.replace(
+            "learn = true",
+            "learn = true\ninterval = \"10s\"\ngrace = \"2s\"",
+        );
+        assert_eq!(
+            check_period(&rules(&short), every),
+            Duration::from_millis(1200)
+        );
+        let tiny = STOPPED.replace(
+            "learn = true",
+            "learn = true\ninterval = \"1s\"\ngrace = \"1s\"",
+        );
+        assert_eq!(check_period(&rules(&tiny), every), MIN_CHECK_PERIOD);
+        assert_eq!(check_period(&rules(FAILED), every), every);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_ticker_checks_at_once_then_every_period() {
+        let short = STOPPED.replace(
+            "learn = true",
+            "learn = true\ninterval = \"10s\"\ngrace = \"2s\"",
+        );
+        let rules = arc_swap::ArcSwap::from_pointee(rules(&short));
+        let (noise, sink) = (noise(), Published::default());
+        admit(&noise, &rules.load(), &event("h-1", "p", 0, None), &sink).await;
+        let shutdown = CancellationToken::new();
+        let n_checks = std::sync::atomic::AtomicUsize::new(0);
+        let count = |_: Result<AbsenceReport, StateError>| {
+            n_checks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        };
+        let stop = async {
+            // Checks at 0, 1.2, 2.4, …, 12.0 s: 11 of them; the key (silent since 0) fires
+            // at the first check past 12 s.
+            tokio::time::sleep(Duration::from_millis(12_100)).await;
+            assert_eq!(n_checks.load(std::sync::atomic::Ordering::SeqCst), 11);
+            assert!(sink.take().is_empty(), "12 s of silence are allowed");
+            tokio::time::sleep(Duration::from_millis(1_200)).await;
+            shutdown.cancel();
+        };
+        tokio::join!(
+            noise.run_absence_checks(&rules, Duration::from_secs(30), &sink, count, &shutdown),
+            stop
+        );
+        let alerts = sink.take();
+        // "q" (expected, never seen) is watched from the first check: also silent for 12 s.
+        assert_eq!(alerts.len(), 2, "{alerts:?}");
+        assert!(alerts.iter().all(|a| a.status == Status::Firing));
     }
 
     /// The shipped `metering-stopped` rule's alert and resolved notice in every format, as

@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a failed step should stop the test loudly.
 
+mod state;
 mod subscribers;
 mod support;
 

@@ -84,23 +84,37 @@ pub struct Moto {
 }
 
 impl Moto {
+    /// Starts `moto_server` from `target/moto-venv` through `atomic_moto.py` (which makes
+    /// DynamoDB's conditional writes atomic, as they are on AWS), or `$MOTO_SERVER` as is.
     pub async fn start() -> Moto {
-        let server = std::env::var_os("MOTO_SERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_path("target/moto-venv/bin/moto_server"));
-        assert!(
-            server.exists(),
-            "{} not found: run `scripts/moto install` (or set MOTO_SERVER)",
-            server.display()
-        );
         let port = free_port();
-        let child = Command::new(&server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let address = [
+            "-H".to_owned(),
+            "127.0.0.1".to_owned(),
+            "-p".to_owned(),
+            port.to_string(),
+        ];
+        let mut command = match std::env::var_os("MOTO_SERVER") {
+            Some(server) => Command::new(server),
+            None => {
+                let python = repo_path("target/moto-venv/bin/python");
+                assert!(
+                    python.exists(),
+                    "{} not found: run `scripts/moto install` (or set MOTO_SERVER)",
+                    python.display()
+                );
+                let mut command = Command::new(python);
+                command.arg(repo_path("tests/moto/atomic_moto.py"));
+                command
+            }
+        };
+        let child = command
+            .args(&address)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", server.display()));
+            .unwrap_or_else(|e| panic!("starting moto: {e}"));
         let moto = Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -129,6 +143,7 @@ impl Moto {
             sqs: aws_sdk_sqs::Client::new(&config),
             sns: aws_sdk_sns::Client::new(&config),
             events: aws_sdk_eventbridge::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
         }
     }
 }
@@ -145,6 +160,7 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     pub sns: aws_sdk_sns::Client,
     pub events: aws_sdk_eventbridge::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
 /// The resources of one scenario, named after it.
@@ -282,6 +298,88 @@ impl Clients {
         request.send().await.unwrap();
     }
 
+    /// The state table as the deploy templates create it (`deploy/cloudformation`'s
+    /// `StateTable`, `deploy/terraform`'s `aws_dynamodb_table.state`, the schema at the top
+    /// of `src/state/dynamodb.rs`): on-demand, partition key `pk` (S) and no sort key, TTL
+    /// on `expires_at`. Written out here rather than through the daemon's code, so that the
+    /// test holds the daemon to the documented contract.
+    pub async fn create_state_table(&self, name: &str) -> String {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+            TimeToLiveSpecification, TimeToLiveStatus,
+        };
+        self.dynamodb
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("pk")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        self.dynamodb
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name("expires_at")
+                    .enabled(true)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let ttl = self
+            .dynamodb
+            .describe_time_to_live()
+            .table_name(name)
+            .send()
+            .await
+            .unwrap()
+            .time_to_live_description
+            .unwrap();
+        assert_eq!(ttl.attribute_name(), Some("expires_at"));
+        assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+        name.to_owned()
+    }
+
+    /// Every item of a state table (a scan, fine for a test's few thousand).
+    pub async fn state_items(
+        &self,
+        table: &str,
+    ) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .dynamodb
+                .scan()
+                .table_name(table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap();
+            items.extend(output.items.unwrap_or_default());
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return items;
+            }
+        }
+    }
+
     /// PutEvents for EventBridge-envelope fixtures (10 per call), as AWS would emit them.
     pub async fn put_events(&self, envelopes: &[String]) {
         for chunk in envelopes.chunks(10) {
@@ -380,6 +478,18 @@ impl Clients {
             .unwrap();
         assert!(deleted.failed.is_empty(), "{deleted:?}");
         messages.into_iter().map(|m| m.body.unwrap()).collect()
+    }
+
+    /// Everything left on a queue: short polls until one comes back empty.
+    pub async fn drain(&self, queue_url: &str) -> Vec<String> {
+        let mut bodies = Vec::new();
+        loop {
+            let taken = self.take(queue_url).await;
+            if taken.is_empty() {
+                return bodies;
+            }
+            bodies.extend(taken);
+        }
     }
 
     /// Collects alert documents from the alerts queue until `n` have arrived.
@@ -554,6 +664,11 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())?;
     Some((status, body))
+}
+
+/// The `[state]` table of a config keeping state in DynamoDB `table`.
+pub fn dynamodb_state(table: &str) -> String {
+    format!("[state]\ntype = \"dynamodb\"\ntable = \"{table}\"\n")
 }
 
 /// Writes a daemon config for a scenario: short polls and visibility timeouts for speed.
