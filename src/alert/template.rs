@@ -89,6 +89,15 @@ impl Templates {
             .is_some_and(|names| names.contains(name))
     }
 
+    /// The top-level names a rule's templates read: what its rendering context must hold.
+    pub fn names<'t>(&'t self, rule: &str) -> impl Iterator<Item = &'t str> {
+        self.names
+            .get(rule)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+    }
+
     /// A rendering context from a JSON object; made once per alert for all its templates.
     pub fn context(value: &Value) -> minijinja::Value {
         minijinja::Value::from(minijinja::value::Serde(value))
