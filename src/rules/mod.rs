@@ -98,11 +98,9 @@ pub struct RuleSet {
     /// Enabled rules' patterns, each added under its index in `rules`.
     matcher: Matcher<usize>,
     lists: BTreeMap<String, Arc<List>>,
-    /// Every field any rule reads after its pattern matched.
+    /// Every field rules and alerts read after a pattern matched: conditions, matched
+    /// values, `for_each` arrays and the alert's content.
     view: view::FieldTree,
-    /// The fields alerts are made of (content, matched values, `for_each` arrays), parsed
-    /// once per alerting event.
-    alert_view: view::FieldTree,
     /// Every rule's `title`, `summary` and `body`, compiled.
     templates: Templates,
 }
@@ -172,24 +170,20 @@ impl RuleSet {
         if matched.is_empty() {
             return Ok(Vec::new());
         }
-        // The text was valid JSON when it was decoded, so the view always parses; were it
-        // not to, the full value reads the same fields.
+        // One parse serves the conditions and the alerts: most events a pattern accepts
+        // raise an alert, and a second pass over the text would cost more than the fields
+        // only alerts read. The text was valid JSON when it was decoded, so the view always
+        // parses; were it not to, the full value reads the same fields.
         let view = self.view.parse(event.json());
         let subject = Subject {
             value: view.as_ref().unwrap_or_else(|| event.value()),
             event_time: event.event_time().and_then(condition::parse_timestamp),
         };
         let mut findings = Vec::new();
-        let alert_fields = std::cell::OnceCell::new();
         for pattern_idx in matched {
             let rule = &self.rules[*self.matcher.id(pattern_idx)];
             if rule.conditions.iter().all(|c| c.holds(&subject)) {
-                let fields = alert_fields.get_or_init(|| {
-                    self.alert_view
-                        .parse(event.json())
-                        .unwrap_or_else(|| event.value().clone())
-                });
-                rule.raise(event, fields, self, &mut findings);
+                rule.raise(event, subject.value, self, &mut findings);
             }
         }
         Ok(findings)
