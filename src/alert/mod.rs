@@ -84,6 +84,47 @@ impl FromStr for Severity {
     }
 }
 
+impl Alert {
+    /// The document's top-level field `name` as a template value, converted on its own
+    /// (`None` for an unknown name, or a field the JSON document leaves out): templates read a
+    /// few fields, and converting the whole document for every alert would dominate its cost.
+    pub fn template_value(&self, name: &str) -> Option<minijinja::Value> {
+        use minijinja::Value as V;
+        fn value<T: Serialize>(field: &T) -> minijinja::Value {
+            minijinja::Value::from(minijinja::value::Serde(field))
+        }
+        Some(match name {
+            "version" => V::from(self.version),
+            "id" => V::from(self.id.as_str()),
+            "rule" => V::from(&*self.rule),
+            "severity" => V::from(self.severity.as_str()),
+            "title" => V::from(self.title.as_str()),
+            "summary" => V::from(self.summary.as_str()),
+            "body" => V::from(self.body.as_deref()?),
+            "description" => V::from(self.description.as_str()),
+            "event_id" => value(&self.event_id),
+            "event_name" => value(&self.event_name),
+            "account" => value(&self.account),
+            "region" => value(&self.region),
+            "event_time" => value(&self.event_time),
+            "error_code" => value(&self.error_code),
+            "error_message" => value(&self.error_message),
+            "principal" => value(&self.principal),
+            "product_code" => value(&self.product_code),
+            "records" => value(&self.records),
+            "console_url" => value(&self.console_url),
+            "matched" => value(&self.matched),
+            "element" => value(self.element.as_ref()?),
+            "next_steps" if !self.next_steps.is_empty() => value(&self.next_steps),
+            "truncated" if self.truncated => V::from(true),
+            "status" => V::from(self.status.as_str()),
+            "suppressed" => V::from(self.suppressed?),
+            "group" => value(self.group.as_ref()?),
+            _ => return None,
+        })
+    }
+}
+
 /// The version of the alert document (`version` in its JSON). Fields are only ever added
 /// within a version; a rename or removal would make it 2.
 pub const DOCUMENT_VERSION: u32 = 1;
@@ -284,4 +325,65 @@ impl Alert {
 /// The JSON Schema of the alert document, generated from [`Alert`].
 pub fn document_schema() -> Value {
     schemars::schema_for!(Alert).to_value()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field the document has, filled, and left out: `template_value` must agree
+    /// with the JSON document, so that templates see the same alert either way.
+    #[test]
+    fn template_values_are_the_documents_fields() {
+        let empty = Alert::example("r", Severity::High);
+        let mut full = empty.clone();
+        full.body = Some("body".into());
+        full.event_time = Some("2020-07-10T23:06:42Z".into());
+        full.error_code = Some("ThrottlingException".into());
+        full.error_message = Some("Rate exceeded".into());
+        full.principal = Some(Principal {
+            kind: Some("AssumedRole".into()),
+            arn: Some("arn:aws:sts::1:assumed-role/R/s".into()),
+            role_arn: Some("arn:aws:iam::1:role/R".into()),
+            account_id: Some("1".into()),
+        });
+        full.product_code = Some("p".into());
+        full.records = vec![UsageRecord {
+            customer: Some("c".into()),
+            dimension: Some("d".into()),
+            quantity: Some(serde_json::json!(3)),
+            timestamp: None,
+            status: Some("Success".into()),
+        }];
+        full.console_url = Some("https://console".into());
+        full.matched
+            .insert("detail.x".into(), serde_json::json!([1, "a"]));
+        full.element = Some(Element {
+            path: "detail.a[0]".into(),
+            value: serde_json::json!({"k": null}),
+        });
+        full.next_steps = vec!["look".into()];
+        full.truncated = true;
+        full.status = Status::Resolved;
+        full.suppressed = Some(4);
+        full.group = Some(GroupSummary {
+            count: 2,
+            first_time: None,
+            last_time: None,
+            event_ids: vec!["e".into()],
+            key: serde_json::Map::new(),
+        });
+        let schema = schemars::schema_for!(Alert).to_value();
+        let fields: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+        for alert in [&empty, &full] {
+            let document = serde_json::to_value(alert).unwrap();
+            for field in &fields {
+                let expected = document
+                    .get(field.as_str())
+                    .map(|v| minijinja::Value::from(minijinja::value::Serde(v)));
+                assert_eq!(alert.template_value(field), expected, "{field}");
+            }
+        }
+        assert_eq!(full.template_value("no_such_field"), None);
+    }
 }

@@ -82,11 +82,13 @@ impl Templates {
             .map_err(|error| format!("rendering against a sample event: {error}"))
     }
 
-    /// Whether any of a rule's templates reads the top-level name `name`.
-    pub fn uses(&self, rule: &str, name: &str) -> bool {
+    /// The top-level names a rule's templates read: what its rendering context must hold.
+    pub fn names<'t>(&'t self, rule: &str) -> impl Iterator<Item = &'t str> {
         self.names
             .get(rule)
-            .is_some_and(|names| names.contains(name))
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
     }
 
     /// A rendering context from a JSON object; made once per alert for all its templates.
@@ -218,8 +220,9 @@ mod tests {
         templates
             .add("r", Kind::Title, "{{ detail.errorCode }} in {{ account }}")
             .expect("valid");
-        assert!(templates.uses("r", "detail") && templates.uses("r", "account"));
-        assert!(!templates.uses("r", "event"));
+        let names: Vec<&str> = templates.names("r").collect();
+        assert!(names.contains(&"detail") && names.contains(&"account"));
+        assert!(!names.contains(&"event"));
     }
 
     #[test]

@@ -282,17 +282,15 @@ impl Loader {
         // errors every parsed rule compiled, so those positions are the final ones.
         debug_assert!(rules.iter().enumerate().all(|(pos, (idx, _))| pos == *idx));
         let mut view = FieldTree::default();
-        let mut alert_view = FieldTree::default();
         for path in crate::alert::content::FIELDS {
-            alert_view.add(&FieldPath::parse(path).expect("content paths are valid"));
+            view.add(&FieldPath::parse(path).expect("content paths are valid"));
         }
         for (_, rule) in &rules {
             for field in &rule.fields {
                 view.add(field);
-                alert_view.add(field);
             }
             for for_each in &rule.for_each {
-                alert_view.add(&for_each.array);
+                view.add(&for_each.array);
             }
         }
         Ok(RuleSet {
@@ -300,7 +298,6 @@ impl Loader {
             matcher: builder.build(),
             lists,
             view,
-            alert_view,
             templates: self.templates,
         })
     }

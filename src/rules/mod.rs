@@ -98,11 +98,9 @@ pub struct RuleSet {
     /// Enabled rules' patterns, each added under its index in `rules`.
     matcher: Matcher<usize>,
     lists: BTreeMap<String, Arc<List>>,
-    /// Every field any rule reads after its pattern matched.
+    /// Every field rules and alerts read after a pattern matched: conditions, matched
+    /// values, `for_each` arrays and the alert's content.
     view: view::FieldTree,
-    /// The fields alerts are made of (content, matched values, `for_each` arrays), parsed
-    /// once per alerting event.
-    alert_view: view::FieldTree,
     /// Every rule's `title`, `summary` and `body`, compiled.
     templates: Templates,
 }
@@ -172,24 +170,20 @@ impl RuleSet {
         if matched.is_empty() {
             return Ok(Vec::new());
         }
-        // The text was valid JSON when it was decoded, so the view always parses; were it
-        // not to, the full value reads the same fields.
+        // One parse serves the conditions and the alerts: most events a pattern accepts
+        // raise an alert, and a second pass over the text would cost more than the fields
+        // only alerts read. The text was valid JSON when it was decoded, so the view always
+        // parses; were it not to, the full value reads the same fields.
         let view = self.view.parse(event.json());
         let subject = Subject {
             value: view.as_ref().unwrap_or_else(|| event.value()),
             event_time: event.event_time().and_then(condition::parse_timestamp),
         };
         let mut findings = Vec::new();
-        let alert_fields = std::cell::OnceCell::new();
         for pattern_idx in matched {
             let rule = &self.rules[*self.matcher.id(pattern_idx)];
             if rule.conditions.iter().all(|c| c.holds(&subject)) {
-                let fields = alert_fields.get_or_init(|| {
-                    self.alert_view
-                        .parse(event.json())
-                        .unwrap_or_else(|| event.value().clone())
-                });
-                rule.raise(event, fields, self, &mut findings);
+                rule.raise(event, subject.value, self, &mut findings);
             }
         }
         Ok(findings)
@@ -344,39 +338,36 @@ impl Rule {
 
     /// Fills in the alert's title, summary and body from the rule's templates. A template
     /// that fails (rare: they were rendered once at load) leaves a visible note, never a
-    /// missing alert.
-    /// Renders the rule's templates into `alert`; `event` gives the raw event, read only when
-    /// a template uses `event` or `detail`.
+    /// missing alert. `event` gives the raw event, read only when a template uses `event` or
+    /// `detail`.
     fn render<'e>(&self, alert: &mut Alert, event: impl Fn() -> &'e Value, rule_set: &RuleSet) {
         let templates: &Templates = &rule_set.templates;
-        let uses = |name| templates.uses(&self.id, name);
-        let mut context = serde_json::to_value(&*alert).unwrap_or(Value::Null);
-        if let Some(object) = context.as_object_mut() {
-            // Only templates that read the raw event pay for its whole value.
-            if uses("event") {
-                object.insert("event".into(), event().clone());
-            }
-            if uses("detail") {
-                let detail = event().get("detail").cloned().unwrap_or(Value::Null);
-                object.insert("detail".into(), detail);
-            }
-            if uses("rule") {
-                let rule = serde_json::json!({
-                    "id": &*self.id, "title": &*self.title,
-                    "severity": self.severity, "description": self.description,
-                });
-                object.insert("rule".into(), rule);
-            }
-            if uses("lists") {
-                let lists: Map<String, Value> = rule_set
-                    .lists
-                    .iter()
-                    .map(|(name, list)| (name.clone(), serde_json::json!(list.entries())))
-                    .collect();
-                object.insert("lists".into(), Value::Object(lists));
-            }
-        }
-        let context = Templates::context(&context);
+        // The context holds only the names the templates read, each converted on its own.
+        let context: BTreeMap<&str, minijinja::Value> = templates
+            .names(&self.id)
+            .filter_map(|name| {
+                let value = match name {
+                    "event" => minijinja::Value::from(minijinja::value::Serde(event())),
+                    "detail" => {
+                        minijinja::Value::from(minijinja::value::Serde(event().get("detail")))
+                    }
+                    "rule" => minijinja::Value::from(minijinja::value::Serde(serde_json::json!({
+                        "id": &*self.id, "title": &*self.title,
+                        "severity": self.severity, "description": self.description,
+                    }))),
+                    "lists" => minijinja::Value::from(
+                        rule_set
+                            .lists
+                            .iter()
+                            .map(|(name, list)| (name.as_str(), list.entries().to_vec()))
+                            .collect::<BTreeMap<_, _>>(),
+                    ),
+                    field => alert.template_value(field)?,
+                };
+                Some((name, value))
+            })
+            .collect();
+        let context = minijinja::Value::from(context);
         let mut errors = Vec::new();
         match templates.render(&self.id, Kind::Title, &context) {
             Ok(title) if !title.is_empty() => alert.title = title,
