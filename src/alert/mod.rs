@@ -374,9 +374,13 @@ mod tests {
             key: serde_json::Map::new(),
         });
         let schema = schemars::schema_for!(Alert).to_value();
-        let fields: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+        let fields: Vec<&String> = schema["properties"]
+            .as_object()
+            .expect("the alert schema lists its properties")
+            .keys()
+            .collect();
         for alert in [&empty, &full] {
-            let document = serde_json::to_value(alert).unwrap();
+            let document = serde_json::to_value(alert).expect("an alert serializes");
             for field in &fields {
                 let expected = document
                     .get(field.as_str())
