@@ -253,17 +253,24 @@ impl Noise {
                     .as_deref()
                     .and_then(|t| t.parse::<jiff::Timestamp>().ok())
                     .map_or(now, |t| t.as_millisecond());
+                let origin = absence::Origin {
+                    account: alert.account.clone(),
+                    region: alert.region.clone(),
+                };
                 let state_key = state_key("absence", &rule, &key.text);
                 let (beat, undo) = self
                     .store
                     .update(&state_key, now, |previous| {
-                        absence::beat(previous, spec, event_time, now)
+                        absence::beat(previous, spec, event_time, &origin, now)
                     })
                     .await?;
                 match beat {
                     absence::Beat::Alive => Ok(Settled::Heartbeat),
                     absence::Beat::Resumed { silent_since } => {
                         alert.status = Status::Resolved;
+                        // The absence alert's thread: it had no event, so no account of its
+                        // own to thread by.
+                        alert.thread_key = Some(key.text.clone());
                         alert.id = uuid::Uuid::new_v5(
                             &uuid::Uuid::NAMESPACE_OID,
                             format!("resolved:{rule}:{}:{silent_since}", key.text).as_bytes(),
@@ -377,9 +384,13 @@ impl Noise {
                 match check {
                     absence::Check::Quiet => {}
                     absence::Check::Reported => report.n_absent += 1,
-                    absence::Check::Missing { since, seen } => {
+                    absence::Check::Missing {
+                        since,
+                        seen,
+                        origin,
+                    } => {
                         let key = spec.group_by.key_from_text(&key_text);
-                        let mut alert = rule_set.absence_alert(rule, &key);
+                        let mut alert = rule_set.absence_alert(rule, &key, &origin);
                         alert.id = uuid::Uuid::new_v5(
                             &uuid::Uuid::NAMESPACE_OID,
                             format!("absent:{}:{key_text}:{since}", rule.id).as_bytes(),
@@ -907,6 +918,41 @@ mod tests {
             [Status::Firing, Status::Resolved]
         );
         insta::assert_snapshot!(crate::cli::preview::render(&alerts, None));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_absence_alert_and_its_resolved_notice_share_a_thread_and_name_the_account() {
+        let (noise, rule_set, sink) = (noise(), rules(STOPPED), Published::default());
+        admit(&noise, &rule_set, &event("h-1", "p", 0, None), &sink).await;
+        tokio::time::advance(Duration::from_secs(2 * 3600)).await;
+        check(&noise, &rule_set, &sink).await;
+        admit(&noise, &rule_set, &event("h-2", "p", 130, None), &sink).await;
+        let alerts: Vec<Alert> = sink
+            .take()
+            .into_iter()
+            .filter(|alert| alert.product_code.as_deref() == Some("p"))
+            .collect();
+        let [firing, resolved] = alerts.as_slice() else {
+            panic!("a firing alert and a resolved notice: {alerts:?}");
+        };
+        assert_eq!(
+            (firing.status, resolved.status),
+            (Status::Firing, Status::Resolved)
+        );
+        // Where metering stopped: the last heartbeat's account and region.
+        assert_eq!(firing.account.as_deref(), Some("123456789012"));
+        assert_eq!(firing.region.as_deref(), Some("us-east-1"));
+        use crate::alert::format::{Format, message};
+        // The FIFO message group, and Slack's thread through Chatbot.
+        let group = |alert: &Alert| message(alert, Format::Chatbot).group_id;
+        assert_eq!(group(firing), group(resolved));
+        assert_eq!(group(firing), "stopped-p");
+        let thread = |alert: &Alert| {
+            let body = message(alert, Format::Chatbot).body;
+            let value: serde_json::Value = serde_json::from_str(&body).expect("chatbot JSON");
+            value["metadata"]["threadId"].clone()
+        };
+        assert_eq!(thread(firing), thread(resolved));
     }
 
     #[tokio::test(start_paused = true)]
