@@ -3,8 +3,9 @@
 //! optionally with a dimension); a key with no heartbeat for `interval` + `grace` fires once,
 //! and its next heartbeat sends one resolved notice.
 //!
-//! Silence is judged by the wall clock against the last heartbeat's *event* time, by a
-//! periodic check ([`check`], run by the daemon's absence ticker) over every expected key:
+//! Silence is judged by "now" against the last heartbeat's *event* time, by a periodic check
+//! ([`check`]; on a queue "now" is the wall clock and the daemon's ticker runs it; in a replay
+//! of files or stdin, the latest event time, see `stage`) over every expected key:
 //! the rule's `expected_list` and, with `learn`, every key seen since. Each key's heartbeat
 //! entry (last event time, whether it is alerted) lives in the store, as does the set of
 //! learned keys, so with DynamoDB a restart neither forgets a pending absence nor alerts

@@ -6,6 +6,13 @@
 //! `publish`; then the dedup claim is confirmed, or taken back (with the gate's write) if the
 //! publish failed, so the message's redelivery decides again. [`Settled`] tells the pipeline
 //! whether the message may be deleted.
+//!
+//! Absence checks run on the wall clock by a ticker ([`Noise::run_absence_checks`]) for a
+//! queue. A finite source (event files, stdin) is a replay: its [`Clock::Events`] follows the
+//! events' time, and the pipeline calls [`Noise::observe`] before each event's findings, which
+//! checks whenever event time passed the next check point, as the ticker would have while the
+//! events happened; [`Noise::finish_replay`] checks once more at the end of the input. A
+//! replay's output depends only on its input, never on how fast it was read.
 
 use super::{
     Clock, Controls, Gate, GroupKey, Millis, StateError, Store, absence, dedup,
@@ -15,8 +22,13 @@ use super::{
 use crate::alert::{Alert, Status};
 use crate::rules::{Finding, RuleSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// How often absence rules' keys are checked: a small fraction of any sensible grace. A rule
+/// allowing less silence is checked more often ([`check_period`]). In a replay, in event time.
+pub const CHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// Sends an alert to every sink it is routed to; true when all accepted it. (A trait rather
 /// than an async closure: the pipeline's future must be `Send` for any borrow of the alert.)
@@ -89,6 +101,8 @@ pub struct Noise {
     groups: Groups,
     /// Flushes every group batch at once when cancelled, so draining is not held up.
     shutdown: CancellationToken,
+    /// A replay's next absence check, in event time (`Millis::MIN`: at the first event).
+    next_replay_check: AtomicI64,
 }
 
 impl Noise {
@@ -98,7 +112,13 @@ impl Noise {
             clock,
             groups: Groups::default(),
             shutdown,
+            next_replay_check: AtomicI64::new(Millis::MIN),
         }
+    }
+
+    /// Whether this is a replay's state: its clock follows the events' time.
+    pub fn is_replay(&self) -> bool {
+        matches!(self.clock, Clock::Events(_))
     }
 
     /// In memory with the system clock: one replica, and `meterwatch` commands.
@@ -420,6 +440,42 @@ impl Noise {
             }
         }
         Ok(report)
+    }
+
+    /// For a replay: moves the event clock to `event_time` (if later) and, when it has passed
+    /// the next check point, checks every absence rule's keys at that time. Called before the
+    /// event's own findings are admitted: a heartbeat ending a long silence first lets the
+    /// silence be reported, then resolves it, as on a live queue. `None` when no check was
+    /// due, or the clock is not an event clock.
+    pub async fn observe(
+        &self,
+        event_time: Millis,
+        rules: &arc_swap::ArcSwap<RuleSet>,
+        publish: &impl Publish,
+    ) -> Option<Result<AbsenceReport, StateError>> {
+        let now = self.clock.observe(event_time)?;
+        if now < self.next_replay_check.load(Ordering::SeqCst) {
+            return None;
+        }
+        let rule_set = rules.load_full();
+        let period = check_period(&rule_set, CHECK_EVERY);
+        self.next_replay_check
+            .store(now.saturating_add(super::millis(period)), Ordering::SeqCst);
+        Some(self.check_absences(&rule_set, publish).await)
+    }
+
+    /// For a replay whose input ended: checks every absence rule's keys once more, at the
+    /// latest event time, so a key silent at the end of the input is reported. `None` when
+    /// not a replay, or no event had a time.
+    pub async fn finish_replay(
+        &self,
+        rule_set: &RuleSet,
+        publish: &impl Publish,
+    ) -> Option<Result<AbsenceReport, StateError>> {
+        if !self.clock.has_observed() {
+            return None;
+        }
+        Some(self.check_absences(rule_set, publish).await)
     }
 
     /// Runs [`Noise::check_absences`] at once and then every `every` (or sooner, see
