@@ -26,6 +26,11 @@
 //! `eventID`, `version` is `"0"` and `resources` is empty. EventBridge's own `id` is not the
 //! CloudTrail `eventID`, so the same record decoded from an envelope and from a bare record
 //! differs in `id` only; alerts and deduplication use [`Event::event_id`].
+//!
+//! An envelope without a usable `account` or `region` (moto's PutEvents, forwarders,
+//! hand-made envelopes) gets them for alerts from its record's `recipientAccountId` and
+//! `awsRegion` ([`Event::account`], [`Event::region`]); patterns and `group_by` still read
+//! the envelope as it is.
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -91,6 +96,15 @@ struct DetailFacts {
     error_code: Option<String>,
     #[serde(default, rename = "eventTime", deserialize_with = "string_or_none")]
     event_time: Option<String>,
+    /// Where the envelope's `account` and `region` fall back to (see [`Event::account`]).
+    #[serde(
+        default,
+        rename = "recipientAccountId",
+        deserialize_with = "string_or_none"
+    )]
+    recipient_account_id: Option<String>,
+    #[serde(default, rename = "awsRegion", deserialize_with = "string_or_none")]
+    aws_region: Option<String>,
 }
 
 /// A string as itself; any other JSON value (skipped without being built) as `None`.
@@ -157,6 +171,8 @@ impl Facts {
                 event_source: detail_text("eventSource"),
                 error_code: detail_text("errorCode"),
                 event_time: detail_text("eventTime"),
+                recipient_account_id: detail_text("recipientAccountId"),
+                aws_region: detail_text("awsRegion"),
             },
         }
     }
@@ -218,14 +234,17 @@ impl Event {
         self.facts.detail.error_code.as_deref()
     }
 
-    /// The envelope's `account`: the account whose CloudTrail recorded the call.
+    /// The account whose CloudTrail recorded the call: the envelope's `account`, else the
+    /// record's `recipientAccountId`. Envelopes not made by EventBridge itself (moto's
+    /// PutEvents, hand-written tests, forwarders) may lack a usable `account`, and an empty
+    /// string names no account.
     pub fn account(&self) -> Option<&str> {
-        self.facts.account.as_deref()
+        usable(&self.facts.account).or(usable(&self.facts.detail.recipient_account_id))
     }
 
-    /// The envelope's `region`.
+    /// The envelope's `region`, else the record's `awsRegion` (as for [`Event::account`]).
     pub fn region(&self) -> Option<&str> {
-        self.facts.region.as_deref()
+        usable(&self.facts.region).or(usable(&self.facts.detail.aws_region))
     }
 
     /// When the call happened, RFC 3339: CloudTrail's `eventTime`, else the envelope's `time`.
@@ -236,6 +255,11 @@ impl Event {
             .as_deref()
             .or(self.facts.time.as_deref())
     }
+}
+
+/// A fact's text, unless missing or empty.
+fn usable(fact: &Option<String>) -> Option<&str> {
+    fact.as_deref().filter(|text| !text.is_empty())
 }
 
 /// Where in a body a field was looked for, for error messages.
@@ -839,6 +863,59 @@ mod tests {
 
         let success = decode_one("envelopes/meterusage-ami.eventbridge.json");
         assert_eq!(success.error_code(), None);
+    }
+
+    #[test]
+    fn account_and_region_fall_back_to_the_record_when_the_envelope_lacks_them() {
+        let mut envelope: Value =
+            serde_json::from_str(&fixture("failing/meterusage-throttled.eventbridge.json"))
+                .expect("fixture is JSON");
+        envelope["detail"]["recipientAccountId"] = json!("210987654321");
+        envelope["detail"]["awsRegion"] = json!("eu-central-1");
+        let facts = |envelope: &Value| {
+            let events = decode(&envelope.to_string()).expect("an envelope decodes");
+            let event = events.first().expect("one event");
+            (
+                event.account().map(str::to_owned),
+                event.region().map(str::to_owned),
+            )
+        };
+        let some =
+            |account: &str, region: &str| (Some(account.to_owned()), Some(region.to_owned()));
+        assert_eq!(
+            facts(&envelope),
+            some("123456789012", "us-east-1"),
+            "the envelope's own"
+        );
+
+        let object = envelope.as_object_mut().expect("an object");
+        object.remove("account");
+        object.remove("region");
+        assert_eq!(
+            facts(&envelope),
+            some("210987654321", "eu-central-1"),
+            "missing"
+        );
+        envelope["account"] = json!("");
+        envelope["region"] = json!(null);
+        assert_eq!(
+            facts(&envelope),
+            some("210987654321", "eu-central-1"),
+            "unusable"
+        );
+
+        // The slow path (an SNS-wrapped envelope) reads the same facts.
+        let sns =
+            json!({"Type": "Notification", "MessageId": "m", "Message": envelope.to_string()});
+        assert_eq!(facts(&sns), some("210987654321", "eu-central-1"), "in SNS");
+
+        // A bare record has no envelope: its synthesized one carries the record's account.
+        let record = envelope["detail"].clone();
+        assert_eq!(
+            facts(&record),
+            some("210987654321", "eu-central-1"),
+            "bare record"
+        );
     }
 
     #[test]

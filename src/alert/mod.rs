@@ -195,6 +195,14 @@ pub struct Alert {
     /// For a grouping rule: the events this one alert stands for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<GroupSummary>,
+    /// What threads the alert with its kin (Chatbot `threadId`, FIFO `MessageGroupId`,
+    /// [`format::thread_id`]) besides its rule, when not its account and product: an absence
+    /// rule's group key, so that the alert (built from no event) and its resolved notice
+    /// (built from the heartbeat) share a thread whichever account metered. Not part of the
+    /// document.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub thread_key: Option<String>,
 }
 
 /// Whether an alert reports a problem or its end.
@@ -305,6 +313,7 @@ impl Alert {
             status: Status::Firing,
             suppressed: None,
             group: None,
+            thread_key: None,
         }
     }
 }

@@ -284,12 +284,16 @@ pub async fn serve(
             ))
         }
     };
+    // A finite source is a replay: judged in its events' time, absences included, so that
+    // its output depends on its input only (see `state::stage`). A queue is live.
+    let replay = !source.is_remote();
+    let clock = if replay {
+        crate::state::Clock::events()
+    } else {
+        crate::state::Clock::System
+    };
     // Groups flush at once when shutdown begins, so draining never waits for a group.
-    let noise = Arc::new(Noise::new(
-        store,
-        crate::state::Clock::System,
-        shutdown.clone(),
-    ));
+    let noise = Arc::new(Noise::new(store, clock, shutdown.clone()));
     // `validate` compiled the same routes against the same sinks; this cannot fail after it.
     let router = config.router().map_err(|problems| {
         anyhow::anyhow!(
@@ -311,12 +315,15 @@ pub async fn serve(
         .with_router(router)
         .with_noise(Arc::clone(&noise)),
     );
-    let absence_task = tokio::spawn(absence_checks(
-        noise,
-        Arc::clone(&pipeline),
-        Arc::clone(&metrics),
-        shutdown.clone(),
-    ));
+    // A replay's absences are checked by the pipeline, in event time.
+    let absence_task = (!replay).then(|| {
+        tokio::spawn(absence_checks(
+            Arc::clone(&noise),
+            Arc::clone(&pipeline),
+            Arc::clone(&metrics),
+            shutdown.clone(),
+        ))
+    });
 
     let http_stop = CancellationToken::new();
     let http_task = match config.effective_listen() {
@@ -384,17 +391,26 @@ pub async fn serve(
     };
     let shared = Shared {
         source,
-        pipeline,
-        metrics,
+        pipeline: Arc::clone(&pipeline),
+        metrics: Arc::clone(&metrics),
         health,
     };
     let stopped = run(settings, shared, shutdown).await;
+    if stopped == Stopped::Exhausted {
+        // The end of a replay's input: what is silent by its last event's time is reported.
+        let rule_set = pipeline.rules().load_full();
+        if let Some(result) = noise.finish_replay(&rule_set, pipeline.as_ref()).await {
+            pipeline::record_absence_check(&metrics, result);
+        }
+    }
 
     reload_stop.cancel();
     http_stop.cancel();
     // It stops on `shutdown`, which has fired or the source ran out; then it is told to.
-    absence_task.abort();
-    let _ = absence_task.await;
+    if let Some(absence_task) = absence_task {
+        absence_task.abort();
+        let _ = absence_task.await;
+    }
     // Both stop promptly once told; a failure to join is a panic already logged.
     let _ = reload_task.await;
     if let Some(http_task) = http_task {
@@ -403,10 +419,6 @@ pub async fn serve(
     tracing::info!(?stopped, "meterwatch stopped.");
     Ok(stopped)
 }
-
-/// How often absence rules' keys are checked: a small fraction of any sensible grace. A rule
-/// allowing less silence is checked more often (`state::stage::check_period`).
-const ABSENCE_CHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// The absence ticker: checks every absence rule's keys until `shutdown`, publishing through
 /// the pipeline's sinks; keeps the pending-absences and open-groups gauges current.
@@ -420,29 +432,12 @@ async fn absence_checks(
         metrics
             .groups_open
             .set(i64::try_from(noise.n_open_groups()).unwrap_or(i64::MAX));
-        match result {
-            Ok(report) => {
-                metrics
-                    .absences_pending
-                    .set(i64::try_from(report.n_absent).unwrap_or(i64::MAX));
-                if report.n_fired > 0 {
-                    tracing::warn!(
-                        n_fired = report.n_fired,
-                        n_absent = report.n_absent,
-                        "Metering absence alerts sent."
-                    );
-                }
-            }
-            Err(error) => {
-                metrics.state_errors.inc();
-                tracing::warn!(error = %error, "Absence check failed; retrying at the next tick.");
-            }
-        }
+        pipeline::record_absence_check(&metrics, result);
     };
     noise
         .run_absence_checks(
             pipeline.rules(),
-            ABSENCE_CHECK_EVERY,
+            crate::state::stage::CHECK_EVERY,
             pipeline.as_ref(),
             report,
             &shutdown,

@@ -143,10 +143,11 @@ impl Pipeline {
             }
         };
         let rule_set = self.rules.load_full();
-        let mut findings = Vec::new();
+        // Each event's time (for a replay's clock) and findings, in the message's order.
+        let mut per_event = Vec::with_capacity(events.len());
         for event in &events {
             match rule_set.findings(event) {
-                Ok(found) => findings.extend(found),
+                Ok(found) => per_event.push((event_millis(event), found)),
                 Err(error) => {
                     tracing::warn!(event_id = event.event_id(), error = %error, "Rule engine refused an event.");
                     return Verdict::Failed(FailReason::Evaluate);
@@ -156,11 +157,33 @@ impl Pipeline {
         }
         drop(rule_set);
         let Some(noise) = &self.noise else {
+            let findings = per_event.into_iter().flat_map(|(_, found)| found).collect();
             return self.publish_each(findings).await;
         };
-        // Every finding goes through the state stage, which publishes what should be sent
-        // and says whether the message may go: a held group member returns only once its
-        // group's alert is out; a dedup claim held elsewhere leaves the message for later.
+        for (event_time, findings) in per_event {
+            // A replay keeps its own time: absences due by this event's time are judged
+            // before its findings (a no-op on a queue, which has the wall clock's ticker).
+            if let Some(event_time) = event_time
+                && let Some(result) = noise.observe(event_time, &self.rules, self).await
+            {
+                record_absence_check(&self.metrics, result);
+            }
+            if let Some(verdict) = self.admit_all(noise, findings).await {
+                return verdict;
+            }
+        }
+        Verdict::Done
+    }
+
+    /// Takes findings through the state stage, which publishes what should be sent and says
+    /// whether the message may go: a held group member returns only once its group's alert
+    /// is out; a dedup claim held elsewhere leaves the message for later. `Some` verdict when
+    /// the message must stay.
+    async fn admit_all(
+        &self,
+        noise: &Noise,
+        findings: Vec<crate::rules::Finding>,
+    ) -> Option<Verdict> {
         for finding in findings {
             let rule = finding.alert.rule.to_string();
             let settled = match noise.admit(finding, self).await {
@@ -168,7 +191,7 @@ impl Pipeline {
                 Err(error) => {
                     self.metrics.state_errors.inc();
                     tracing::warn!(rule, error = %error, "State store failed; leaving the message for redelivery.");
-                    return Verdict::Failed(FailReason::State);
+                    return Some(Verdict::Failed(FailReason::State));
                 }
             };
             match settled {
@@ -195,11 +218,11 @@ impl Pipeline {
                         })
                         .inc();
                 }
-                Settled::InFlight => return Verdict::Failed(FailReason::InFlight),
-                Settled::Failed => return Verdict::Failed(FailReason::Publish),
+                Settled::InFlight => return Some(Verdict::Failed(FailReason::InFlight)),
+                Settled::Failed => return Some(Verdict::Failed(FailReason::Publish)),
             }
         }
-        Verdict::Done
+        None
     }
 
     /// Without a state stage: publishes every finding's alert, skipping heartbeats (an
@@ -217,6 +240,39 @@ impl Pipeline {
     /// accepted it.
     pub async fn publish_all(&self, alert: &Alert) -> bool {
         crate::state::Publish::publish(self, alert).await
+    }
+}
+
+/// An event's time (CloudTrail's `eventTime`, else the envelope's `time`) in milliseconds.
+fn event_millis(event: &envelope::Event) -> Option<crate::state::Millis> {
+    event
+        .event_time()
+        .and_then(|text| text.parse::<jiff::Timestamp>().ok())
+        .map(|time| time.as_millisecond())
+}
+
+/// Logs and counts what an absence check found (the ticker's, or a replay's).
+pub fn record_absence_check(
+    metrics: &Metrics,
+    result: Result<crate::state::stage::AbsenceReport, crate::state::StateError>,
+) {
+    match result {
+        Ok(report) => {
+            metrics
+                .absences_pending
+                .set(i64::try_from(report.n_absent).unwrap_or(i64::MAX));
+            if report.n_fired > 0 {
+                tracing::warn!(
+                    n_fired = report.n_fired,
+                    n_absent = report.n_absent,
+                    "Metering absence alerts sent."
+                );
+            }
+        }
+        Err(error) => {
+            metrics.state_errors.inc();
+            tracing::warn!(error = %error, "Absence check failed; retrying at the next check.");
+        }
     }
 }
 

@@ -36,6 +36,7 @@ pub use load::{LoadError, rule_files};
 use crate::alert::template::{Kind, Templates};
 use crate::alert::{Alert, DOCUMENT_VERSION, Element, Severity, Status, content};
 use crate::envelope::Event;
+use crate::state::absence::Origin;
 use crate::state::{Controls, GroupKey};
 use condition::{Condition, Subject};
 use meterwatch_pattern::{EventError, Matcher, Scratch};
@@ -190,8 +191,9 @@ impl RuleSet {
     }
 
     /// The alert of an absence rule for `key`, which no event raised: its title and body
-    /// templates see an event holding just the key's fields.
-    pub fn absence_alert(&self, rule: &Rule, key: &GroupKey) -> Alert {
+    /// templates see an event holding just the key's fields, and the account and region
+    /// the key's last heartbeat came from (`origin`), unless the key names them.
+    pub fn absence_alert(&self, rule: &Rule, key: &GroupKey, origin: &Origin) -> Alert {
         let mut event = Value::Object(Map::new());
         for (path, value) in &key.values {
             let mut at = &mut event;
@@ -205,6 +207,15 @@ impl RuleSet {
                 at = object.entry(segment.to_owned()).or_insert(Value::Null);
             }
             *at = Value::String(value.clone());
+        }
+        if let Value::Object(object) = &mut event {
+            for (name, value) in [("account", &origin.account), ("region", &origin.region)] {
+                if let Some(value) = value {
+                    object
+                        .entry(name)
+                        .or_insert_with(|| Value::String(value.clone()));
+                }
+            }
         }
         let detail = event.get("detail").cloned().unwrap_or(Value::Null);
         let matched: Map<String, Value> = key
@@ -245,6 +256,7 @@ impl RuleSet {
             status: Status::Firing,
             suppressed: None,
             group: None,
+            thread_key: Some(key.text.clone()),
         };
         rule.render(&mut alert, || &event, self);
         alert
@@ -331,6 +343,7 @@ impl Rule {
             status: Status::Firing,
             suppressed: None,
             group: None,
+            thread_key: None,
         };
         self.render(&mut alert, || event.value(), rule_set);
         alert

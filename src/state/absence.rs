@@ -3,8 +3,9 @@
 //! optionally with a dimension); a key with no heartbeat for `interval` + `grace` fires once,
 //! and its next heartbeat sends one resolved notice.
 //!
-//! Silence is judged by the wall clock against the last heartbeat's *event* time, by a
-//! periodic check ([`check`], run by the daemon's absence ticker) over every expected key:
+//! Silence is judged by "now" against the last heartbeat's *event* time, by a periodic check
+//! ([`check`]; on a queue "now" is the wall clock and the daemon's ticker runs it; in a replay
+//! of files or stdin, the latest event time, see `stage`) over every expected key:
 //! the rule's `expected_list` and, with `learn`, every key seen since. Each key's heartbeat
 //! entry (last event time, whether it is alerted) lives in the store, as does the set of
 //! learned keys, so with DynamoDB a restart neither forgets a pending absence nor alerts
@@ -13,6 +14,9 @@
 //!
 //! A listed key never seen is watched from the first check: it fires if nothing arrives
 //! within `interval` + `grace` of monitoring starting.
+//!
+//! The entry also keeps where the latest heartbeat was recorded ([`Origin`]: account and
+//! region), so the alert names where metering stopped although no event raises it.
 
 use super::{Change, Entry, GroupBy, Millis, Write, millis};
 use serde::{Deserialize, Serialize};
@@ -54,6 +58,26 @@ pub struct Heartbeat {
     pub seen: bool,
     /// Whether the absence was reported and not yet resolved.
     pub alerted: bool,
+    /// Where the latest heartbeat was recorded. Defaulted: entries written before it existed
+    /// are still read.
+    #[serde(default, skip_serializing_if = "Origin::is_unknown")]
+    pub origin: Origin,
+}
+
+/// Where a heartbeat was recorded: the account whose CloudTrail logged the call, and its
+/// region.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+impl Origin {
+    pub fn is_unknown(&self) -> bool {
+        self.account.is_none() && self.region.is_none()
+    }
 }
 
 /// The keys an absence rule learned from traffic.
@@ -72,33 +96,47 @@ pub enum Beat {
 }
 
 /// What the periodic check found for one key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
-    /// Silent for too long and not yet reported: send the alert.
-    Missing { since: Millis, seen: bool },
+    /// Silent for too long and not yet reported: send the alert (naming `origin`, where the
+    /// last heartbeat came from, if any did).
+    Missing {
+        since: Millis,
+        seen: bool,
+        origin: Origin,
+    },
     /// Fine.
     Quiet,
     /// Silent, and already reported.
     Reported,
 }
 
-/// Records a heartbeat at `event_time`, judged at `now`.
-pub fn beat(previous: Option<Entry>, spec: &Spec, event_time: Millis, now: Millis) -> Change<Beat> {
+/// Records a heartbeat at `event_time` from `origin`, judged at `now`.
+pub fn beat(
+    previous: Option<Entry>,
+    spec: &Spec,
+    event_time: Millis,
+    origin: &Origin,
+    now: Millis,
+) -> Change<Beat> {
     let previous = match previous {
         Some(Entry::Heartbeat(heartbeat)) => Some(heartbeat),
         _ => None,
     };
-    let last = previous
-        .as_ref()
-        .filter(|p| p.seen)
-        .map_or(event_time, |p| p.last.max(event_time));
+    let seen_before = previous.as_ref().filter(|p| p.seen);
+    let last = seen_before.map_or(event_time, |p| p.last.max(event_time));
+    // The latest heartbeat says where metering happens; a late, older one does not.
+    let origin = match seen_before {
+        Some(p) if p.last > event_time => p.origin.clone(),
+        _ => origin.clone(),
+    };
     let alerted = previous.as_ref().is_some_and(|p| p.alerted);
     // A late delivery of an old heartbeat does not mean metering resumed.
     let recent = now - last <= spec.allowed_silence();
     let resumed = alerted && recent;
     let unchanged = previous
         .as_ref()
-        .is_some_and(|p| p.seen && p.last == last && !resumed);
+        .is_some_and(|p| p.seen && p.last == last && p.origin == origin && !resumed);
     let write = if unchanged {
         Write::Keep
     } else {
@@ -107,6 +145,7 @@ pub fn beat(previous: Option<Entry>, spec: &Spec, event_time: Millis, now: Milli
                 last,
                 seen: true,
                 alerted: alerted && !resumed,
+                origin,
             }),
             expires_at: now.max(last) + millis(RETAIN),
         }
@@ -148,6 +187,7 @@ pub fn check(previous: Option<Entry>, spec: &Spec, now: Millis) -> Change<Check>
                 decision: Check::Missing {
                     since: heartbeat.last,
                     seen: heartbeat.seen,
+                    origin: heartbeat.origin.clone(),
                 },
             }
         }
@@ -158,6 +198,7 @@ pub fn check(previous: Option<Entry>, spec: &Spec, now: Millis) -> Change<Check>
                     last: now,
                     seen: false,
                     alerted: false,
+                    origin: Origin::default(),
                 }),
                 expires_at: now + millis(RETAIN),
             },
@@ -217,8 +258,24 @@ mod tests {
     }
 
     fn beat_at(entry: &mut Option<Entry>, event_time: Millis, now: Millis) -> Beat {
-        let change = beat(entry.clone(), &spec(), event_time, now);
+        beat_from(entry, event_time, &origin("123456789012"), now)
+    }
+
+    fn beat_from(
+        entry: &mut Option<Entry>,
+        event_time: Millis,
+        origin: &Origin,
+        now: Millis,
+    ) -> Beat {
+        let change = beat(entry.clone(), &spec(), event_time, origin, now);
         apply(entry, change)
+    }
+
+    fn origin(account: &str) -> Origin {
+        Origin {
+            account: Some(account.to_owned()),
+            region: Some("us-east-1".to_owned()),
+        }
     }
 
     #[test]
@@ -230,7 +287,8 @@ mod tests {
             check_at(&mut entry, 76 * MINUTE),
             Check::Missing {
                 since: 0,
-                seen: true
+                seen: true,
+                origin: origin("123456789012"),
             }
         );
         assert_eq!(check_at(&mut entry, 200 * MINUTE), Check::Reported);
@@ -262,8 +320,50 @@ mod tests {
             check_at(&mut entry, 86 * MINUTE),
             Check::Missing {
                 since: 10 * MINUTE,
-                seen: false
+                seen: false,
+                origin: Origin::default(),
             }
+        );
+    }
+
+    #[test]
+    fn the_alert_names_where_the_latest_heartbeat_came_from() {
+        let mut entry = None;
+        beat_from(
+            &mut entry,
+            10 * MINUTE,
+            &origin("111111111111"),
+            10 * MINUTE,
+        );
+        beat_from(
+            &mut entry,
+            20 * MINUTE,
+            &origin("222222222222"),
+            20 * MINUTE,
+        );
+        // Late and older: it does not move where metering was last seen.
+        beat_from(
+            &mut entry,
+            15 * MINUTE,
+            &origin("333333333333"),
+            21 * MINUTE,
+        );
+        assert_eq!(
+            check_at(&mut entry, 200 * MINUTE),
+            Check::Missing {
+                since: 20 * MINUTE,
+                seen: true,
+                origin: origin("222222222222"),
+            }
+        );
+    }
+
+    #[test]
+    fn entries_written_before_origin_existed_still_read() {
+        let old = r#"{"kind":"heartbeat","last":5,"seen":true,"alerted":false}"#;
+        let entry: Entry = serde_json::from_str(old).expect("an old entry reads");
+        assert!(
+            matches!(entry, Entry::Heartbeat(Heartbeat { last: 5, ref origin, .. }) if origin.is_unknown())
         );
     }
 

@@ -21,7 +21,8 @@
 //! is tested once, with paused time, whatever the store.
 //!
 //! Time comes from a [`Clock`], never from `SystemTime` directly: tests run with tokio's
-//! paused clock and move it forward.
+//! paused clock and move it forward. A replay (event files, stdin) runs on the events' own
+//! time ([`Clock::events`]), so that it judges what happened then, the same way every run.
 
 pub mod absence;
 pub mod dedup;
@@ -35,6 +36,8 @@ pub mod throttle;
 use crate::rules::FieldPath;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 pub use dynamodb::DynamoStore;
@@ -158,8 +161,9 @@ pub fn state_key(kind: &str, rule: &str, key: &str) -> String {
     }
 }
 
-/// Where "now" comes from. Production reads the system clock; tests anchor a wall time to
-/// tokio's (pausable) clock, so advancing tokio time advances this clock too.
+/// Where "now" comes from. Production reads the system clock; a replay reads the events'
+/// time; tests anchor a wall time to tokio's (pausable) clock, so advancing tokio time
+/// advances this clock too.
 #[derive(Debug, Clone)]
 pub enum Clock {
     System,
@@ -168,7 +172,14 @@ pub enum Clock {
         epoch: jiff::Timestamp,
         started: tokio::time::Instant,
     },
+    /// The latest event time [`Clock::observe`]d ([`NOT_YET`] before the first), for
+    /// finite sources: a replay of last Tuesday is judged in last Tuesday's time, whatever
+    /// the wall clock says and however fast it is read.
+    Events(Arc<AtomicI64>),
 }
+
+/// An event clock that has seen no event time yet.
+const NOT_YET: Millis = Millis::MIN;
 
 impl Clock {
     /// A clock that reads `epoch` now and follows tokio time from here.
@@ -179,11 +190,40 @@ impl Clock {
         }
     }
 
+    /// A clock that follows the events' time ([`Clock::Events`]).
+    pub fn events() -> Clock {
+        Clock::Events(Arc::new(AtomicI64::new(NOT_YET)))
+    }
+
+    /// Now. An event clock that has seen no event time reads the system clock: only an
+    /// event without a time can be judged before the first timed one.
     pub fn now(&self) -> Millis {
         match self {
             Clock::System => jiff::Timestamp::now().as_millisecond(),
             Clock::Tokio { epoch, started } => epoch.as_millisecond() + millis(started.elapsed()),
+            Clock::Events(latest) => match latest.load(Ordering::SeqCst) {
+                NOT_YET => jiff::Timestamp::now().as_millisecond(),
+                latest => latest,
+            },
         }
+    }
+
+    /// For an event clock: moves it to `event_time` if that is later (an out-of-order event
+    /// never turns it back) and returns the clock's time; `None` for other clocks.
+    pub fn observe(&self, event_time: Millis) -> Option<Millis> {
+        match self {
+            Clock::Events(latest) => Some(
+                latest
+                    .fetch_max(event_time, Ordering::SeqCst)
+                    .max(event_time),
+            ),
+            Clock::System | Clock::Tokio { .. } => None,
+        }
+    }
+
+    /// Whether an event clock has seen an event time.
+    pub fn has_observed(&self) -> bool {
+        matches!(self, Clock::Events(latest) if latest.load(Ordering::SeqCst) != NOT_YET)
     }
 }
 
@@ -372,6 +412,21 @@ mod tests {
         let key = state_key("throttle", "r", &long);
         assert!(key.len() < 100 && key.starts_with("throttle#r#~"), "{key}");
         assert_eq!(key, state_key("throttle", "r", &long));
+    }
+
+    #[test]
+    fn the_event_clock_reads_the_latest_event_time_seen() {
+        let clock = Clock::events();
+        assert!(!clock.has_observed());
+        assert_eq!(clock.observe(5_000), Some(5_000));
+        assert_eq!(
+            clock.observe(3_000),
+            Some(5_000),
+            "a late event does not turn it back"
+        );
+        assert_eq!(clock.now(), 5_000);
+        assert!(clock.has_observed());
+        assert_eq!(Clock::System.observe(1), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,6 +6,13 @@
 //! `publish`; then the dedup claim is confirmed, or taken back (with the gate's write) if the
 //! publish failed, so the message's redelivery decides again. [`Settled`] tells the pipeline
 //! whether the message may be deleted.
+//!
+//! Absence checks run on the wall clock by a ticker ([`Noise::run_absence_checks`]) for a
+//! queue. A finite source (event files, stdin) is a replay: its [`Clock::Events`] follows the
+//! events' time, and the pipeline calls [`Noise::observe`] before each event's findings, which
+//! checks whenever event time passed the next check point, as the ticker would have while the
+//! events happened; [`Noise::finish_replay`] checks once more at the end of the input. A
+//! replay's output depends only on its input, never on how fast it was read.
 
 use super::{
     Clock, Controls, Gate, GroupKey, Millis, StateError, Store, absence, dedup,
@@ -15,8 +22,13 @@ use super::{
 use crate::alert::{Alert, Status};
 use crate::rules::{Finding, RuleSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// How often absence rules' keys are checked: a small fraction of any sensible grace. A rule
+/// allowing less silence is checked more often ([`check_period`]). In a replay, in event time.
+pub const CHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// Sends an alert to every sink it is routed to; true when all accepted it. (A trait rather
 /// than an async closure: the pipeline's future must be `Send` for any borrow of the alert.)
@@ -89,6 +101,8 @@ pub struct Noise {
     groups: Groups,
     /// Flushes every group batch at once when cancelled, so draining is not held up.
     shutdown: CancellationToken,
+    /// A replay's next absence check, in event time (`Millis::MIN`: at the first event).
+    next_replay_check: AtomicI64,
 }
 
 impl Noise {
@@ -98,7 +112,13 @@ impl Noise {
             clock,
             groups: Groups::default(),
             shutdown,
+            next_replay_check: AtomicI64::new(Millis::MIN),
         }
+    }
+
+    /// Whether this is a replay's state: its clock follows the events' time.
+    pub fn is_replay(&self) -> bool {
+        matches!(self.clock, Clock::Events(_))
     }
 
     /// In memory with the system clock: one replica, and `meterwatch` commands.
@@ -253,17 +273,24 @@ impl Noise {
                     .as_deref()
                     .and_then(|t| t.parse::<jiff::Timestamp>().ok())
                     .map_or(now, |t| t.as_millisecond());
+                let origin = absence::Origin {
+                    account: alert.account.clone(),
+                    region: alert.region.clone(),
+                };
                 let state_key = state_key("absence", &rule, &key.text);
                 let (beat, undo) = self
                     .store
                     .update(&state_key, now, |previous| {
-                        absence::beat(previous, spec, event_time, now)
+                        absence::beat(previous, spec, event_time, &origin, now)
                     })
                     .await?;
                 match beat {
                     absence::Beat::Alive => Ok(Settled::Heartbeat),
                     absence::Beat::Resumed { silent_since } => {
                         alert.status = Status::Resolved;
+                        // The absence alert's thread: it had no event, so no account of its
+                        // own to thread by.
+                        alert.thread_key = Some(key.text.clone());
                         alert.id = uuid::Uuid::new_v5(
                             &uuid::Uuid::NAMESPACE_OID,
                             format!("resolved:{rule}:{}:{silent_since}", key.text).as_bytes(),
@@ -377,9 +404,13 @@ impl Noise {
                 match check {
                     absence::Check::Quiet => {}
                     absence::Check::Reported => report.n_absent += 1,
-                    absence::Check::Missing { since, seen } => {
+                    absence::Check::Missing {
+                        since,
+                        seen,
+                        origin,
+                    } => {
                         let key = spec.group_by.key_from_text(&key_text);
-                        let mut alert = rule_set.absence_alert(rule, &key);
+                        let mut alert = rule_set.absence_alert(rule, &key, &origin);
                         alert.id = uuid::Uuid::new_v5(
                             &uuid::Uuid::NAMESPACE_OID,
                             format!("absent:{}:{key_text}:{since}", rule.id).as_bytes(),
@@ -409,6 +440,42 @@ impl Noise {
             }
         }
         Ok(report)
+    }
+
+    /// For a replay: moves the event clock to `event_time` (if later) and, when it has passed
+    /// the next check point, checks every absence rule's keys at that time. Called before the
+    /// event's own findings are admitted: a heartbeat ending a long silence first lets the
+    /// silence be reported, then resolves it, as on a live queue. `None` when no check was
+    /// due, or the clock is not an event clock.
+    pub async fn observe(
+        &self,
+        event_time: Millis,
+        rules: &arc_swap::ArcSwap<RuleSet>,
+        publish: &impl Publish,
+    ) -> Option<Result<AbsenceReport, StateError>> {
+        let now = self.clock.observe(event_time)?;
+        if now < self.next_replay_check.load(Ordering::SeqCst) {
+            return None;
+        }
+        let rule_set = rules.load_full();
+        let period = check_period(&rule_set, CHECK_EVERY);
+        self.next_replay_check
+            .store(now.saturating_add(super::millis(period)), Ordering::SeqCst);
+        Some(self.check_absences(&rule_set, publish).await)
+    }
+
+    /// For a replay whose input ended: checks every absence rule's keys once more, at the
+    /// latest event time, so a key silent at the end of the input is reported. `None` when
+    /// not a replay, or no event had a time.
+    pub async fn finish_replay(
+        &self,
+        rule_set: &RuleSet,
+        publish: &impl Publish,
+    ) -> Option<Result<AbsenceReport, StateError>> {
+        if !self.clock.has_observed() {
+            return None;
+        }
+        Some(self.check_absences(rule_set, publish).await)
     }
 
     /// Runs [`Noise::check_absences`] at once and then every `every` (or sooner, see
@@ -907,6 +974,41 @@ mod tests {
             [Status::Firing, Status::Resolved]
         );
         insta::assert_snapshot!(crate::cli::preview::render(&alerts, None));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_absence_alert_and_its_resolved_notice_share_a_thread_and_name_the_account() {
+        let (noise, rule_set, sink) = (noise(), rules(STOPPED), Published::default());
+        admit(&noise, &rule_set, &event("h-1", "p", 0, None), &sink).await;
+        tokio::time::advance(Duration::from_secs(2 * 3600)).await;
+        check(&noise, &rule_set, &sink).await;
+        admit(&noise, &rule_set, &event("h-2", "p", 130, None), &sink).await;
+        let alerts: Vec<Alert> = sink
+            .take()
+            .into_iter()
+            .filter(|alert| alert.product_code.as_deref() == Some("p"))
+            .collect();
+        let [firing, resolved] = alerts.as_slice() else {
+            panic!("a firing alert and a resolved notice: {alerts:?}");
+        };
+        assert_eq!(
+            (firing.status, resolved.status),
+            (Status::Firing, Status::Resolved)
+        );
+        // Where metering stopped: the last heartbeat's account and region.
+        assert_eq!(firing.account.as_deref(), Some("123456789012"));
+        assert_eq!(firing.region.as_deref(), Some("us-east-1"));
+        use crate::alert::format::{Format, message};
+        // The FIFO message group, and Slack's thread through Chatbot.
+        let group = |alert: &Alert| message(alert, Format::Chatbot).group_id;
+        assert_eq!(group(firing), group(resolved));
+        assert_eq!(group(firing), "stopped-p");
+        let thread = |alert: &Alert| {
+            let body = message(alert, Format::Chatbot).body;
+            let value: serde_json::Value = serde_json::from_str(&body).expect("chatbot JSON");
+            value["metadata"]["threadId"].clone()
+        };
+        assert_eq!(thread(firing), thread(resolved));
     }
 
     #[tokio::test(start_paused = true)]

@@ -68,7 +68,132 @@ fn run_over_files_prints_what_eval_prints() {
     eval_args.extend(files.iter().map(String::as_str));
     let eval = meterwatch(&eval_args);
     assert!(eval.status.success(), "{}", stderr(&eval));
-    assert_eq!(sorted_lines(&stdout(&run)), sorted_lines(&stdout(&eval)));
+    // `run` also judges absences (in the events' time), which no single event raises.
+    let run_output = stdout(&run);
+    let (absences, alerts): (Vec<&str>, Vec<&str>) = run_output
+        .lines()
+        .partition(|line| line.contains("\"rule\":\"metering-stopped\""));
+    let mut alerts = alerts;
+    alerts.sort_unstable();
+    assert_eq!(alerts, sorted_lines(&stdout(&eval)));
+    assert_eq!(absences.len(), 2, "{absences:?}");
+}
+
+/// The rule, status and summary of each `metering-stopped` alert, in output order.
+fn absences(output: &str) -> Vec<(String, String)> {
+    output
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("one JSON alert a line"))
+        .filter(|alert| alert["rule"] == "metering-stopped")
+        .map(|alert| {
+            (
+                alert["status"].as_str().unwrap_or_default().to_owned(),
+                alert["summary"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A replay is judged in its events' time, so the README's command prints the same every
+/// time: it used to race the wall clock's absence ticker against the end of the files.
+#[test]
+fn readme_command_gives_the_same_output_every_time() {
+    let args = [
+        "run",
+        "--rules",
+        "rules",
+        "--events",
+        "tests/fixtures/events",
+    ];
+    let first = stdout(&meterwatch(&args));
+    for _ in 0..2 {
+        assert_eq!(stdout(&meterwatch(&args)), first);
+    }
+    // The fixtures' product is silent from 2020-07-10 to 2020-07-23: reported when event
+    // time passes the allowed silence, and resolved by the heartbeat that ends it.
+    assert_eq!(
+        absences(&first),
+        [
+            (
+                "firing".to_owned(),
+                "No successful metering for productCode EXAMPLE_proCode since \
+                 2020-07-10T23:06:42Z (expected at least every 1h, plus 15m grace)."
+                    .to_owned()
+            ),
+            (
+                "resolved".to_owned(),
+                "productCode EXAMPLE_proCode is metering again: a successful call at \
+                 2020-07-23T01:38:13Z after silence since 2020-07-10T23:06:42Z."
+                    .to_owned()
+            ),
+        ]
+    );
+}
+
+/// A successful MeterUsage call of `product` at `time` on 2024-03-05, as a bare record.
+fn heartbeat(product: &str, time: &str) -> String {
+    serde_json::json!({
+        "eventSource": "metering-marketplace.amazonaws.com", "eventName": "MeterUsage",
+        "eventID": format!("{product}-{time}"), "eventTime": format!("2024-03-05T{time}Z"),
+        "awsRegion": "eu-west-1", "recipientAccountId": "123456789012",
+        "requestParameters": {"productCode": product, "usageDimension": "hours"},
+    })
+    .to_string()
+}
+
+/// A day replayed from a file: a product that stopped for three hours is reported when the
+/// day's time passes its allowed silence and resolved when it meters again; one silent at
+/// the end of the day is reported by the check at the end of the input.
+#[test]
+fn a_replayed_day_reports_its_gaps_in_event_time() {
+    let mut lines = Vec::new();
+    for hour in 0..=8 {
+        let time = format!("{hour:02}:00:00");
+        if !(4..=5).contains(&hour) && hour != 8 {
+            lines.push(heartbeat("EXAMPLE_proCode", &time));
+        }
+        lines.push(heartbeat("prod-b", &time));
+        if hour == 6 {
+            // Silent from here: 1h15m allowed, due at 08:00:05.
+            lines.push(heartbeat("prod-c", "06:45:05"));
+        }
+    }
+    // Within 30 s of the 08:00 check: only the end of the input checks again.
+    lines.push(heartbeat("prod-b", "08:00:10"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let day = dir.path().join("day.jsonl");
+    std::fs::write(&day, lines.join("\n")).expect("write events");
+    let args = [
+        "run",
+        "--rules",
+        "rules",
+        "--events",
+        day.to_str().expect("utf-8"),
+    ];
+    let output = meterwatch(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let found = absences(&stdout(&output));
+    let statuses: Vec<&str> = found.iter().map(|(status, _)| status.as_str()).collect();
+    assert_eq!(statuses, ["firing", "resolved", "firing"], "{found:?}");
+    assert!(
+        found[0]
+            .1
+            .contains("EXAMPLE_proCode since 2024-03-05T03:00:00Z"),
+        "{found:?}"
+    );
+    assert!(
+        found[1].1.contains("call at 2024-03-05T06:00:00Z"),
+        "{found:?}"
+    );
+    assert!(
+        found[2].1.contains("prod-c since 2024-03-05T06:45:05Z"),
+        "{found:?}"
+    );
+    assert_eq!(
+        stdout(&meterwatch(&args)),
+        stdout(&output),
+        "the same every time"
+    );
 }
 
 #[test]

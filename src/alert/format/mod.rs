@@ -228,15 +228,19 @@ pub fn attributes(alert: &Alert) -> Vec<(&'static str, String)> {
     attributes
 }
 
-/// Repeats of one problem share a thread: the rule, the account and the product.
+/// Repeats of one problem share a thread: the rule, the account and the product; or the
+/// rule and the alert's [`Alert::thread_key`] (an absence and its resolved notice).
 pub fn thread_id(alert: &Alert) -> String {
     let part = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".into());
-    format!(
-        "{}-{}-{}",
-        alert.rule,
-        part(&alert.account),
-        part(&alert.product_code)
-    )
+    match &alert.thread_key {
+        Some(key) => format!("{}-{key}", alert.rule),
+        None => format!(
+            "{}-{}-{}",
+            alert.rule,
+            part(&alert.account),
+            part(&alert.product_code)
+        ),
+    }
     .chars()
     .map(|c| {
         if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
