@@ -87,7 +87,8 @@ async fn two_replicas_on_one_table_alert_once_per_dedup_key() {
     let sent = Instant::now();
     send_batches(&clients, &resources.queue_url, &bodies).await;
 
-    let timeout = Duration::from_secs(180);
+    // Generous: moto serves ~30 requests a second here, and the run needs ~4,000 of them.
+    let timeout = Duration::from_secs(480);
     let mut alerts = clients.alerts(&resources, n_expected, timeout).await;
     support::eventually("the source queue to be empty", timeout, || async {
         (clients.queue_depth(&resources.queue_url).await == 0).then_some(())
