@@ -9,7 +9,8 @@
 //! | `pk`            | S    | `<kind>#<rule id>#<key>`: kind is `dedup`, `throttle`, `threshold`, `absence`, `absence-keys`; key is the alert id (dedup) or the group key (`group_by` values joined by `\|`; a UUIDv5 digest `~…` if over 512 bytes) |
 //! | `kind`          | S    | the entry's kind, for people reading the table                 |
 //! | `entry`         | S    | the entry as JSON (see `state::Entry`), e.g. `{"kind":"dedup","sent":null}` |
-//! | `version`       | N    | incremented by every write: the optimistic-concurrency token   |
+//! | `version`       | N    | incremented by every write: what conditional writes compare    |
+//! | `token`         | S    | random per write, the same in the SDK's retries of it: see below |
 //! | `expires_at_ms` | N    | epoch milliseconds after which the entry is treated as absent |
 //! | `expires_at`    | N    | epoch seconds, the TTL attribute: DynamoDB deletes the item some time (typically within days) after it |
 //!
@@ -22,6 +23,11 @@
 //! item is absent to the decision, and its version still guards the overwrite. Reads are
 //! strongly consistent. An expired item that TTL has not deleted yet is never trusted, since
 //! TTL deletion is lazy.
+//!
+//! The SDK retries a write whose response is late or lost, and the retry would fail its own
+//! condition when the first attempt was applied: the writer would take its own write for a
+//! rival's (a dedup claim then waits out its lease). So each write's condition also accepts
+//! an item carrying that write's `token`: a retry of an applied write rewrites the same item.
 //!
 //! Cost: an alert of a rule without other controls takes one consistent read and two writes
 //! (the dedup claim, then its confirmation, written on condition of the claim's version
@@ -114,8 +120,8 @@ impl DynamoStore {
         })
     }
 
-    /// Writes `entry` if the item's version is still `expected` (`None`: no item). Returns
-    /// `false` when someone else wrote first.
+    /// Writes `entry` if the item's version is still `expected` (`None`: no item), or if the
+    /// item is this very write (a retry of it). Returns `false` when someone else wrote first.
     pub(super) async fn put(
         &self,
         key: &str,
@@ -129,6 +135,7 @@ impl DynamoStore {
             message: error.to_string(),
         })?;
         let kind = json_kind(entry);
+        let token = write_token();
         let mut request = self
             .client
             .put_item()
@@ -141,11 +148,14 @@ impl DynamoStore {
             .item(
                 "expires_at",
                 AttributeValue::N((expires_at.div_euclid(1000) + 1).to_string()),
-            );
+            )
+            .item("token", AttributeValue::S(token.clone()))
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":token", AttributeValue::S(token));
         request = match expected {
-            None => request.condition_expression("attribute_not_exists(pk)"),
+            None => request.condition_expression("attribute_not_exists(pk) OR #token = :token"),
             Some(read) => request
-                .condition_expression("#version = :read")
+                .condition_expression("#version = :read OR #token = :token")
                 .expression_attribute_names("#version", "version")
                 .expression_attribute_values(":read", AttributeValue::N(read.to_string())),
         };
@@ -156,18 +166,17 @@ impl DynamoStore {
         }
     }
 
-    async fn delete(&self, key: &str, expected: Option<u64>) -> Result<bool, StateError> {
-        let mut request = self
+    /// Deletes the item if its version is still `expected`, or if it is gone already: a
+    /// retry of an applied delete needs no token to succeed.
+    async fn delete(&self, key: &str, expected: u64) -> Result<bool, StateError> {
+        let request = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.to_owned()));
-        if let Some(read) = expected {
-            request = request
-                .condition_expression("attribute_not_exists(pk) OR #version = :read")
-                .expression_attribute_names("#version", "version")
-                .expression_attribute_values(":read", AttributeValue::N(read.to_string()));
-        }
+            .key("pk", AttributeValue::S(key.to_owned()))
+            .condition_expression("attribute_not_exists(pk) OR #version = :read")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":read", AttributeValue::N(expected.to_string()));
         match request.send().await {
             Ok(_) => Ok(true),
             Err(error) if is_condition_failure(&error) => Ok(false),
@@ -186,11 +195,15 @@ impl DynamoStore {
             let change = decide(previous.as_ref().map(|(entry, _)| entry.clone()));
             let written = version.unwrap_or(0) + 1;
             let applied = match &change.write {
-                Write::Keep => return Ok((change.decision, Undo::nothing(key.to_owned()))),
                 Write::Put { entry, expires_at } => {
                     self.put(key, entry, *expires_at, version, written).await?
                 }
-                Write::Delete => self.delete(key, version).await?,
+                Write::Delete => match version {
+                    Some(version) => self.delete(key, version).await?,
+                    // No item: nothing to delete (and one created since read must stay).
+                    None => return Ok((change.decision, Undo::nothing(key.to_owned()))),
+                },
+                Write::Keep => return Ok((change.decision, Undo::nothing(key.to_owned()))),
             };
             if applied {
                 let undo = Undo {
@@ -226,7 +239,7 @@ impl DynamoStore {
                 }
             }
             None => {
-                self.delete(&undo.key, Some(written)).await?;
+                self.delete(&undo.key, written).await?;
             }
         }
         Ok(())
@@ -280,6 +293,11 @@ impl DynamoStore {
             .map_err(|error| store_error("UpdateTimeToLive", &self.table, &error))?;
         Ok(())
     }
+}
+
+/// A token no other write carries: 128 random bits, in hex.
+fn write_token() -> String {
+    format!("{:032x}", fastrand::u128(..))
 }
 
 fn json_kind(entry: &Entry) -> &'static str {

@@ -425,3 +425,65 @@ async fn the_dynamodb_store_applies_one_decision_per_version() {
     let n_fresh = verdicts.iter().filter(|v| **v == Verdict::Fresh).count();
     assert_eq!(n_fresh, 1, "{verdicts:?}");
 }
+
+/// A write whose response was lost (the SDK retries it, and the retry finds the item the first
+/// attempt wrote) is still the writer's: a claim is not mistaken for a rival's, which would
+/// hold its alert until the lease ran out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_retried_after_its_response_was_lost_is_still_the_writers() {
+    use meterwatch::state::dedup::{self, Verdict};
+    use meterwatch::state::{DynamoStore, Store};
+
+    let moto = Moto::start().await;
+    let clients = moto.clients().await;
+    let table = clients.create_state_table("retried-state").await;
+    let lose = support::LoseWriteResponses::default();
+    let config = aws_sdk_dynamodb::config::Builder::from(&moto.sdk_config().await)
+        .interceptor(lose.clone())
+        .build();
+    let store = Store::Dynamodb(DynamoStore::new(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        &table,
+    ));
+    let (lease, window) = (Duration::from_secs(60), Duration::from_secs(3600));
+    let claim = |now: i64| {
+        let store = &store;
+        async move {
+            store
+                .update("dedup#r#k", now, |previous| {
+                    dedup::claim(previous, now, lease)
+                })
+                .await
+                .unwrap()
+        }
+    };
+
+    // A claim of a new key (written on condition that there is no item).
+    lose.arm(1);
+    let (verdict, mine) = claim(1_000).await;
+    assert_eq!(lose.lost(), 1, "the claim's first response was lost");
+    assert_eq!(verdict, Verdict::Fresh);
+    // Its confirmation (on condition of the claim's version).
+    lose.arm(1);
+    let confirm = dedup::confirm(2_000, window).write;
+    store.replace_mine(&mine, 2_000, confirm).await.unwrap();
+    assert_eq!(lose.lost(), 2);
+    assert_eq!(claim(3_000).await.0, Verdict::Duplicate);
+    // A claim over an expired item (on condition of its version).
+    lose.arm(1);
+    let (verdict, expired) = claim(2_000 + 3_600_000 + 1).await;
+    assert_eq!(lose.lost(), 3);
+    assert_eq!(verdict, Verdict::Fresh);
+    // Taking a claim back deletes it; a retried delete finds no item, which is what it wanted.
+    lose.arm(1);
+    store.undo(expired).await.unwrap();
+    assert_eq!(lose.lost(), 4);
+    assert_eq!(claim(2_000 + 3_600_000 + 2).await.0, Verdict::Fresh);
+
+    let items = clients.state_items(&table).await;
+    let token = items[0]["token"].as_s().unwrap();
+    assert!(
+        token.len() == 32 && token.chars().all(|c| c.is_ascii_hexdigit()),
+        "{token}"
+    );
+}

@@ -8,13 +8,20 @@
 #![allow(clippy::unwrap_used)] // Test support: a failed setup step should stop the test loudly.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_sqs::config::Credentials;
 use aws_sdk_sqs::types::QueueAttributeName;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_types::body::SdkBody;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub const REGION: &str = "us-east-1";
@@ -739,4 +746,59 @@ pub fn alert_counts(alerts: &[serde_json::Value]) -> HashMap<(String, String), u
         *counts.entry(key).or_insert(0) += 1;
     }
     counts
+}
+
+/// A DynamoDB client interceptor that replaces the response to the next `n` writes it is
+/// [`armed`](LoseWriteResponses::arm) for with a 500, after moto applied them: the SDK then
+/// retries the same request, as it does when a response is lost or late.
+#[derive(Debug, Clone, Default)]
+pub struct LoseWriteResponses {
+    armed: Arc<AtomicUsize>,
+    lost: Arc<AtomicUsize>,
+}
+
+impl LoseWriteResponses {
+    pub fn arm(&self, n: usize) {
+        self.armed.store(n, Ordering::SeqCst);
+    }
+
+    /// Responses replaced so far.
+    pub fn lost(&self) -> usize {
+        self.lost.load(Ordering::SeqCst)
+    }
+}
+
+impl Intercept for LoseWriteResponses {
+    fn name(&self) -> &'static str {
+        "LoseWriteResponses"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let write = matches!(
+            cfg.load::<Metadata>().map(Metadata::name),
+            Some("PutItem" | "DeleteItem")
+        );
+        let take = || {
+            self.armed
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        };
+        if write && take() {
+            let response = context.response_mut();
+            *response.status_mut() = 500.try_into()?;
+            let headers = response.headers_mut();
+            headers.remove("content-length");
+            headers.remove("x-amz-crc32");
+            *response.body_mut() = SdkBody::from(
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"response lost by the test"}"#,
+            );
+            self.lost.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
 }
