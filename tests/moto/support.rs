@@ -15,6 +15,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_types::body::SdkBody;
+use meterwatch::state::DynamoStore;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -305,50 +306,46 @@ impl Clients {
         request.send().await.unwrap();
     }
 
-    /// The state table as the deploy templates create it (`deploy/cloudformation`'s
-    /// `StateTable`, `deploy/terraform`'s `aws_dynamodb_table.state`, the schema at the top
-    /// of `src/state/dynamodb.rs`): on-demand, partition key `pk` (S) and no sort key, TTL
-    /// on `expires_at`. Written out here rather than through the daemon's code, so that the
-    /// test holds the daemon to the documented contract.
+    /// The state table, created by the daemon's own [`DynamoStore::create_table`], then held
+    /// to the contract the deploy templates also meet (`deploy/cloudformation`'s `StateTable`,
+    /// `deploy/terraform`'s `aws_dynamodb_table.state`, the schema at the top of
+    /// `src/state/dynamodb.rs`): on-demand, partition key `pk` (S) and no sort key, TTL on
+    /// `expires_at`.
     pub async fn create_state_table(&self, name: &str) -> String {
         use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-            TimeToLiveSpecification, TimeToLiveStatus,
+            BillingMode, KeyType, ScalarAttributeType, TimeToLiveStatus,
         };
-        self.dynamodb
+        DynamoStore::new(self.dynamodb.clone(), name)
             .create_table()
-            .table_name(name)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
             .await
             .unwrap();
-        self.dynamodb
-            .update_time_to_live()
+        let table = self
+            .dynamodb
+            .describe_table()
             .table_name(name)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name("expires_at")
-                    .enabled(true)
-                    .build()
-                    .unwrap(),
-            )
             .send()
             .await
+            .unwrap()
+            .table
             .unwrap();
+        let keys: Vec<_> = table
+            .key_schema()
+            .iter()
+            .map(|key| (key.attribute_name(), key.key_type()))
+            .collect();
+        assert_eq!(keys, [("pk", &KeyType::Hash)]);
+        let attributes: Vec<_> = table
+            .attribute_definitions()
+            .iter()
+            .map(|attribute| (attribute.attribute_name(), attribute.attribute_type()))
+            .collect();
+        assert_eq!(attributes, [("pk", &ScalarAttributeType::S)]);
+        assert_eq!(
+            table
+                .billing_mode_summary()
+                .and_then(|summary| summary.billing_mode()),
+            Some(&BillingMode::PayPerRequest)
+        );
         let ttl = self
             .dynamodb
             .describe_time_to_live()
