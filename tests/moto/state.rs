@@ -50,11 +50,6 @@ fn sum(daemons: &[&Daemon], name: &str, labels: &str) -> f64 {
 /// Issue 8's acceptance: two replicas on one queue and one DynamoDB table send exactly one
 /// alert per dedup key (rule, event id, element: the alert `id`) across 1,000 messages of
 /// which 300 repeat an earlier event.
-// Out of CI until claims carry a write token: under load, moto answers a claim write late,
-// the SDK retries it, the retry fails its own condition, and that event's alert waits out
-// the 15-minute claim lease (seen twice: 699 of 700 alerts after 480 s). Run it with
-// `cargo test --all-features --test moto -- --ignored`.
-#[ignore = "a retried claim write waits out the claim lease under load; see the comment"]
 #[tokio::test(flavor = "multi_thread")]
 async fn two_replicas_on_one_table_alert_once_per_dedup_key() {
     let started = Instant::now();
