@@ -51,8 +51,10 @@ pub async fn handle_batch(
             message_id = %message.id,
             receive_count = message.receive_count
         );
-        let task =
-            tasks.spawn(async move { (idx, pipeline.process(&message).await) }.instrument(span));
+        // Boxed: the processing future is several kilobytes (state stage, retries), and
+        // tokio moves a task's future on spawn and again as the task runs.
+        let process = Box::pin(async move { (idx, pipeline.process(&message).await) });
+        let task = tasks.spawn(process.instrument(span));
         task_messages.insert(task.id(), idx);
     }
 

@@ -64,7 +64,7 @@ impl Sink {
     /// Delivers one alert.
     pub async fn publish(&self, alert: &Alert) -> Result<(), PublishError> {
         match self {
-            Sink::Sns(sns) => sns.publish(alert).await,
+            Sink::Sns(sns) => Box::pin(sns.publish(alert)).await,
             Sink::Stdout(stdout) => stdout.publish(alert),
             Sink::File(file) => file.publish(alert),
             Sink::Memory(memory) => memory.publish(alert),

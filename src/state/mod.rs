@@ -317,7 +317,9 @@ impl Store {
     ) -> Result<(D, Undo), StateError> {
         match self {
             Store::Memory(store) => Ok(store.update(key, now, decide)),
-            Store::Dynamodb(store) => store.update(key, now, decide).await,
+            // Boxed here and below: SDK futures are kilobytes, and unboxed they would size
+            // every caller's future, the memory store's included.
+            Store::Dynamodb(store) => Box::pin(store.update(key, now, decide)).await,
         }
     }
 
@@ -345,8 +347,7 @@ impl Store {
     ) -> Result<(), StateError> {
         if let (Store::Dynamodb(store), Some(written), Write::Put { entry, expires_at }) =
             (self, mine.written, &write)
-            && store
-                .put(&mine.key, entry, *expires_at, Some(written), written + 1)
+            && Box::pin(store.put(&mine.key, entry, *expires_at, Some(written), written + 1))
                 .await?
         {
             return Ok(());
@@ -369,7 +370,7 @@ impl Store {
                 store.undo(undo);
                 Ok(())
             }
-            Store::Dynamodb(store) => store.undo(undo).await,
+            Store::Dynamodb(store) => Box::pin(store.undo(undo)).await,
         }
     }
 }
