@@ -29,8 +29,8 @@
 //!
 //! An envelope without a usable `account` or `region` (moto's PutEvents, forwarders,
 //! hand-made envelopes) gets them for alerts from its record's `recipientAccountId` and
-//! `awsRegion` ([`Event::account`], [`Event::region`]); patterns and `group_by` still read
-//! the envelope as it is.
+//! `awsRegion` ([`Event::account`], [`Event::region`]), and so does `group_by`; patterns
+//! read the envelope as it is, as EventBridge does.
 
 use std::fmt;
 use std::sync::OnceLock;

@@ -142,7 +142,7 @@ impl Test {
             // matching the whole event would, for a fraction of the text.
             Test::Pattern { matcher, fields } => {
                 let text = fields.prune(subject.value).to_string();
-                matcher.matches(&text).is_ok_and(|found| !found.is_empty())
+                super::matches_any(matcher, &text)
             }
         }
     }

@@ -111,6 +111,15 @@ thread_local! {
     static SCRATCH: RefCell<(Scratch, Vec<usize>)> = RefCell::new((Scratch::default(), Vec::new()));
 }
 
+/// Whether `matcher` matches `json` (valid JSON, e.g. a decoded event's part), using this
+/// thread's scratch space: conditions and `for_each` run per matched event.
+fn matches_any<T>(matcher: &Matcher<T>, json: &str) -> bool {
+    SCRATCH.with(|cell| {
+        let (scratch, found) = &mut *cell.borrow_mut();
+        matcher.matches_with(json, scratch, found).is_ok() && !found.is_empty()
+    })
+}
+
 /// The JSON Schema of rule files, generated from the types `load` reads, for editors.
 pub fn rule_file_schema() -> Value {
     schemars::schema_for!(file::RuleFile).to_value()
@@ -271,7 +280,7 @@ impl Rule {
         let key = self
             .controls
             .group_by()
-            .map(|group_by| group_by.key(fields))
+            .map(|group_by| group_by.key(fields, event))
             .unwrap_or_default();
         let finding = |alert| Finding {
             alert,
@@ -430,9 +439,7 @@ impl ForEach {
         match &self.pattern {
             None => true,
             // Elements of a decoded event are valid JSON, so matching cannot fail on syntax.
-            Some(matcher) => matcher
-                .matches(&element.to_string())
-                .is_ok_and(|found| !found.is_empty()),
+            Some(matcher) => matches_any(matcher, &element.to_string()),
         }
     }
 }

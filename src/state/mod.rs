@@ -33,6 +33,7 @@ pub mod stage;
 pub mod threshold;
 pub mod throttle;
 
+use crate::envelope::Event;
 use crate::rules::FieldPath;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -115,16 +116,27 @@ pub struct GroupKey {
 }
 
 impl GroupBy {
-    /// The key of `event`: every field's values (missing fields count as empty).
-    pub fn key(&self, event: &Value) -> GroupKey {
+    /// The key of `envelope`, whose fields rules read are `fields`: every field's values
+    /// (missing fields count as empty). An envelope not made by EventBridge may lack
+    /// `account` and `region`; they then come from its record, as the alert's do
+    /// ([`Event::account`]), so that `group_by = ["account"]` groups as alerts read.
+    pub fn key(&self, fields: &Value, envelope: &Event) -> GroupKey {
         let mut key = GroupKey::default();
         for (idx, field) in self.fields.iter().enumerate() {
             let text: Vec<String> = field
-                .values(event)
+                .values(fields)
                 .into_iter()
                 .filter_map(|value| crate::rules::as_text(value).map(|t| t.into_owned()))
                 .collect();
-            let text = text.join(",");
+            let mut text = text.join(",");
+            let fallback = match field.as_str() {
+                "account" => envelope.account(),
+                "region" => envelope.region(),
+                _ => None,
+            };
+            if let (true, Some(fallback)) = (text.is_empty(), fallback) {
+                text = fallback.to_owned();
+            }
             if idx > 0 {
                 key.text.push('|');
             }
@@ -396,14 +408,52 @@ mod tests {
             "detail.requestParameters.productCode",
             "detail.x",
         ]);
-        let key =
-            by.key(&json!({"account": "1", "detail": {"requestParameters": {"productCode": "p"}}}));
+        let event = json!({"account": "1", "detail": {"requestParameters": {"productCode": "p"}}});
+        let key = by.key(&event, &envelope(&event));
         assert_eq!(key.text, "1|p|");
         assert_eq!(
             key.values[1],
             ("detail.requestParameters.productCode".into(), "p".into())
         );
         assert_eq!(by.key_from_text("1|p|").text, key.text);
+    }
+
+    fn envelope(event: &Value) -> Event {
+        let mut envelope = json!({
+            "version": "0", "id": "e", "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws.metering-marketplace", "time": "2020-07-10T23:06:42Z",
+            "resources": [], "detail": {"eventSource": "metering-marketplace.amazonaws.com"},
+        });
+        json_merge(&mut envelope, event);
+        let mut events = crate::envelope::decode(&envelope.to_string()).expect("an envelope");
+        events.remove(0)
+    }
+
+    fn json_merge(into: &mut Value, from: &Value) {
+        match (into, from) {
+            (Value::Object(into), Value::Object(from)) => {
+                for (key, value) in from {
+                    json_merge(into.entry(key.clone()).or_insert(Value::Null), value);
+                }
+            }
+            (into, from) => *into = from.clone(),
+        }
+    }
+
+    #[test]
+    fn account_and_region_missing_from_the_envelope_come_from_the_record() {
+        let by = group_by(&["account", "region", "detail.requestParameters.productCode"]);
+        let event = json!({"detail": {
+            "recipientAccountId": "210987654321", "awsRegion": "eu-west-1",
+            "requestParameters": {"productCode": "p"},
+        }});
+        let key = by.key(&event, &envelope(&event));
+        assert_eq!(key.text, "210987654321|eu-west-1|p");
+        // The envelope's own values win when it has them.
+        let event = json!({"account": "1", "region": "us-east-1", "detail": {
+            "recipientAccountId": "210987654321", "awsRegion": "eu-west-1",
+        }});
+        assert_eq!(by.key(&event, &envelope(&event)).text, "1|us-east-1|");
     }
 
     #[test]
