@@ -9,6 +9,7 @@
 
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
 
 /// Which template of a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,10 +41,28 @@ pub const DEFAULT_SUMMARY: &str = "{{ event_name or 'A metering call' }}\
 #[derive(Debug)]
 pub struct Templates {
     env: Environment<'static>,
-    /// Per rule, the top-level names its templates read: a context holds only those, since
-    /// converting a whole event for templates that never look at it would dominate the cost
-    /// of an alert.
-    names: std::collections::HashMap<String, std::collections::HashSet<String>>,
+    rules: HashMap<String, RuleTemplates>,
+}
+
+/// One rule's templates.
+#[derive(Debug, Default)]
+struct RuleTemplates {
+    /// The top-level names its templates read: a context holds only those, since converting
+    /// a whole event for templates that never look at it would dominate the cost of an
+    /// alert.
+    names: HashSet<String>,
+    /// Per [`Kind`], what renders it.
+    kinds: [Option<Source>; 3],
+}
+
+/// What a rule's template of one kind renders from.
+#[derive(Debug)]
+enum Source {
+    /// Text without template syntax (most titles), as rendering would give it: rendered
+    /// once per alert through minijinja, it would cost as much as a real template.
+    Text(String),
+    /// The template's name in the environment.
+    Template(String),
 }
 
 impl Default for Templates {
@@ -54,40 +73,54 @@ impl Default for Templates {
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         Templates {
             env,
-            names: Default::default(),
+            rules: HashMap::new(),
+        }
+    }
+}
+
+impl Kind {
+    fn idx(self) -> usize {
+        match self {
+            Kind::Title => 0,
+            Kind::Summary => 1,
+            Kind::Body => 2,
         }
     }
 }
 
 impl Templates {
-    fn name(rule: &str, kind: Kind) -> String {
-        format!("{rule}/{}", kind.as_str())
-    }
-
     /// Compiles a rule's template, then renders it against a sample event: a syntax error,
     /// an unknown filter or a type error is reported now, not when an alert is due.
     pub fn add(&mut self, rule: &str, kind: Kind, source: &str) -> Result<(), String> {
-        let name = Templates::name(rule, kind);
+        let name = format!("{rule}/{}", kind.as_str());
         self.env
             .add_template_owned(name.clone(), source.to_owned())
             .map_err(|error| describe(&error))?;
-        let used = self
+        let template = self
             .env
             .get_template(&name)
-            .map_err(|error| describe(&error))?
-            .undeclared_variables(false);
-        self.names.entry(rule.to_owned()).or_default().extend(used);
-        self.render(rule, kind, &Templates::context(&sample_context()))
-            .map(|_| ())
-            .map_err(|error| format!("rendering against a sample event: {error}"))
+            .map_err(|error| describe(&error))?;
+        let used = template.undeclared_variables(false);
+        let rendered = template
+            .render(Templates::context(&sample_context()))
+            .map_err(|error| format!("rendering against a sample event: {}", describe(&error)))?;
+        let is_text = !["{{", "{%", "{#"].iter().any(|open| source.contains(open));
+        let entry = self.rules.entry(rule.to_owned()).or_default();
+        entry.names.extend(used);
+        entry.kinds[kind.idx()] = Some(if is_text {
+            Source::Text(rendered.trim().to_owned())
+        } else {
+            Source::Template(name)
+        });
+        Ok(())
     }
 
     /// The top-level names a rule's templates read: what its rendering context must hold.
     pub fn names<'t>(&'t self, rule: &str) -> impl Iterator<Item = &'t str> {
-        self.names
+        self.rules
             .get(rule)
             .into_iter()
-            .flatten()
+            .flat_map(|templates| &templates.names)
             .map(String::as_str)
     }
 
@@ -96,25 +129,31 @@ impl Templates {
         minijinja::Value::from(minijinja::value::Serde(value))
     }
 
-    /// Renders a rule's template, if it has one of that kind.
+    /// Renders a rule's template of one kind, trimmed.
     pub fn render(
         &self,
         rule: &str,
         kind: Kind,
         context: &minijinja::Value,
     ) -> Result<String, String> {
-        let template = self
-            .env
-            .get_template(&Templates::name(rule, kind))
-            .map_err(|error| describe(&error))?;
-        template
-            .render(context)
-            .map(|text| text.trim().to_owned())
-            .map_err(|error| describe(&error))
+        match self.source(rule, kind) {
+            None => Err(format!("{rule} has no {} template", kind.as_str())),
+            Some(Source::Text(text)) => Ok(text.clone()),
+            Some(Source::Template(name)) => self
+                .env
+                .get_template(name)
+                .and_then(|template| template.render(context))
+                .map(|text| text.trim().to_owned())
+                .map_err(|error| describe(&error)),
+        }
     }
 
     pub fn has(&self, rule: &str, kind: Kind) -> bool {
-        self.env.get_template(&Templates::name(rule, kind)).is_ok()
+        self.source(rule, kind).is_some()
+    }
+
+    fn source(&self, rule: &str, kind: Kind) -> Option<&Source> {
+        self.rules.get(rule)?.kinds[kind.idx()].as_ref()
     }
 }
 
@@ -223,6 +262,28 @@ mod tests {
         let names: Vec<&str> = templates.names("r").collect();
         assert!(names.contains(&"detail") && names.contains(&"account"));
         assert!(!names.contains(&"event"));
+    }
+
+    #[test]
+    fn text_without_template_syntax_renders_as_itself() {
+        let mut templates = Templates::default();
+        templates
+            .add("r", Kind::Title, "  Metering call failed \n")
+            .expect("valid");
+        templates
+            .add("r", Kind::Summary, "In {{ account }}")
+            .expect("valid");
+        let context = Templates::context(&sample_context());
+        assert_eq!(
+            templates.render("r", Kind::Title, &context).as_deref(),
+            Ok("Metering call failed")
+        );
+        assert_eq!(
+            templates.render("r", Kind::Summary, &context).as_deref(),
+            Ok("In 123456789012")
+        );
+        assert!(!templates.has("r", Kind::Body));
+        assert!(templates.render("r", Kind::Body, &context).is_err());
     }
 
     #[test]
