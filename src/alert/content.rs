@@ -65,13 +65,12 @@ pub fn records(detail: &Value) -> Vec<UsageRecord> {
             })
             .unwrap_or_default(),
         Some("BatchMeterUsage") => {
-            let array = |value: Option<&Value>, key: &str| -> Vec<Value> {
+            fn array<'v>(value: Option<&'v Value>, key: &str) -> &'v [Value] {
                 value
                     .and_then(|v| v.get(key))
                     .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default()
-            };
+                    .map_or(&[], Vec::as_slice)
+            }
             let results = array(response, "results");
             let unprocessed = array(response, "unprocessedRecords");
             if results.is_empty() && unprocessed.is_empty() {
