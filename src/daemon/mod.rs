@@ -396,6 +396,9 @@ pub async fn serve(
         health,
     };
     let stopped = run(settings, shared, shutdown).await;
+    // A replay's open groups are flushed by event time, so the last ones only now (also
+    // when it was interrupted, as a daemon's groups flush at shutdown).
+    noise.flush_replay_groups(pipeline.as_ref()).await;
     if stopped == Stopped::Exhausted {
         // The end of a replay's input: what is silent by its last event's time is reported.
         let rule_set = pipeline.rules().load_full();

@@ -195,7 +195,8 @@ impl Pipeline {
                 }
             };
             match settled {
-                Settled::Published => {}
+                // A replay's group summary is counted when the group flushes.
+                Settled::Published | Settled::Held => {}
                 Settled::Grouped => {
                     self.metrics
                         .alerts_grouped

@@ -9,20 +9,28 @@
 //! | `pk`            | S    | `<kind>#<rule id>#<key>`: kind is `dedup`, `throttle`, `threshold`, `absence`, `absence-keys`; key is the alert id (dedup) or the group key (`group_by` values joined by `\|`; a UUIDv5 digest `~…` if over 512 bytes) |
 //! | `kind`          | S    | the entry's kind, for people reading the table                 |
 //! | `entry`         | S    | the entry as JSON (see `state::Entry`), e.g. `{"kind":"dedup","sent":null}` |
-//! | `version`       | N    | incremented by every write: what conditional writes compare    |
-//! | `token`         | S    | random per write, the same in the SDK's retries of it: see below |
+//! | `version`       | N    | the item's write count (from 1 again after a delete); compared only for an item without `token` |
+//! | `token`         | S    | 128 random bits (hex) per write, the same in the SDK's retries of it: what conditional writes compare |
 //! | `expires_at_ms` | N    | epoch milliseconds after which the entry is treated as absent |
 //! | `expires_at`    | N    | epoch seconds, the TTL attribute: DynamoDB deletes the item some time (typically within days) after it |
 //!
 //! # Concurrency
-//! Every change is read → decide → conditional write: `PutItem` with
-//! `attribute_not_exists(pk)` for a new item, else `version = :read_version`. A writer that
-//! lost the race (`ConditionalCheckFailedException`) reads again and decides again, so of two
-//! replicas deciding on one key, exactly one decision applies and the other sees its result.
-//! That is the `attribute_not_exists(pk) OR expires_at < :now` claim generalised: an expired
-//! item is absent to the decision, and its version still guards the overwrite. Reads are
-//! strongly consistent. An expired item that TTL has not deleted yet is never trusted, since
-//! TTL deletion is lazy.
+//! Every change is read → decide → conditional write: `PutItem` (or `DeleteItem`) with
+//! `attribute_not_exists(pk)` for a new item, else `token = :read_token`, the token of the
+//! write that left the item read. A writer that lost the race
+//! (`ConditionalCheckFailedException`) reads again and decides again, so of two replicas
+//! deciding on one key, exactly one decision applies and the other sees its result. That is
+//! the `attribute_not_exists(pk) OR expires_at < :now` claim generalised: an expired item is
+//! absent to the decision, and its token still guards the overwrite. Reads are strongly
+//! consistent. An expired item that TTL has not deleted yet is never trusted, since TTL
+//! deletion is lazy.
+//!
+//! The condition is a token, not the version: versions start again at 1 when an item is
+//! deleted (an undo, TTL) and created again, so a late write conditioned on "version 1" could
+//! land on someone else's new item. No two writes carry the same token. An item written before
+//! writes carried tokens is conditioned on `attribute_not_exists(token) AND version =
+//! :read_version`; the version is still counted on every write (it costs nothing, and keeps
+//! such releases' version conditions working beside this one during a rolling upgrade).
 //!
 //! The SDK retries a write whose response is late or lost, and the retry would fail its own
 //! condition when the first attempt was applied: the writer would take its own write for a
@@ -30,13 +38,13 @@
 //! an item carrying that write's `token`: a retry of an applied write rewrites the same item.
 //!
 //! Cost: an alert of a rule without other controls takes one consistent read and two writes
-//! (the dedup claim, then its confirmation, written on condition of the claim's version
+//! (the dedup claim, then its confirmation, written on condition of the claim's token
 //! without reading again: [`super::Store::replace_mine`]); a repeated event one read; a
 //! throttle, threshold or absence decision one more read and (usually) one write. Events no
 //! rule matches never touch the table. IAM: `dynamodb:GetItem`,
 //! `PutItem` and `DeleteItem` on the table (the deploy templates' policy grants these).
 
-use super::{Change, Entry, Millis, StateError, Undo, Write};
+use super::{Change, Entry, Millis, StateError, Token, Undo, Write, Written};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -52,10 +60,23 @@ pub struct DynamoStore {
     table: String,
 }
 
-/// An item as read: its live entry (if not expired) and its version.
+/// An item as read: its live entry (if not expired), what a write over it is conditioned
+/// on, and its version.
 struct Read {
     previous: Option<(Entry, Millis)>,
-    version: Option<u64>,
+    expect: Expect,
+    version: u64,
+}
+
+/// The item a conditional write expects to find (besides a retry of itself).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Expect {
+    /// No item.
+    Absent,
+    /// The item one write left: it carries that write's token.
+    Token(Token),
+    /// An item written before writes carried a token: its version, and still no token.
+    Legacy(u64),
 }
 
 impl DynamoStore {
@@ -83,7 +104,8 @@ impl DynamoStore {
         let Some(item) = output.item() else {
             return Ok(Read {
                 previous: None,
-                version: None,
+                expect: Expect::Absent,
+                version: 0,
             });
         };
         let number = |name: &str| -> Result<i64, StateError> {
@@ -96,11 +118,24 @@ impl DynamoStore {
                 })
         };
         let version = u64::try_from(number("version")?).unwrap_or(0);
+        let expect = match item.get("token") {
+            None => Expect::Legacy(version),
+            Some(token) => token
+                .as_s()
+                .ok()
+                .and_then(|hex| Token::from_str_radix(hex, 16).ok())
+                .map(Expect::Token)
+                .ok_or_else(|| StateError::Corrupt {
+                    key: key.to_owned(),
+                    message: "`token` is not a hex string".to_owned(),
+                })?,
+        };
         let expires_at = number("expires_at_ms")?;
         if expires_at <= now {
             return Ok(Read {
                 previous: None,
-                version: Some(version),
+                expect,
+                version,
             });
         }
         let text = item
@@ -116,27 +151,29 @@ impl DynamoStore {
         })?;
         Ok(Read {
             previous: Some((entry, expires_at)),
-            version: Some(version),
+            expect,
+            version,
         })
     }
 
-    /// Writes `entry` if the item's version is still `expected` (`None`: no item), or if the
-    /// item is this very write (a retry of it). Returns `false` when someone else wrote first.
+    /// Writes `entry` at `version` if the item is still the one `expected`, or if it is
+    /// this very write (a retry of it). Returns what it wrote, or `None` when someone else
+    /// wrote first.
     pub(super) async fn put(
         &self,
         key: &str,
         entry: &Entry,
         expires_at: Millis,
-        expected: Option<u64>,
+        expected: &Expect,
         version: u64,
-    ) -> Result<bool, StateError> {
+    ) -> Result<Option<Written>, StateError> {
         let json = serde_json::to_string(entry).map_err(|error| StateError::Corrupt {
             key: key.to_owned(),
             message: error.to_string(),
         })?;
         let kind = json_kind(entry);
-        let token = write_token();
-        let mut request = self
+        let token = fastrand::u128(..);
+        let request = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -149,35 +186,35 @@ impl DynamoStore {
                 "expires_at",
                 AttributeValue::N((expires_at.div_euclid(1000) + 1).to_string()),
             )
-            .item("token", AttributeValue::S(token.clone()))
+            .item("token", AttributeValue::S(hex(token)))
             .expression_attribute_names("#token", "token")
-            .expression_attribute_values(":token", AttributeValue::S(token));
-        request = match expected {
-            None => request.condition_expression("attribute_not_exists(pk) OR #token = :token"),
-            Some(read) => request
-                .condition_expression("#version = :read OR #token = :token")
-                .expression_attribute_names("#version", "version")
-                .expression_attribute_values(":read", AttributeValue::N(read.to_string())),
-        };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(error) if is_condition_failure(&error) => Ok(false),
+            .expression_attribute_values(":token", AttributeValue::S(hex(token)));
+        let (condition, request) = expected.condition(request);
+        match request
+            .condition_expression(format!("{condition} OR #token = :token"))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Some(Written::Item { token, version })),
+            Err(error) if is_condition_failure(&error) => Ok(None),
             Err(error) => Err(store_error("PutItem", key, &error)),
         }
     }
 
-    /// Deletes the item if its version is still `expected`, or if it is gone already: a
+    /// Deletes the item if it is still the one `expected`, or if it is gone already: a
     /// retry of an applied delete needs no token to succeed.
-    async fn delete(&self, key: &str, expected: u64) -> Result<bool, StateError> {
+    async fn delete(&self, key: &str, expected: &Expect) -> Result<bool, StateError> {
         let request = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.to_owned()))
-            .condition_expression("attribute_not_exists(pk) OR #version = :read")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":read", AttributeValue::N(expected.to_string()));
-        match request.send().await {
+            .key("pk", AttributeValue::S(key.to_owned()));
+        let (condition, request) = expected.condition(request);
+        match request
+            .condition_expression(format!("attribute_not_exists(pk) OR {condition}"))
+            .send()
+            .await
+        {
             Ok(_) => Ok(true),
             Err(error) if is_condition_failure(&error) => Ok(false),
             Err(error) => Err(store_error("DeleteItem", key, &error)),
@@ -191,21 +228,25 @@ impl DynamoStore {
         mut decide: impl FnMut(Option<Entry>) -> Change<D>,
     ) -> Result<(D, Undo), StateError> {
         for _ in 0..MAX_ATTEMPTS {
-            let Read { previous, version } = self.read(key, now).await?;
+            let Read {
+                previous,
+                expect,
+                version,
+            } = self.read(key, now).await?;
             let change = decide(previous.as_ref().map(|(entry, _)| entry.clone()));
-            let written = version.unwrap_or(0) + 1;
-            let applied = match &change.write {
+            let written = match &change.write {
                 Write::Put { entry, expires_at } => {
-                    self.put(key, entry, *expires_at, version, written).await?
+                    self.put(key, entry, *expires_at, &expect, version + 1)
+                        .await?
                 }
-                Write::Delete => match version {
-                    Some(version) => self.delete(key, version).await?,
-                    // No item: nothing to delete (and one created since read must stay).
-                    None => return Ok((change.decision, Undo::nothing(key.to_owned()))),
-                },
+                // No item: nothing to delete (and one created since read must stay).
+                Write::Delete if expect == Expect::Absent => {
+                    return Ok((change.decision, Undo::nothing(key.to_owned())));
+                }
+                Write::Delete => self.delete(key, &expect).await?.then_some(Written::Deleted),
                 Write::Keep => return Ok((change.decision, Undo::nothing(key.to_owned()))),
             };
-            if applied {
+            if let Some(written) = written {
                 let undo = Undo {
                     key: key.to_owned(),
                     previous,
@@ -222,25 +263,23 @@ impl DynamoStore {
 
     /// Restores the entry before our write, unless someone wrote after us.
     pub(super) async fn undo(&self, undo: Undo) -> Result<(), StateError> {
-        let Some(written) = undo.written else {
-            return Ok(());
+        // What our write left: an item carrying its token, or (a delete) no item.
+        let (left, version) = match undo.written {
+            None => return Ok(()),
+            Some(Written::Item { token, version }) => (Expect::Token(token), version),
+            // The next write's version is not known without reading: 1, as for a new item.
+            Some(Written::Deleted) => (Expect::Absent, 0),
         };
-        match &undo.previous {
-            Some((entry, expires_at)) => {
-                // Our write left version `written` (or, for a delete, no item).
-                let restored = written + 1;
-                let applied = self
-                    .put(&undo.key, entry, *expires_at, Some(written), restored)
+        match (&undo.previous, &left) {
+            (Some((entry, expires_at)), _) => {
+                self.put(&undo.key, entry, *expires_at, &left, version + 1)
                     .await?;
-                if !applied {
-                    // Perhaps our write was a delete: restore only if the item is still gone.
-                    self.put(&undo.key, entry, *expires_at, None, restored)
-                        .await?;
-                }
             }
-            None => {
-                self.delete(&undo.key, written).await?;
+            (None, Expect::Token(_)) => {
+                self.delete(&undo.key, &left).await?;
             }
+            // A delete of an expired item: nothing to restore.
+            (None, _) => {}
         }
         Ok(())
     }
@@ -295,10 +334,53 @@ impl DynamoStore {
     }
 }
 
-/// A token no other write carries: 128 random bits, in hex.
-fn write_token() -> String {
-    format!("{:032x}", fastrand::u128(..))
+/// A token as stored: 32 hex digits.
+fn hex(token: Token) -> String {
+    format!("{token:032x}")
 }
+
+impl Expect {
+    /// The condition that the item is this one, with the names and values it uses.
+    fn condition<B: ConditionBuilder>(&self, request: B) -> (&'static str, B) {
+        match self {
+            Expect::Absent => ("attribute_not_exists(pk)", request),
+            Expect::Token(token) => (
+                "#token = :read",
+                request
+                    .name("#token", "token")
+                    .value(":read", AttributeValue::S(hex(*token))),
+            ),
+            Expect::Legacy(version) => (
+                "(attribute_not_exists(#token) AND #version = :read)",
+                request
+                    .name("#token", "token")
+                    .name("#version", "version")
+                    .value(":read", AttributeValue::N(version.to_string())),
+            ),
+        }
+    }
+}
+
+/// The parts of `PutItem` and `DeleteItem` requests a condition sets.
+trait ConditionBuilder: Sized {
+    fn name(self, placeholder: &str, name: &str) -> Self;
+    fn value(self, placeholder: &str, value: AttributeValue) -> Self;
+}
+
+macro_rules! condition_builder {
+    ($builder:ty) => {
+        impl ConditionBuilder for $builder {
+            fn name(self, placeholder: &str, name: &str) -> Self {
+                self.expression_attribute_names(placeholder, name)
+            }
+            fn value(self, placeholder: &str, value: AttributeValue) -> Self {
+                self.expression_attribute_values(placeholder, value)
+            }
+        }
+    };
+}
+condition_builder!(aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder);
+condition_builder!(aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder);
 
 fn json_kind(entry: &Entry) -> &'static str {
     match entry {

@@ -6,7 +6,7 @@
 //! the last one, so memory follows the number of *live* keys (amortised O(1) per write), and
 //! an entry read after it expired counts as absent even before it is swept.
 
-use super::{Change, Entry, Millis, Undo, Write};
+use super::{Change, Entry, Millis, Token, Undo, Write, Written};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -17,7 +17,8 @@ const MIN_SWEEP_LEN: usize = 1024;
 struct Slot {
     entry: Entry,
     expires_at: Millis,
-    version: u64,
+    /// The write that left this entry.
+    token: Token,
 }
 
 #[derive(Debug)]
@@ -25,8 +26,8 @@ struct Inner {
     slots: HashMap<Box<str>, Slot>,
     /// Sweep expired entries when the map reaches this size.
     sweep_at: usize,
-    /// Versions are unique per store, so an undo never matches a later write.
-    next_version: u64,
+    /// Tokens are unique per store, so an undo never matches a later write.
+    next_token: Token,
 }
 
 /// State in this process.
@@ -41,7 +42,7 @@ impl Default for MemoryStore {
             inner: Mutex::new(Inner {
                 slots: HashMap::new(),
                 sweep_at: MIN_SWEEP_LEN,
-                next_version: 1,
+                next_token: 1,
             }),
         }
     }
@@ -72,27 +73,25 @@ impl MemoryStore {
         let written = match change.write {
             Write::Keep => None,
             Write::Put { entry, expires_at } => {
-                let version = inner.next_version;
-                inner.next_version += 1;
+                let token = inner.next_token;
+                inner.next_token += 1;
                 inner.slots.insert(
                     key.into(),
                     Slot {
                         entry,
                         expires_at,
-                        version,
+                        token,
                     },
                 );
                 if inner.slots.len() >= inner.sweep_at {
                     inner.slots.retain(|_, slot| slot.expires_at > now);
                     inner.sweep_at = (inner.slots.len() * 2).max(MIN_SWEEP_LEN);
                 }
-                Some(version)
+                Some(Written::Item { token, version: 0 })
             }
             Write::Delete => {
                 inner.slots.remove(key);
-                let version = inner.next_version;
-                inner.next_version += 1;
-                Some(version)
+                Some(Written::Deleted)
             }
         };
         let undo = Undo {
@@ -105,25 +104,26 @@ impl MemoryStore {
 
     pub(super) fn undo(&self, undo: Undo) {
         let mut inner = self.lock();
-        let current = inner.slots.get(undo.key.as_str()).map(|slot| slot.version);
-        // Our write is still the last one: a put left our version, a delete left nothing.
-        let ours = match current {
-            Some(version) => Some(version) == undo.written,
-            None => true,
+        let current = inner.slots.get(undo.key.as_str()).map(|slot| slot.token);
+        // Our write is still the last one: a put left our token, a delete left nothing.
+        let ours = match (current, &undo.written) {
+            (Some(current), Some(Written::Item { token, .. })) => current == *token,
+            (None, Some(Written::Deleted)) => true,
+            _ => false,
         };
         if !ours {
             return;
         }
         match undo.previous {
             Some((entry, expires_at)) => {
-                let version = inner.next_version;
-                inner.next_version += 1;
+                let token = inner.next_token;
+                inner.next_token += 1;
                 inner.slots.insert(
                     undo.key.into(),
                     Slot {
                         entry,
                         expires_at,
-                        version,
+                        token,
                     },
                 );
             }
@@ -184,5 +184,15 @@ mod tests {
         store.undo(second);
         let (fresh, _) = put(&store, "a", 2, 100);
         assert!(!fresh, "the first write is back");
+
+        // A delete since our write is someone's write too: our undo leaves the key absent.
+        let (_, ours) = put(&store, "b", 0, 100);
+        store.update("b", 0, |_| Change {
+            write: Write::Delete,
+            decision: (),
+        });
+        store.undo(ours);
+        let (fresh, _) = put(&store, "b", 1, 100);
+        assert!(fresh, "nothing restored");
     }
 }

@@ -16,7 +16,8 @@
 //! Each stage is pure decision logic over one [`Entry`]: `(previous entry, input, now) →
 //! (next entry, decision)`. The store applies a decision atomically ([`Store::update`]): the
 //! memory store under a mutex, the DynamoDB store by optimistic concurrency (read, decide,
-//! write on condition that the item's `version` did not change, retry otherwise). So two
+//! write on condition that the item still carries the `token` of the write read, retry
+//! otherwise). So two
 //! replicas sharing a table can never both take the same decision for one key, and the logic
 //! is tested once, with paused time, whatever the store.
 //!
@@ -270,15 +271,30 @@ pub struct Change<D> {
 }
 
 /// How to take back a write whose alert could not be sent (so that a redelivery decides
-/// again): the entry before, and the version written, so that a later write by someone
+/// again): the entry before, and what the write left, so that a later write by someone
 /// else is never overwritten.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Undo {
     key: String,
     previous: Option<(Entry, Millis)>,
     /// `None` when nothing was written: there is nothing to undo.
-    written: Option<u64>,
+    written: Option<Written>,
 }
+
+/// What a write left at its key: a later write on condition that the item is still what
+/// this one left compares the token, which no other write carries (a version number would
+/// be reused once the item is deleted and created again).
+#[derive(Debug, Clone, PartialEq)]
+enum Written {
+    /// An item carrying `token`, unique to the write. `version` is the DynamoDB item's
+    /// write counter (see [`dynamodb`]); the memory store leaves it 0.
+    Item { token: Token, version: u64 },
+    /// No item: the write was a delete.
+    Deleted,
+}
+
+/// A write's identity: unique per write (random in DynamoDB, a counter in memory).
+type Token = u128;
 
 impl Undo {
     pub fn nothing(key: String) -> Undo {
@@ -347,7 +363,7 @@ impl Store {
     }
 
     /// Replaces the write `mine` made (e.g. a dedup claim, by its confirmation) with
-    /// `write`. The DynamoDB store writes on condition that the item is still at the version
+    /// `write`. The DynamoDB store writes on condition that the item still carries the token
     /// `mine` wrote, without reading it first (one request instead of two); if someone wrote
     /// since, or `mine` wrote nothing, `write` is applied over whatever is there, as
     /// [`Store::update`] would.
@@ -357,10 +373,20 @@ impl Store {
         now: Millis,
         write: Write,
     ) -> Result<(), StateError> {
-        if let (Store::Dynamodb(store), Some(written), Write::Put { entry, expires_at }) =
-            (self, mine.written, &write)
-            && Box::pin(store.put(&mine.key, entry, *expires_at, Some(written), written + 1))
-                .await?
+        if let (
+            Store::Dynamodb(store),
+            Some(Written::Item { token, version }),
+            Write::Put { entry, expires_at },
+        ) = (self, &mine.written, &write)
+            && Box::pin(store.put(
+                &mine.key,
+                entry,
+                *expires_at,
+                &dynamodb::Expect::Token(*token),
+                version + 1,
+            ))
+            .await?
+            .is_some()
         {
             return Ok(());
         }

@@ -11,7 +11,10 @@
 //! queue. A finite source (event files, stdin) is a replay: its [`Clock::Events`] follows the
 //! events' time, and the pipeline calls [`Noise::observe`] before each event's findings, which
 //! checks whenever event time passed the next check point, as the ticker would have while the
-//! events happened; [`Noise::finish_replay`] checks once more at the end of the input. A
+//! events happened; [`Noise::finish_replay`] checks once more at the end of the input. Group
+//! batches follow the same time in a replay: no match waits for its group's flush; `observe`
+//! publishes the summaries of the batches whose flush time event time has reached, and
+//! [`Noise::flush_replay_groups`] those still open when the input ends (see [`group`]). A
 //! replay's output depends only on its input, never on how fast it was read.
 
 use super::{
@@ -63,8 +66,13 @@ pub enum Settled {
     /// An alert was sent for it (its own, a group's summary it led, a threshold's, a
     /// throttled one carrying a count, a resolved notice).
     Published,
-    /// It joined a group whose summary was sent.
+    /// It joined a group whose summary was sent (in a replay: is sent when the group
+    /// flushes, see [`Settled::Held`]).
     Grouped,
+    /// In a replay, it opened a group batch: the summary is sent when event time reaches the
+    /// batch's flush time, or at the end of the input ([`Noise::observe`],
+    /// [`Noise::flush_replay_groups`]). A replay deletes nothing, so nothing waits for it.
+    Held,
     /// An absence rule's heartbeat, recorded.
     Heartbeat,
     /// Nothing to send, on purpose.
@@ -317,13 +325,20 @@ impl Noise {
         key: &GroupKey,
         publish: &impl Publish,
     ) -> Result<Settled, StateError> {
-        match self.groups.join(spec, key, alert) {
+        let now = self.clock.now();
+        match self.groups.join(spec, key, alert, now) {
+            // A replay's time moves only with its input, which waiting would hold up: its
+            // batches are flushed as event time passes them.
+            Joined::Lead { .. } if self.is_replay() => Ok(Settled::Held),
+            Joined::Follow(_) if self.is_replay() => Ok(Settled::Grouped),
             Joined::Lead { flush_at } => {
+                let wait = u64::try_from(flush_at.saturating_sub(now)).unwrap_or(0);
                 tokio::select! {
-                    () = tokio::time::sleep_until(flush_at) => {}
+                    () = tokio::time::sleep(Duration::from_millis(wait)) => {}
                     () = self.shutdown.cancelled() => {}
                 }
-                let Some(flushed) = self.groups.take(spec, &alert.rule, &key.text) else {
+                let taken = self.groups.take(&alert.rule, &key.text, self.clock.now());
+                let Some(flushed) = taken else {
                     // Only the leader takes its batch; nothing to do if it is gone.
                     return Ok(Settled::Failed);
                 };
@@ -348,6 +363,21 @@ impl Noise {
                     Settled::Failed
                 })
             }
+        }
+    }
+
+    /// Publishes flushed group batches and tells their members (none wait in a replay).
+    async fn publish_groups(&self, batches: Vec<group::Flushed>, publish: &impl Publish) {
+        for flushed in batches {
+            let ok = publish.publish(&flushed.alert).await;
+            if !ok {
+                tracing::warn!(
+                    rule = %flushed.alert.rule,
+                    alert_id = %flushed.alert.id,
+                    "A group's summary could not be published."
+                );
+            }
+            flushed.done.send_replace(Some(ok));
         }
     }
 
@@ -442,11 +472,12 @@ impl Noise {
         Ok(report)
     }
 
-    /// For a replay: moves the event clock to `event_time` (if later) and, when it has passed
-    /// the next check point, checks every absence rule's keys at that time. Called before the
-    /// event's own findings are admitted: a heartbeat ending a long silence first lets the
-    /// silence be reported, then resolves it, as on a live queue. `None` when no check was
-    /// due, or the clock is not an event clock.
+    /// For a replay: moves the event clock to `event_time` (if later), publishes the summary
+    /// of every group batch due by then and, when it has passed the next check point, checks
+    /// every absence rule's keys at that time. Called before the event's own findings are
+    /// admitted: a heartbeat ending a long silence first lets the silence be reported, then
+    /// resolves it, as on a live queue (and a group due by then is sent before the event
+    /// opens the next one). `None` when no check was due, or the clock is not an event clock.
     pub async fn observe(
         &self,
         event_time: Millis,
@@ -454,6 +485,8 @@ impl Noise {
         publish: &impl Publish,
     ) -> Option<Result<AbsenceReport, StateError>> {
         let now = self.clock.observe(event_time)?;
+        self.publish_groups(self.groups.take_due(now), publish)
+            .await;
         if now < self.next_replay_check.load(Ordering::SeqCst) {
             return None;
         }
@@ -462,6 +495,15 @@ impl Noise {
         self.next_replay_check
             .store(now.saturating_add(super::millis(period)), Ordering::SeqCst);
         Some(self.check_absences(&rule_set, publish).await)
+    }
+
+    /// For a replay that ended (its input, or an interruption, as a daemon's groups flush at
+    /// shutdown): publishes the summary of every group batch still open. A no-op when not
+    /// a replay, whose leaders flush their own batches.
+    pub async fn flush_replay_groups(&self, publish: &impl Publish) {
+        if self.is_replay() {
+            self.publish_groups(self.groups.take_all(), publish).await;
+        }
     }
 
     /// For a replay whose input ended: checks every absence rule's keys once more, at the
@@ -775,6 +817,116 @@ mod tests {
             "previous flush + interval"
         );
         assert_eq!(sink.take()[0].group.as_ref().map(|g| g.count), Some(1));
+    }
+
+    /// A replay as the pipeline drives one: each event's time observed, then its findings
+    /// admitted; at the end of the input, the open groups flushed.
+    async fn replay(
+        rules: &arc_swap::ArcSwap<RuleSet>,
+        bodies: &[String],
+    ) -> (Vec<Settled>, Vec<Alert>) {
+        let noise = Noise::new(
+            Store::Memory(MemoryStore::default()),
+            Clock::events(),
+            CancellationToken::new(),
+        );
+        let sink = Published::default();
+        let mut settled = Vec::new();
+        for body in bodies {
+            for event in envelope::decode(body).expect("test events decode") {
+                let time: jiff::Timestamp = event
+                    .event_time()
+                    .expect("timed")
+                    .parse()
+                    .expect("valid time");
+                if let Some(report) = noise.observe(time.as_millisecond(), rules, &sink).await {
+                    report.expect("memory store");
+                }
+                for finding in rules.load().findings(&event).expect("evaluates") {
+                    settled.push(noise.admit(finding, &sink).await.expect("memory store"));
+                }
+            }
+        }
+        noise.flush_replay_groups(&sink).await;
+        (settled, sink.take())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_replay_flushes_groups_in_event_time_without_waiting() {
+        let rules = arc_swap::ArcSwap::from_pointee(rules(&format!(
+            "{FAILED}[rule.group]\ngroup_by = [\"detail.requestParameters.productCode\"]\nwait = \"5m\"\ninterval = \"1h\"\n"
+        )));
+        // p fails three times within 5 minutes of its first failure, then twice more; q once.
+        let bodies: Vec<String> = [
+            ("e-0", "p", 0),
+            ("e-1", "p", 1),
+            ("q-0", "q", 2),
+            ("e-2", "p", 4),
+            ("e-3", "p", 6),
+            ("e-4", "p", 8),
+        ]
+        .iter()
+        .map(|(id, product, minute)| event(id, product, *minute, Some("X")))
+        .collect();
+        let started = tokio::time::Instant::now();
+        let (settled, alerts) = replay(&rules, &bodies).await;
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "no match waited for its group: an hour's wait and interval took no time"
+        );
+        assert_eq!(
+            settled,
+            [
+                Settled::Held,
+                Settled::Grouped,
+                Settled::Held,
+                Settled::Grouped,
+                Settled::Held,
+                Settled::Grouped
+            ]
+        );
+        let groups: Vec<(u64, Vec<String>, Option<String>)> = alerts
+            .iter()
+            .map(|alert| {
+                let group = alert.group.as_ref().expect("a summary");
+                (
+                    group.count,
+                    group.event_ids.clone(),
+                    group.last_time.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                // Flushed by e-3's time (minute 6 is past 0 + 5m), before e-3 joined.
+                (
+                    3,
+                    vec!["e-0".into(), "e-1".into(), "e-2".into()],
+                    Some("2026-01-01T00:04:00Z".into())
+                ),
+                // Flushed by e-4's time (minute 8 is past 2 + 5m).
+                (1, vec!["q-0".into()], Some("2026-01-01T00:02:00Z".into())),
+                // p's next batch waits for its interval (5m + 1h): flushed at the end.
+                (
+                    2,
+                    vec!["e-3".into(), "e-4".into()],
+                    Some("2026-01-01T00:08:00Z".into())
+                ),
+            ]
+        );
+        assert!(
+            alerts[0].summary.starts_with("3 matching events (first: "),
+            "{}",
+            alerts[0].summary
+        );
+        // The same input, the same alerts, every time.
+        let again = replay(&rules, &bodies).await.1;
+        assert_eq!(
+            again.iter().map(Alert::to_json).collect::<Vec<_>>(),
+            alerts.iter().map(Alert::to_json).collect::<Vec<_>>()
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -414,3 +414,96 @@ fn check_config_places_route_mistakes_and_matches_patterns_to_rules() {
     );
     assert!(!error.contains("`metering-*`"), "{error}");
 }
+
+/// A failed MeterUsage call of `product` at `time` on 2024-03-05, as a bare record.
+fn failed_call(id: &str, product: &str, time: &str) -> String {
+    serde_json::json!({
+        "eventSource": "metering-marketplace.amazonaws.com", "eventName": "MeterUsage",
+        "eventID": id, "eventTime": format!("2024-03-05T{time}Z"),
+        "awsRegion": "eu-west-1", "recipientAccountId": "123456789012",
+        "errorCode": "ThrottlingException",
+        "requestParameters": {"productCode": product, "usageDimension": "hours"},
+    })
+    .to_string()
+}
+
+/// A replay's groups wait in event time: hours of events with an hour's group wait take no
+/// wall time, and each group's summary depends on the input only.
+#[test]
+fn a_replay_groups_in_event_time_without_waiting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        r#"
+[[rule]]
+id = "failed"
+title = "Failed metering for {{ product_code }}"
+severity = "high"
+match.detail.errorCode = [{ exists = true }]
+
+[rule.group]
+group_by = ["detail.requestParameters.productCode"]
+wait = "1h"
+interval = "2h"
+"#,
+    )
+    .expect("write rules");
+    let lines = [
+        failed_call("a-1", "prod-a", "00:00:00"),
+        failed_call("a-2", "prod-a", "00:20:00"),
+        failed_call("b-1", "prod-b", "00:30:00"),
+        failed_call("a-3", "prod-a", "00:59:59"),
+        // Past a's flush (01:00): its summary of three comes out before this one joins.
+        failed_call("a-4", "prod-a", "01:00:00"),
+        failed_call("a-5", "prod-a", "02:30:00"),
+    ];
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(&events, lines.join("\n")).expect("write events");
+    let args = [
+        "run",
+        "--rules",
+        rules.to_str().expect("utf-8"),
+        "--events",
+        events.to_str().expect("utf-8"),
+    ];
+    let started = std::time::Instant::now();
+    let output = meterwatch(&args);
+    let took = started.elapsed();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "a replay does not sleep its groups' wait: {took:?}"
+    );
+    let summaries: Vec<(u64, Vec<String>)> = stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("one JSON alert a line"))
+        .map(|alert| {
+            let group = &alert["group"];
+            let ids = group["event_ids"].as_array().expect("event ids");
+            (
+                group["count"].as_u64().expect("count"),
+                ids.iter()
+                    .map(|id| id.as_str().expect("id").to_owned())
+                    .collect(),
+            )
+        })
+        .collect();
+    let ids = |ids: &[&str]| ids.iter().map(|id| (*id).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        summaries,
+        [
+            // a's first batch, flushed by a-4's time (01:00).
+            (3, ids(&["a-1", "a-2", "a-3"])),
+            // b's, flushed by a-5's time (02:30 is past 01:30).
+            (1, ids(&["b-1"])),
+            // a's next batch waits for its interval (until 03:00): flushed at the end of the input.
+            (2, ids(&["a-4", "a-5"])),
+        ]
+    );
+    assert_eq!(
+        stdout(&meterwatch(&args)),
+        stdout(&output),
+        "the same every time"
+    );
+}

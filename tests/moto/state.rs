@@ -306,9 +306,9 @@ async fn a_restart_mid_absence_alerts_once_and_resuming_resolves_once() {
 
 /// The DynamoDB store's conditional writes, as moto judges them (the daemon's tests run it
 /// in memory only): of concurrent claims one wins, expired items count as absent, undo and
-/// confirmation write only over the version they expect.
+/// confirmation write only over the item they expect.
 #[tokio::test(flavor = "multi_thread")]
-async fn the_dynamodb_store_applies_one_decision_per_version() {
+async fn the_dynamodb_store_applies_one_decision_per_write_read() {
     use meterwatch::state::dedup::{self, Seen, Verdict};
     use meterwatch::state::{Change, DynamoStore, Entry, Store, Write};
 
@@ -458,13 +458,13 @@ async fn a_write_retried_after_its_response_was_lost_is_still_the_writers() {
     let (verdict, mine) = claim(1_000).await;
     assert_eq!(lose.lost(), 1, "the claim's first response was lost");
     assert_eq!(verdict, Verdict::Fresh);
-    // Its confirmation (on condition of the claim's version).
+    // Its confirmation (on condition of the claim's token).
     lose.arm(1);
     let confirm = dedup::confirm(2_000, window).write;
     store.replace_mine(&mine, 2_000, confirm).await.unwrap();
     assert_eq!(lose.lost(), 2);
     assert_eq!(claim(3_000).await.0, Verdict::Duplicate);
-    // A claim over an expired item (on condition of its version).
+    // A claim over an expired item (on condition of its token).
     lose.arm(1);
     let (verdict, expired) = claim(2_000 + 3_600_000 + 1).await;
     assert_eq!(lose.lost(), 3);
@@ -481,4 +481,147 @@ async fn a_write_retried_after_its_response_was_lost_is_still_the_writers() {
         token.len() == 32 && token.chars().all(|c| c.is_ascii_hexdigit()),
         "{token}"
     );
+}
+
+/// A version number starts again at 1 once its item is deleted (an undo, TTL) and created
+/// again, so a write conditioned on the version it read could land on someone else's new
+/// item. Writes are conditioned on the token of the write they read, which no other write
+/// carries: a late undo leaves a newer writer's item alone, and a write whose item was
+/// deleted and created again since its read decides again. Items written before tokens
+/// existed are still conditioned on their version (and on still having no token).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_item_deleted_and_created_again_is_not_the_item_read() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use meterwatch::state::dedup::Seen;
+    use meterwatch::state::{Change, DynamoStore, Entry, Store, Write};
+    use std::sync::{Arc, Mutex};
+
+    let moto = Moto::start().await;
+    let clients = moto.clients().await;
+    let table = clients.create_state_table("recreated-state").await;
+    let store = || Store::Dynamodb(DynamoStore::new(clients.dynamodb.clone(), &table));
+    let (mine, rival) = (store(), store());
+    let pending = |until: i64| Entry::Dedup(Seen::Pending { until });
+    let put = |entry: Entry| Change {
+        write: Write::Put {
+            entry,
+            expires_at: 1_000_000,
+        },
+        decision: (),
+    };
+    let attribute = |key: &str, name: &str| {
+        let clients = &clients;
+        let table = &table;
+        let (key, name) = (key.to_owned(), name.to_owned());
+        async move {
+            let items = clients.state_items(table).await;
+            let item = items
+                .iter()
+                .find(|item| item["pk"].as_s().unwrap() == &key)
+                .unwrap();
+            item.get(&name).cloned()
+        }
+    };
+
+    // A late undo: our claim, deleted by TTL, then a rival's claim at the same version.
+    let (_, ours) = mine.update("late", 0, |_| put(pending(1))).await.unwrap();
+    let first_token = attribute("late", "token").await;
+    clients
+        .dynamodb
+        .delete_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S("late".into()))
+        .send()
+        .await
+        .unwrap();
+    rival.update("late", 0, |_| put(pending(2))).await.unwrap();
+    assert_eq!(
+        attribute("late", "version").await,
+        Some(AttributeValue::N("1".into())),
+        "the rival's item has the version ours had"
+    );
+    assert_ne!(attribute("late", "token").await, first_token);
+    mine.undo(ours).await.unwrap();
+    assert_eq!(
+        mine.get("late", 0).await.unwrap(),
+        Some(pending(2)),
+        "our late undo left the rival's claim"
+    );
+
+    // A write racing a delete and re-creation between its read and its write: the rival
+    // acts inside our first decision, so our write is sent after it.
+    let race = |key: &'static str| {
+        let (mine, rival) = (store(), store());
+        tokio::spawn(async move {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let log = Arc::clone(&seen);
+            mine.update(key, 0, move |previous| {
+                let mut log = log.lock().unwrap();
+                log.push(previous);
+                if log.len() == 1 {
+                    tokio::task::block_in_place(|| {
+                        tokio::runtime::Handle::current().block_on(async {
+                            rival
+                                .update(key, 0, |_| Change {
+                                    write: Write::Delete,
+                                    decision: (),
+                                })
+                                .await
+                                .unwrap();
+                            rival.update(key, 0, |_| put(pending(2))).await.unwrap();
+                        })
+                    });
+                }
+                put(pending(3))
+            })
+            .await
+            .unwrap();
+            Arc::try_unwrap(seen).unwrap().into_inner().unwrap()
+        })
+    };
+    mine.update("raced", 0, |_| put(pending(1))).await.unwrap();
+    let seen = race("raced").await.unwrap();
+    assert_eq!(
+        seen,
+        [Some(pending(1)), Some(pending(2))],
+        "the write found another item at the version it read, and decided again"
+    );
+    assert_eq!(mine.get("raced", 0).await.unwrap(), Some(pending(3)));
+    assert_eq!(
+        attribute("raced", "version").await,
+        Some(AttributeValue::N("2".into()))
+    );
+
+    // An item written before tokens existed: the same race, over its version.
+    let legacy = |key: &str, version: u64| {
+        clients
+            .dynamodb
+            .put_item()
+            .table_name(&table)
+            .item("pk", AttributeValue::S(key.into()))
+            .item("kind", AttributeValue::S("dedup".into()))
+            .item(
+                "entry",
+                AttributeValue::S(serde_json::to_string(&pending(1)).unwrap()),
+            )
+            .item("version", AttributeValue::N(version.to_string()))
+            .item("expires_at_ms", AttributeValue::N("1000000".into()))
+            .item("expires_at", AttributeValue::N("1001".into()))
+            .send()
+    };
+    legacy("old-raced", 1).await.unwrap();
+    let seen = race("old-raced").await.unwrap();
+    assert_eq!(seen, [Some(pending(1)), Some(pending(2))]);
+    assert_eq!(mine.get("old-raced", 0).await.unwrap(), Some(pending(3)));
+
+    // ... and without a race, a write over it, and the undo of that write, apply.
+    legacy("old", 5).await.unwrap();
+    let (_, over) = mine.update("old", 0, |_| put(pending(4))).await.unwrap();
+    assert_eq!(
+        attribute("old", "version").await,
+        Some(AttributeValue::N("6".into()))
+    );
+    assert!(attribute("old", "token").await.is_some());
+    mine.undo(over).await.unwrap();
+    assert_eq!(mine.get("old", 0).await.unwrap(), Some(pending(1)));
 }
