@@ -146,7 +146,13 @@ impl Pipeline {
         // Each event's time (for a replay's clock) and findings, in the message's order.
         let mut per_event = Vec::with_capacity(events.len());
         for event in &events {
-            match rule_set.findings(event) {
+            // Without a state stage heartbeats would only be dropped: absence rules are not
+            // judged at all.
+            let found = match &self.noise {
+                Some(_) => rule_set.findings(event),
+                None => rule_set.alert_findings(event),
+            };
+            match found {
                 Ok(found) => per_event.push((event_millis(event), found)),
                 Err(error) => {
                     tracing::warn!(event_id = event.event_id(), error = %error, "Rule engine refused an event.");

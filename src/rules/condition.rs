@@ -3,16 +3,21 @@
 //! Each condition tests the values an event holds at one or more fields. Like EventBridge,
 //! a condition about a field the event lacks never holds, negative ones included
 //! (`not_in_list` on a missing field is false, as `anything-but` is); and a list that is
-//! empty means "not configured", so conditions on it never hold either.
+//! empty means "not configured", so conditions on it never hold either. Values are leaves,
+//! as the pattern engine reads them: arrays are looked through, objects are no values.
+//!
+//! The tests are written once, against [`Values`]: in `RuleSet::findings` they read the
+//! values the rule set's matcher captured in its one pass over the event (and `match` tests
+//! are patterns of that matcher); `explain` judges them on the parsed event.
 
-use super::field::{FieldPath, as_text};
+use super::field::FieldPath;
 use super::lists::List;
-use super::view::FieldTree;
 use jiff::civil::DateTime;
 use jiff::{SignedDuration, Timestamp};
-use meterwatch_pattern::Matcher;
+use meterwatch_pattern::{Captures, MatcherBuilder, Pattern, Scalar};
 use regex::Regex;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A compiled `[[rule.where]]` entry.
@@ -20,7 +25,7 @@ use std::sync::Arc;
 pub enum Condition {
     /// Holds when its test holds for the pooled values of `fields`.
     Test {
-        fields: Vec<FieldPath>,
+        fields: Vec<Field>,
         /// Boxed: a compiled pattern test is large, `Any` is small (clippy: large enum variant).
         test: Box<Test>,
         /// The test as written (`not_in_list = "allowed_principals"`), for explanations.
@@ -28,6 +33,24 @@ pub enum Condition {
     },
     /// Holds when any alternative does.
     Any(Vec<Condition>),
+}
+
+/// A field a condition reads: its path, and where the rule set's matching pass keeps its
+/// values.
+#[derive(Debug)]
+pub struct Field {
+    pub path: FieldPath,
+    /// Set when the rule set is built, for enabled rules' conditions.
+    pub capture: Option<meterwatch_pattern::Field>,
+}
+
+impl Field {
+    pub fn new(path: FieldPath) -> Field {
+        Field {
+            path,
+            capture: None,
+        }
+    }
 }
 
 /// What a condition checks about a field's values.
@@ -42,7 +65,7 @@ pub enum Test {
         negated: bool,
     },
     EqualsField {
-        other: FieldPath,
+        other: Field,
         negated: bool,
     },
     /// At least `age` older than the event's `eventTime`.
@@ -50,45 +73,109 @@ pub enum Test {
     /// At least `lead` later than the event's `eventTime`.
     NewerThan(SignedDuration),
     /// An EventBridge value list compiled as the pattern `{field: values}` (with several
-    /// fields, `{"$or": [{field: values}, ...]}`).
-    Pattern {
-        /// Boxed: a matcher is large, and most conditions are not patterns.
-        matcher: Box<Matcher<()>>,
-        /// The fields the pattern names, to cut the text it is matched against to them.
-        fields: FieldTree,
-    },
+    /// fields, `{"$or": [{field: values}, ...]}`). An enabled rule's is one more pattern of
+    /// the rule set's matcher, so the matching pass gives its verdict.
+    Pattern(PatternTest),
 }
 
-/// What an event offers conditions: the fields rules read, and its `eventTime`.
+/// A `match` test's pattern.
 #[derive(Debug)]
-pub struct Subject<'e> {
-    /// At least every field any condition reads (see `view`), with the event's structure.
-    pub value: &'e Value,
+pub struct PatternTest {
+    pub pattern: Pattern,
+    /// Its index among the rule set matcher's patterns (set when the rule set is built).
+    pub id: Option<usize>,
+}
+
+/// Where conditions read an event: the values the rule set's matching pass captured
+/// ([`Captured`]), or a parsed event ([`Parsed`], for explanations). The tests themselves
+/// are written once, against this.
+pub trait Values {
+    /// Whether `visit` returns true for some value the event holds at `field`. Values are
+    /// leaves, as in EventBridge: arrays are looked through, objects are no values, `null`
+    /// is one.
+    fn any(&self, field: &Field, visit: impl FnMut(&Scalar<'_>) -> bool) -> bool;
+    /// The event's `eventTime`.
+    fn event_time(&self) -> Option<Timestamp>;
+    /// Whether a `match` test's pattern matches the event.
+    fn matches(&self, test: &PatternTest) -> bool;
+}
+
+/// The values the rule set's matcher captured from an event, and the patterns it matched.
+pub struct Captured<'c, 's, 'a> {
+    pub captures: &'c Captures<'s, 'a>,
+    /// The matcher's `found` (ascending pattern indices).
+    pub found: &'c [usize],
     pub event_time: Option<Timestamp>,
 }
 
+impl Values for Captured<'_, '_, '_> {
+    fn any(&self, field: &Field, visit: impl FnMut(&Scalar<'_>) -> bool) -> bool {
+        // Every enabled rule's fields have a handle; only those rules' conditions run here.
+        debug_assert!(field.capture.is_some(), "{} was not captured", field.path);
+        field
+            .capture
+            .is_some_and(|handle| self.captures.values(handle).any(visit))
+    }
+
+    fn event_time(&self) -> Option<Timestamp> {
+        self.event_time
+    }
+
+    fn matches(&self, test: &PatternTest) -> bool {
+        debug_assert!(test.id.is_some(), "a pattern test outside the matcher");
+        test.id
+            .is_some_and(|id| self.found.binary_search(&id).is_ok())
+    }
+}
+
+/// A parsed event and its text: what `explain` judges conditions on, whether or not the
+/// rule is enabled or its pattern matched.
+pub struct Parsed<'e> {
+    pub value: &'e Value,
+    pub text: &'e str,
+    pub event_time: Option<Timestamp>,
+}
+
+impl Values for Parsed<'_> {
+    fn any(&self, field: &Field, mut visit: impl FnMut(&Scalar<'_>) -> bool) -> bool {
+        field
+            .path
+            .values(self.value)
+            .into_iter()
+            .filter_map(Scalar::from_json)
+            .any(|scalar| visit(&scalar))
+    }
+
+    fn event_time(&self) -> Option<Timestamp> {
+        self.event_time
+    }
+
+    fn matches(&self, test: &PatternTest) -> bool {
+        let mut builder = MatcherBuilder::default();
+        builder.add((), test.pattern.clone());
+        builder
+            .build()
+            .matches(self.text)
+            .is_ok_and(|found| !found.is_empty())
+    }
+}
+
 impl Condition {
-    pub fn holds(&self, subject: &Subject<'_>) -> bool {
+    pub fn holds(&self, values: &impl Values) -> bool {
         match self {
-            Condition::Any(alternatives) => alternatives.iter().any(|c| c.holds(subject)),
-            Condition::Test { fields, test, .. } => {
-                let values: Vec<&Value> = fields
-                    .iter()
-                    .flat_map(|field| field.values(subject.value))
-                    .collect();
-                test.holds(&values, subject)
-            }
+            Condition::Any(alternatives) => alternatives.iter().any(|c| c.holds(values)),
+            Condition::Test { fields, test, .. } => test.holds(fields, values),
         }
     }
 
     /// The fields this condition reads, for the alert's `matched` values.
-    pub fn fields(&self) -> Vec<&FieldPath> {
+    pub fn fields(&self) -> Vec<&Field> {
         match self {
             Condition::Any(alternatives) => {
                 alternatives.iter().flat_map(Condition::fields).collect()
             }
             Condition::Test { fields, test, .. } => {
-                let mut read: Vec<&FieldPath> = fields.iter().collect();
+                let mut read: Vec<&Field> = fields.iter().collect();
                 if let Test::EqualsField { other, .. } = &**test {
                     read.push(other);
                 }
@@ -96,72 +183,111 @@ impl Condition {
             }
         }
     }
-}
 
-impl Test {
-    fn holds(&self, values: &[&Value], subject: &Subject<'_>) -> bool {
-        // A pattern judges missing fields itself (`exists: false`); every other test needs a value.
-        if values.is_empty() && !matches!(self, Test::Pattern { .. }) {
-            return false;
-        }
+    /// The fields it reads, to give them their handles in the rule set's matcher, and its
+    /// `match` tests, to add their patterns to it.
+    pub fn parts_mut<'c>(
+        &'c mut self,
+        fields: &mut Vec<&'c mut Field>,
+        patterns: &mut Vec<&'c mut PatternTest>,
+    ) {
         match self {
-            Test::Regex { regex, negated } => {
-                let mut texts = values.iter().filter_map(|value| as_text(value));
-                if *negated {
-                    texts.all(|text| !regex.is_match(&text))
-                } else {
-                    texts.any(|text| regex.is_match(&text))
+            Condition::Any(alternatives) => {
+                for alternative in alternatives {
+                    alternative.parts_mut(fields, patterns);
                 }
             }
-            Test::InList { list, negated } => {
-                if list.is_empty() {
-                    return false;
+            Condition::Test {
+                fields: own, test, ..
+            } => {
+                fields.extend(own.iter_mut());
+                match &mut **test {
+                    Test::EqualsField { other, .. } => fields.push(other),
+                    Test::Pattern(pattern) => patterns.push(pattern),
+                    _ => {}
                 }
-                let mut texts = values.iter().filter_map(|value| as_text(value));
-                if *negated {
-                    texts.all(|text| !list.contains(&text))
-                } else {
-                    texts.any(|text| list.contains(&text))
-                }
-            }
-            Test::EqualsField { other, negated } => {
-                let others = other.values(subject.value);
-                if others.is_empty() {
-                    return false;
-                }
-                let equal = values.iter().any(|value| others.contains(value));
-                equal != *negated
-            }
-            Test::OlderThan(age) => within(values, subject, |timestamp, event_time| {
-                event_time.duration_since(timestamp) >= *age
-            }),
-            Test::NewerThan(lead) => within(values, subject, |timestamp, event_time| {
-                timestamp.duration_since(event_time) >= *lead
-            }),
-            // Matching the pattern's own fields, with the event's structure, answers as
-            // matching the whole event would, for a fraction of the text.
-            Test::Pattern { matcher, fields } => {
-                let text = fields.prune(subject.value).to_string();
-                super::matches_any(matcher, &text)
             }
         }
     }
 }
 
+impl Test {
+    /// Whether the test holds for the pooled values of `fields`.
+    fn holds(&self, fields: &[Field], values: &impl Values) -> bool {
+        // A pattern judges missing fields itself (`exists: false`); every other test needs a value.
+        if let Test::Pattern(test) = self {
+            return values.matches(test);
+        }
+        let some = |visit: &mut dyn FnMut(&Scalar<'_>) -> bool| {
+            fields.iter().any(|field| values.any(field, &mut *visit))
+        };
+        if !some(&mut |_| true) {
+            return false;
+        }
+        match self {
+            Test::Regex { regex, negated } => {
+                let matched = some(&mut |value| text(value).is_some_and(|t| regex.is_match(&t)));
+                matched != *negated
+            }
+            Test::InList { list, negated } => {
+                if list.is_empty() {
+                    return false;
+                }
+                let listed = some(&mut |value| text(value).is_some_and(|t| list.contains(&t)));
+                listed != *negated
+            }
+            Test::EqualsField { other, negated } => {
+                if !values.any(other, |_| true) {
+                    return false;
+                }
+                let equal = some(&mut |value| values.any(other, |o| o == value));
+                equal != *negated
+            }
+            Test::OlderThan(age) => within(some, values, |timestamp, event_time| {
+                event_time.duration_since(timestamp) >= *age
+            }),
+            Test::NewerThan(lead) => within(some, values, |timestamp, event_time| {
+                timestamp.duration_since(event_time) >= *lead
+            }),
+            Test::Pattern(_) => unreachable!("answered above"),
+        }
+    }
+}
+
+/// A value as text for comparisons with strings: strings as they are, booleans and numbers
+/// as JSON writes them, `null` none. As `as_text` writes a parsed value, except that a
+/// number written with a fraction or exponent yet of integral value below 2^64 (`5.0`,
+/// `1e3`) reads as that integer (`5`, `1000`): the matcher reads numbers as doubles.
+fn text<'v>(value: &'v Scalar<'_>) -> Option<Cow<'v, str>> {
+    const TWO_TO_64: f64 = 18_446_744_073_709_551_616.0;
+    match value {
+        Scalar::Str(text) => Some(Cow::Borrowed(text)),
+        // Integers arrive as doubles whenever a double holds them exactly.
+        Scalar::Num(number) if number.fract() == 0.0 && number.abs() < TWO_TO_64 => {
+            Some(Cow::Owned((*number as i128).to_string()))
+        }
+        Scalar::Num(number) => {
+            serde_json::Number::from_f64(*number).map(|n| Cow::Owned(n.to_string()))
+        }
+        Scalar::BigInt(integer) => Some(Cow::Owned(integer.to_string())),
+        Scalar::Bool(flag) => Some(Cow::Borrowed(if *flag { "true" } else { "false" })),
+        Scalar::Null => None,
+    }
+}
+
 /// Whether some value is a timestamp that passes `test` against the event's `eventTime`.
 fn within(
-    values: &[&Value],
-    subject: &Subject<'_>,
+    some: impl Fn(&mut dyn FnMut(&Scalar<'_>) -> bool) -> bool,
+    values: &impl Values,
     test: impl Fn(Timestamp, Timestamp) -> bool,
 ) -> bool {
-    let Some(event_time) = subject.event_time else {
+    let Some(event_time) = values.event_time() else {
         return false;
     };
-    values
-        .iter()
-        .filter_map(|value| value.as_str())
-        .filter_map(parse_timestamp)
-        .any(|timestamp| test(timestamp, event_time))
+    some(&mut |value| match value {
+        Scalar::Str(text) => parse_timestamp(text).is_some_and(|t| test(t, event_time)),
+        _ => false,
+    })
 }
 
 /// The format CloudTrail writes request timestamps in: `Jul 10, 2020 11:06:41 PM`, UTC.
@@ -195,6 +321,36 @@ mod tests {
     fn rfc3339_timestamps_parse() {
         let parsed = parse_timestamp("2020-07-10T23:06:42Z").expect("RFC 3339");
         assert_eq!(parsed.as_second(), 1_594_422_402);
+    }
+
+    #[test]
+    fn values_read_as_text_as_json_writes_them() {
+        let read = |json: &str| {
+            let value: Value = serde_json::from_str(json).expect("valid JSON");
+            let scalar = Scalar::from_json(&value).expect("a scalar");
+            let text = text(&scalar).map(Cow::into_owned);
+            (text, super::super::as_text(&value).map(Cow::into_owned))
+        };
+        for json in [
+            r#""a\"b""#,
+            "0",
+            "-12",
+            "1.5",
+            "-0.25",
+            "111122223333",
+            "18446744073709551615",
+            "9007199254740993",
+            "123456789012345678901234",
+            "1e300",
+            "true",
+            "false",
+            "null",
+        ] {
+            let (new, old) = read(json);
+            assert_eq!(new, old, "{json}");
+        }
+        // The one difference: integral numbers written as fractions read as integers.
+        assert_eq!(read("5.0"), (Some("5".into()), Some("5.0".into())));
     }
 
     #[test]

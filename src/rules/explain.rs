@@ -7,7 +7,7 @@
 //! verdict is the real matcher's; when every field passes alone but the rule still does not
 //! match, the values sat in different elements of an array, which the explanation says.
 
-use super::condition::{Condition, Subject, parse_timestamp};
+use super::condition::{Condition, Parsed, parse_timestamp};
 use super::field::FieldPath;
 use super::{Rule, RuleSet};
 use crate::envelope::Event;
@@ -100,8 +100,11 @@ impl RuleSet {
         only: Option<&str>,
     ) -> Result<Vec<Explanation>, EventError> {
         let findings = self.findings(event)?;
-        let subject = Subject {
+        // Conditions are judged on the parsed event, by the same tests as `findings` runs on
+        // the matcher's captured values, for every rule (enabled or not, matched or not).
+        let subject = Parsed {
             value: event.value(),
+            text: event.json(),
             event_time: event.event_time().and_then(parse_timestamp),
         };
         let mut explanations = Vec::new();
@@ -243,7 +246,7 @@ fn one_value_matches(alternative: &Value, value: &Value) -> bool {
     single_matches(&Value::Object(pattern), &Value::Object(event).to_string())
 }
 
-fn trace(condition: &Condition, subject: &Subject<'_>) -> ConditionTrace {
+fn trace(condition: &Condition, subject: &Parsed<'_>) -> ConditionTrace {
     match condition {
         Condition::Any(alternatives) => ConditionTrace {
             condition: "any".into(),
@@ -252,7 +255,7 @@ fn trace(condition: &Condition, subject: &Subject<'_>) -> ConditionTrace {
             any: alternatives.iter().map(|c| trace(c, subject)).collect(),
         },
         Condition::Test { fields, text, .. } => {
-            let names: Vec<&str> = fields.iter().map(FieldPath::as_str).collect();
+            let names: Vec<&str> = fields.iter().map(|field| field.path.as_str()).collect();
             let field = match names.as_slice() {
                 [one] => format!("\"{one}\""),
                 many => format!("{many:?}"),
@@ -262,7 +265,7 @@ fn trace(condition: &Condition, subject: &Subject<'_>) -> ConditionTrace {
                 holds: condition.holds(subject),
                 values: fields
                     .iter()
-                    .flat_map(|field| field.values(subject.value))
+                    .flat_map(|field| field.path.values(subject.value))
                     .cloned()
                     .collect(),
                 any: Vec::new(),

@@ -6,7 +6,7 @@
 //! are read. Nothing is returned unless everything is valid: a half-loaded rule set would
 //! silently stop alerting on whatever failed to load.
 
-use super::condition::{Condition, Test};
+use super::condition::{self, Condition, PatternTest, Test};
 use super::diagnostic::Diagnostic;
 use super::field::FieldPath;
 use super::file::{ConditionDef, ForEachDef, RuleDef};
@@ -238,6 +238,7 @@ impl Loader {
         let mut seen: HashMap<String, (usize, Range<usize>)> = HashMap::new();
         let mut rules = Vec::new();
         let mut builder = MatcherBuilder::default();
+        let mut n_patterns = 0;
         for (idx, located) in std::mem::take(&mut self.rules).into_iter().enumerate() {
             let id = located.item.id.clone();
             if let Some((first, first_span)) = seen.get(&id) {
@@ -262,9 +263,24 @@ impl Loader {
                 lists: &lists,
                 ok: true,
             };
-            if let Some((rule, pattern)) = context.compile(located.item) {
+            if let Some((mut rule, pattern)) = context.compile(located.item) {
                 if rule.enabled {
-                    builder.add(idx, pattern);
+                    builder.add(Some(idx), pattern);
+                    n_patterns += 1;
+                    // The fields its conditions read are captured by the matching pass, and
+                    // their `match` value lists are patterns of it (under no rule).
+                    let (mut fields, mut patterns) = (Vec::new(), Vec::new());
+                    for condition in &mut rule.conditions {
+                        condition.parts_mut(&mut fields, &mut patterns);
+                    }
+                    for field in fields {
+                        field.capture = Some(builder.want(field.path.as_str()));
+                    }
+                    for test in patterns {
+                        builder.add(None, test.pattern.clone());
+                        test.id = Some(n_patterns);
+                        n_patterns += 1;
+                    }
                 }
                 rules.push((idx, rule));
             }
@@ -422,7 +438,7 @@ impl RuleContext<'_> {
             }
         }
         for field in conditions.iter().flat_map(Condition::fields) {
-            add_field(field);
+            add_field(&field.path);
         }
         // Group keys are read from the same parsed fields (and shown in `matched`).
         for field in controls.group_by().into_iter().flat_map(|g| &g.fields) {
@@ -533,7 +549,7 @@ impl RuleContext<'_> {
         }
         let mut fields = Vec::new();
         for text in &field_texts {
-            fields.push(self.field(text, &span)?);
+            fields.push(condition::Field::new(self.field(text, &span)?));
         }
         let tests = test_names(&def);
         if tests.len() != 1 {
@@ -592,7 +608,10 @@ impl RuleContext<'_> {
         }
         if let Some((other, negated)) = negatable(def.equals_field, def.not_equals_field) {
             let other = self.field(other.get_ref(), &other.span())?;
-            return Some(Test::EqualsField { other, negated });
+            return Some(Test::EqualsField {
+                other: condition::Field::new(other),
+                negated,
+            });
         }
         if let Some(text) = &def.older_than {
             return self.duration(text).map(Test::OlderThan);
@@ -629,16 +648,7 @@ impl RuleContext<'_> {
             }
         };
         match Pattern::from_json(&pattern_json) {
-            Ok(pattern) => {
-                let mut tree = FieldTree::default();
-                for field in fields {
-                    tree.add(&FieldPath::parse(field).ok()?);
-                }
-                Some(Test::Pattern {
-                    matcher: Box::new(single(pattern)),
-                    fields: tree,
-                })
-            }
+            Ok(pattern) => Some(Test::Pattern(PatternTest { pattern, id: None })),
             Err(error) => {
                 self.error(Some(value_span), pattern_message("where.match", &error));
                 None

@@ -3,8 +3,10 @@
 //! A rule is an EventBridge pattern (`match` or `match_json`), optional `where` conditions
 //! that EventBridge cannot express, and optionally `for_each` arrays whose matching elements
 //! each get their own alert. Every enabled rule's pattern goes into one matcher, so matching
-//! costs about the same for 5 rules as for 500; conditions run only for rules whose pattern
-//! matched.
+//! costs about the same for 5 rules as for 500. The same pass captures the values of the
+//! fields `where` conditions read (and judges their `match` value lists, as more patterns);
+//! conditions run only for rules whose pattern matched, on those values; and only when some
+//! rule's conditions all hold is the event parsed (`view`) for its alerts.
 //!
 //! - `file`: the TOML schema (serde types, unknown keys denied).
 //! - `load`: files → rules, collecting every [`Diagnostic`] rather than stopping at the first.
@@ -14,7 +16,7 @@
 //! - [`cases`]: rule tests (`rules/tests/*.toml`), run by `meterwatch test`.
 //! - `condition`: the `where` tests.
 //! - [`explain`]: why each rule did or did not fire for an event.
-//! - `view`: the fields rules read, parsed from an event's text without building the rest.
+//! - `view`: the fields alerts read, parsed from an event's text without building the rest.
 
 pub mod cases;
 mod condition;
@@ -38,7 +40,7 @@ use crate::alert::{Alert, DOCUMENT_VERSION, Element, Severity, Status, content};
 use crate::envelope::Event;
 use crate::state::absence::Origin;
 use crate::state::{Controls, GroupKey};
-use condition::{Condition, Subject};
+use condition::{Captured, Condition};
 use meterwatch_pattern::{EventError, Matcher, Scratch};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
@@ -96,11 +98,13 @@ struct ForEach {
 #[derive(Debug)]
 pub struct RuleSet {
     rules: Vec<Rule>,
-    /// Enabled rules' patterns, each added under its index in `rules`.
-    matcher: Matcher<usize>,
+    /// Enabled rules' patterns, each added under its index in `rules`, and their `match`
+    /// conditions' patterns (under `None`); the fields their conditions read are wanted
+    /// fields of it, captured in the same pass.
+    matcher: Matcher<Option<usize>>,
     lists: BTreeMap<String, Arc<List>>,
-    /// Every field rules and alerts read after a pattern matched: conditions, matched
-    /// values, `for_each` arrays and the alert's content.
+    /// Every field rules and alerts read once a rule's pattern and conditions held: matched
+    /// values, group keys, `for_each` arrays and the alert's content.
     view: view::FieldTree,
     /// Every rule's `title`, `summary` and `body`, compiled.
     templates: Templates,
@@ -112,7 +116,7 @@ thread_local! {
 }
 
 /// Whether `matcher` matches `json` (valid JSON, e.g. a decoded event's part), using this
-/// thread's scratch space: conditions and `for_each` run per matched event.
+/// thread's scratch space: `for_each` patterns run per raising event.
 fn matches_any<T>(matcher: &Matcher<T>, json: &str) -> bool {
     SCRATCH.with(|cell| {
         let (scratch, found) = &mut *cell.borrow_mut();
@@ -162,9 +166,8 @@ impl RuleSet {
     /// alerts, and are left out.
     pub fn evaluate(&self, event: &Event) -> Result<Vec<Alert>, EventError> {
         Ok(self
-            .findings(event)?
+            .raised(event, false)?
             .into_iter()
-            .filter(|finding| !finding.is_heartbeat())
             .map(|finding| finding.alert)
             .collect())
     }
@@ -172,29 +175,52 @@ impl RuleSet {
     /// Everything the rules raise for `event`, heartbeats included, with their controls and
     /// group keys: what the state stage decides on.
     pub fn findings(&self, event: &Event) -> Result<Vec<Finding>, EventError> {
-        let matched = SCRATCH.with(|cell| {
+        self.raised(event, true)
+    }
+
+    /// [`RuleSet::findings`] without the heartbeats, for callers with no state stage to
+    /// give them to: absence rules are not even judged.
+    pub fn alert_findings(&self, event: &Event) -> Result<Vec<Finding>, EventError> {
+        self.raised(event, false)
+    }
+
+    fn raised(&self, event: &Event, heartbeats: bool) -> Result<Vec<Finding>, EventError> {
+        // One pass over the text matches the patterns (rules' and `match` conditions') and
+        // keeps the values of the fields conditions read, borrowed from the text.
+        let holding = SCRATCH.with(|cell| {
             let (scratch, found) = &mut *cell.borrow_mut();
-            self.matcher.matches_with(event.json(), scratch, found)?;
-            Ok::<_, EventError>(found.clone())
+            let captures = self.matcher.capture(event.json(), scratch, found)?;
+            let mut rules = found
+                .iter()
+                .filter_map(|&pattern_idx| *self.matcher.id(pattern_idx))
+                .map(|rule_idx| &self.rules[rule_idx])
+                .filter(|rule| heartbeats || !rule.is_absence())
+                .peekable();
+            if rules.peek().is_none() {
+                return Ok(Vec::new());
+            }
+            let values = Captured {
+                captures: &captures,
+                found: &found[..],
+                event_time: event.event_time().and_then(condition::parse_timestamp),
+            };
+            Ok::<_, EventError>(
+                rules
+                    .filter(|rule| rule.conditions.iter().all(|c| c.holds(&values)))
+                    .collect::<Vec<&Rule>>(),
+            )
         })?;
-        if matched.is_empty() {
+        if holding.is_empty() {
             return Ok(Vec::new());
         }
-        // One parse serves the conditions and the alerts: most events a pattern accepts
-        // raise an alert, and a second pass over the text would cost more than the fields
-        // only alerts read. The text was valid JSON when it was decoded, so the view always
-        // parses; were it not to, the full value reads the same fields.
+        // Only now is anything built: one parse serves every raising rule's alerts. The
+        // text was valid JSON when it was decoded, so the view always parses; were it not
+        // to, the full value reads the same fields.
         let view = self.view.parse(event.json());
-        let subject = Subject {
-            value: view.as_ref().unwrap_or_else(|| event.value()),
-            event_time: event.event_time().and_then(condition::parse_timestamp),
-        };
+        let fields = view.as_ref().unwrap_or_else(|| event.value());
         let mut findings = Vec::new();
-        for pattern_idx in matched {
-            let rule = &self.rules[*self.matcher.id(pattern_idx)];
-            if rule.conditions.iter().all(|c| c.holds(&subject)) {
-                rule.raise(event, subject.value, self, &mut findings);
-            }
+        for rule in holding {
+            rule.raise(event, fields, self, &mut findings);
         }
         Ok(findings)
     }
@@ -273,6 +299,11 @@ impl RuleSet {
 }
 
 impl Rule {
+    /// An absence rule: its matches are heartbeats, not alerts.
+    fn is_absence(&self) -> bool {
+        matches!(self.controls.gate, crate::state::Gate::Absence(_))
+    }
+
     /// Pushes the rule's alerts for an event its pattern and conditions accepted; `fields`
     /// holds (at least) every field the rule and alert content read.
     fn raise(&self, event: &Event, fields: &Value, rule_set: &RuleSet, alerts: &mut Vec<Finding>) {

@@ -23,6 +23,8 @@
 //! - `index`: per-field value → candidate branches (hash maps, affix tables, substring
 //!   search for wildcard literals).
 //! - [`matcher`]: builds the index from many patterns; matches = candidates, then exact verify.
+//!   Callers may also register fields without patterns and read their values from the same
+//!   pass ([`MatcherBuilder::want`], [`Matcher::capture`]).
 //! - `reference` (feature `reference`): the brute-force oracle for property tests.
 //!
 //! This crate does no I/O and knows nothing of AWS SDKs or async runtimes.
@@ -39,6 +41,6 @@ pub mod reference;
 mod value;
 
 pub use error::{ErrorKind, EventError, PatternError};
-pub use matcher::{Matcher, MatcherBuilder, Scratch};
+pub use matcher::{Captures, Field, Matcher, MatcherBuilder, Scratch};
 pub use pattern::{Leaf, Pattern};
 pub use value::{Literal, Scalar};

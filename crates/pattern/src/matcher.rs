@@ -13,21 +13,32 @@ use crate::flatten::{self, FieldValue, NONE, PathTrie, Sink, TrailStep};
 use crate::index::{BranchId, FieldIndex};
 use crate::op::Predicate;
 use crate::pattern::Pattern;
+use crate::value::Scalar;
 use rustc_hash::FxHashMap;
 
 /// Collects patterns, each under the caller's id, then builds a [`Matcher`].
 #[derive(Debug)]
 pub struct MatcherBuilder<T> {
     patterns: Vec<(T, Pattern)>,
+    /// Paths registered with [`MatcherBuilder::want`], by handle.
+    wanted: Vec<Box<str>>,
+    handles: FxHashMap<Box<str>, u32>,
 }
 
 impl<T> Default for MatcherBuilder<T> {
     fn default() -> Self {
         MatcherBuilder {
             patterns: Vec::new(),
+            wanted: Vec::new(),
+            handles: FxHashMap::default(),
         }
     }
 }
+
+/// A field whose values the caller wants from the matching pass, registered with
+/// [`MatcherBuilder::want`] and read with [`Captures::values`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Field(u32);
 
 impl<T> MatcherBuilder<T> {
     pub fn add(&mut self, id: T, pattern: Pattern) -> &mut Self {
@@ -35,8 +46,19 @@ impl<T> MatcherBuilder<T> {
         self
     }
 
+    /// Registers a dotted path (no pattern) whose values [`Matcher::capture`] keeps: the
+    /// same pass that matches the patterns reads them. The same path gives the same handle.
+    pub fn want(&mut self, path: &str) -> Field {
+        let next = self.wanted.len() as u32;
+        let handle = *self.handles.entry(path.into()).or_insert(next);
+        if handle == next {
+            self.wanted.push(path.into());
+        }
+        Field(handle)
+    }
+
     pub fn build(self) -> Matcher<T> {
-        Matcher::new(self.patterns)
+        Matcher::new(self.patterns, &self.wanted)
     }
 }
 
@@ -54,6 +76,8 @@ pub struct Matcher<T> {
     /// Branches with no indexable leaf (only `anything-but` / `exists: false`): verified for
     /// every event.
     always: Vec<BranchId>,
+    /// Per [`Field`] handle, its field id.
+    wanted: Box<[u32]>,
 }
 
 #[derive(Debug)]
@@ -82,7 +106,7 @@ impl Slot {
 }
 
 impl<T> Matcher<T> {
-    fn new(patterns: Vec<(T, Pattern)>) -> Matcher<T> {
+    fn new(patterns: Vec<(T, Pattern)>, wanted: &[Box<str>]) -> Matcher<T> {
         let mut trie = PathTrie::new();
         let mut n_fields = 0u32;
         let mut branches = Vec::new();
@@ -169,6 +193,13 @@ impl<T> Matcher<T> {
         for (branch, settled) in branches.iter_mut().zip(settled) {
             branch.settled_by_anchor = settled;
         }
+        // Wanted paths come after the patterns' fields, whose ids (and so the matching of
+        // patterns) they leave as they are; a path a pattern names shares its field.
+        let wanted: Box<[u32]> = wanted
+            .iter()
+            .map(|path| trie.insert(path, &mut n_fields))
+            .collect();
+        indexes.resize_with(n_fields as usize, FieldIndex::default);
         indexes.iter_mut().for_each(FieldIndex::finish);
         indexed_fields.sort_unstable();
         indexed_fields.dedup();
@@ -180,6 +211,7 @@ impl<T> Matcher<T> {
             indexes,
             indexed_fields: indexed_fields.into(),
             always,
+            wanted,
         }
     }
 
@@ -214,47 +246,82 @@ impl<T> Matcher<T> {
         scratch: &mut Scratch,
         found: &mut Vec<usize>,
     ) -> Result<(), EventError> {
+        let mut values: Vec<FieldValue<'_>> = recycle(std::mem::take(&mut scratch.values));
+        let result = self.run(event, scratch, &mut values, found);
+        scratch.values = recycle(values);
+        result
+    }
+
+    /// As [`Matcher::matches_with`], and keeps the values the pass read: those of the
+    /// fields registered with [`MatcherBuilder::want`] (and of the patterns' own fields),
+    /// borrowed from `event`, until the [`Captures`] is dropped and hands its memory back
+    /// to `scratch`.
+    pub fn capture<'s, 'a>(
+        &'s self,
+        event: &'a str,
+        scratch: &'s mut Scratch,
+        found: &mut Vec<usize>,
+    ) -> Result<Captures<'s, 'a>, EventError> {
+        let mut values: Vec<FieldValue<'a>> = recycle(std::mem::take(&mut scratch.values));
+        match self.run(event, scratch, &mut values, found) {
+            Ok(()) => Ok(Captures {
+                wanted: &self.wanted,
+                values,
+                scratch,
+            }),
+            Err(error) => {
+                scratch.values = recycle(values);
+                Err(error)
+            }
+        }
+    }
+
+    /// Flattens `event` into `values` (empty) and writes the matching patterns to `found`.
+    fn run<'a>(
+        &self,
+        event: &'a str,
+        scratch: &mut Scratch,
+        values: &mut Vec<FieldValue<'a>>,
+        found: &mut Vec<usize>,
+    ) -> Result<(), EventError> {
         found.clear();
         scratch.prepare(self.n_fields, self.branches.len(), self.ids.len());
         let epoch = scratch.epoch;
-        let mut values: Vec<FieldValue<'_>> = recycle(std::mem::take(&mut scratch.values));
         scratch.trails.clear();
-        let result = {
+        {
             let mut sink = Sink::new(
-                &mut values,
+                values,
                 &mut scratch.trails,
                 &mut scratch.heads,
                 &mut scratch.trail_stack,
                 epoch,
             );
-            flatten::flatten(&self.trie, event, &mut sink)
-        };
-        if result.is_ok() {
-            self.collect_candidates(&values, scratch);
-            let candidates = std::mem::take(&mut scratch.candidates);
-            for &branch_id in &candidates {
-                let branch = &self.branches[branch_id as usize];
-                let pattern = branch.pattern as usize;
-                if scratch.pattern_seen[pattern] == epoch {
-                    continue;
-                }
-                let view = EventView {
-                    values: &values,
-                    trails: &scratch.trails,
-                    heads: &scratch.heads,
-                    epoch,
-                };
-                scratch.chosen.clear();
-                if branch.settled_by_anchor || view.satisfies(&branch.slots, &mut scratch.chosen) {
-                    scratch.pattern_seen[pattern] = epoch;
-                    found.push(pattern);
-                }
-            }
-            scratch.candidates = candidates;
-            found.sort_unstable();
+            flatten::flatten(&self.trie, event, &mut sink)?;
         }
-        scratch.values = recycle(values);
-        result
+        let values: &[FieldValue<'a>] = values;
+        self.collect_candidates(values, scratch);
+        let candidates = std::mem::take(&mut scratch.candidates);
+        for &branch_id in &candidates {
+            let branch = &self.branches[branch_id as usize];
+            let pattern = branch.pattern as usize;
+            if scratch.pattern_seen[pattern] == epoch {
+                continue;
+            }
+            let view = EventView {
+                values,
+                trails: &scratch.trails,
+                heads: &scratch.heads,
+                epoch,
+            };
+            scratch.chosen.clear();
+            if branch.settled_by_anchor || view.satisfies(&branch.slots, &mut scratch.chosen) {
+                scratch.pattern_seen[pattern] = epoch;
+                found.push(pattern);
+            }
+        }
+        scratch.candidates = candidates;
+        found.sort_unstable();
+        Ok(())
     }
 
     fn collect_candidates(&self, values: &[FieldValue<'_>], scratch: &mut Scratch) {
@@ -416,6 +483,39 @@ impl Scratch {
     }
 }
 
+/// The values one matching pass read, borrowed from the event text (see [`Matcher::capture`]).
+/// Dropping it gives its memory back to the [`Scratch`].
+#[derive(Debug)]
+pub struct Captures<'s, 'a> {
+    wanted: &'s [u32],
+    values: Vec<FieldValue<'a>>,
+    scratch: &'s mut Scratch,
+}
+
+impl<'a> Captures<'_, 'a> {
+    /// The leaf values the event holds at `field`, last first: arrays are looked through
+    /// (every element's value counts, as in EventBridge), objects are no values, `null` is
+    /// one. None when the event lacks the field.
+    pub fn values(&self, field: Field) -> impl Iterator<Item = &Scalar<'a>> + '_ {
+        let field = self.wanted[field.0 as usize];
+        let mut value_idx = match self.scratch.heads[field as usize] {
+            (stamp, head) if stamp == self.scratch.epoch => head,
+            _ => NONE,
+        };
+        std::iter::from_fn(move || {
+            let value = self.values.get(value_idx as usize)?;
+            value_idx = value.next;
+            Some(&value.scalar)
+        })
+    }
+}
+
+impl Drop for Captures<'_, '_> {
+    fn drop(&mut self) {
+        self.scratch.values = recycle(std::mem::take(&mut self.values));
+    }
+}
+
 /// Reuses a vector's allocation for values borrowing from another event. The vector is
 /// emptied first, so no value outlives its event; the in-place `collect` keeps the buffer.
 fn recycle<'b>(mut values: Vec<FieldValue<'_>>) -> Vec<FieldValue<'b>> {
@@ -424,4 +524,96 @@ fn recycle<'b>(mut values: Vec<FieldValue<'_>>) -> Vec<FieldValue<'b>> {
         .into_iter()
         .map(|_| unreachable!("the vector is empty"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    fn texts<'c>(captures: &'c Captures<'_, '_>, field: Field) -> Vec<&'c Scalar<'c>> {
+        let mut values: Vec<_> = captures.values(field).collect();
+        values.reverse();
+        values
+    }
+
+    #[test]
+    fn wanted_fields_are_captured_in_the_matching_pass() {
+        let mut builder = MatcherBuilder::default();
+        builder.add(
+            "a",
+            Pattern::parse(r#"{"detail": {"eventName": ["MeterUsage"]}}"#).expect("valid"),
+        );
+        let arn = builder.want("detail.userIdentity.arn");
+        let name = builder.want("detail.eventName");
+        let status = builder.want("detail.results.status");
+        let missing = builder.want("detail.nothing");
+        let object = builder.want("detail.userIdentity");
+        assert_eq!(
+            builder.want("detail.eventName"),
+            name,
+            "one handle per path"
+        );
+        let matcher = builder.build();
+        let mut scratch = Scratch::default();
+        let mut found = Vec::new();
+        let event = r#"{"detail": {"eventName": "MeterUsage", "userIdentity": {"arn": "r\"x"},
+            "results": [{"status": "A"}, {"status": null}, {"status": 5}], "x": [1, 2]}}"#;
+        {
+            let captures = matcher
+                .capture(event, &mut scratch, &mut found)
+                .expect("valid event");
+            assert_eq!(
+                texts(&captures, arn),
+                [&Scalar::Str(Cow::Owned("r\"x".into()))]
+            );
+            assert_eq!(
+                texts(&captures, name),
+                [&Scalar::Str(Cow::Borrowed("MeterUsage"))]
+            );
+            assert_eq!(
+                texts(&captures, status),
+                [
+                    &Scalar::Str(Cow::Borrowed("A")),
+                    &Scalar::Null,
+                    &Scalar::Num(5.0)
+                ]
+            );
+            assert!(texts(&captures, missing).is_empty());
+            assert!(texts(&captures, object).is_empty(), "objects are no values");
+        }
+        assert_eq!(found, [0]);
+        // The scratch space serves the next event, and stale values are not seen.
+        let captures = matcher
+            .capture(r#"{"detail": {}}"#, &mut scratch, &mut found)
+            .expect("valid event");
+        assert!(texts(&captures, name).is_empty());
+        drop(captures);
+        assert!(found.is_empty());
+        assert!(matcher.capture("[1]", &mut scratch, &mut found).is_err());
+    }
+
+    #[test]
+    fn wanted_fields_leave_matching_as_it_was() {
+        let pattern = r#"{"a": [{"exists": false}], "b": [{"prefix": "x"}]}"#;
+        let mut plain = MatcherBuilder::default();
+        plain.add(0, Pattern::parse(pattern).expect("valid"));
+        let mut wanting = MatcherBuilder::default();
+        wanting.add(0, Pattern::parse(pattern).expect("valid"));
+        wanting.want("a.c");
+        wanting.want("b");
+        let (plain, wanting) = (plain.build(), wanting.build());
+        for event in [
+            r#"{"b": "xy"}"#,
+            r#"{"a": {"c": 1}, "b": "xy"}"#,
+            r#"{"a": 1, "b": "xy"}"#,
+            r#"{"b": "y"}"#,
+        ] {
+            assert_eq!(
+                plain.matches(event).ok(),
+                wanting.matches(event).ok(),
+                "{event}"
+            );
+        }
+    }
 }

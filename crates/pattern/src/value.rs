@@ -28,6 +28,27 @@ pub enum Literal {
 }
 
 impl Scalar<'_> {
+    /// The scalar the matcher reads for a parsed JSON value (numbers as [`Matcher`] reads
+    /// their text); `None` for arrays and objects, which are no leaf values.
+    ///
+    /// [`Matcher`]: crate::Matcher
+    pub fn from_json(value: &serde_json::Value) -> Option<Scalar<'_>> {
+        use serde_json::Value;
+        Some(match value {
+            Value::String(text) => Scalar::Str(Cow::Borrowed(text)),
+            Value::Number(number) => match number.as_i64() {
+                Some(integer) => Scalar::integer(integer.into()),
+                None => match number.as_u64() {
+                    Some(integer) => Scalar::integer(integer.into()),
+                    None => Scalar::Num(number.as_f64()?),
+                },
+            },
+            Value::Bool(flag) => Scalar::Bool(*flag),
+            Value::Null => Scalar::Null,
+            Value::Array(_) | Value::Object(_) => return None,
+        })
+    }
+
     /// A JSON integer, as AWS reads it.
     pub(crate) fn integer(value: i128) -> Scalar<'static> {
         match exact_double(value) {
