@@ -161,7 +161,6 @@ impl Pipeline {
             }
             self.metrics.events_evaluated.inc();
         }
-        drop(rule_set);
         let Some(noise) = &self.noise else {
             let findings = per_event.into_iter().flat_map(|(_, found)| found).collect();
             return self.publish_each(findings).await;
@@ -174,7 +173,7 @@ impl Pipeline {
             {
                 record_absence_check(&self.metrics, result);
             }
-            if let Some(verdict) = self.admit_all(noise, findings).await {
+            if let Some(verdict) = self.admit_all(noise, &rule_set, findings).await {
                 return verdict;
             }
         }
@@ -188,11 +187,12 @@ impl Pipeline {
     async fn admit_all(
         &self,
         noise: &Noise,
+        rule_set: &RuleSet,
         findings: Vec<crate::rules::Finding>,
     ) -> Option<Verdict> {
         for finding in findings {
             let rule = finding.alert.rule.to_string();
-            let settled = match noise.admit(finding, self).await {
+            let settled = match noise.admit(finding, rule_set, self).await {
                 Ok(settled) => settled,
                 Err(error) => {
                     self.metrics.state_errors.inc();

@@ -78,6 +78,11 @@ pub struct Finding {
     pub controls: Arc<Controls>,
     /// The values of the rule's `group_by` fields (empty without one).
     pub key: GroupKey,
+    /// A heartbeat's event. Every successful metering call is a heartbeat, and its alert is
+    /// sent only when it ends an absence: `alert` holds just what the state stage reads
+    /// (rule, id, time, account, region) and [`RuleSet::heartbeat_alert`] builds the rest
+    /// then.
+    pub heartbeat: Option<Event>,
 }
 
 impl Finding {
@@ -225,6 +230,16 @@ impl RuleSet {
         Ok(findings)
     }
 
+    /// The whole alert of a heartbeat ([`Finding::heartbeat`]) of the rule `rule_id`, as a
+    /// rule without noise control would raise it; `None` if no such rule is loaded (any
+    /// more).
+    pub fn heartbeat_alert(&self, rule_id: &str, event: &Event) -> Option<Alert> {
+        let rule = self.rules.iter().find(|rule| &*rule.id == rule_id)?;
+        let view = self.view.parse(event.json());
+        let fields = view.as_ref().unwrap_or_else(|| event.value());
+        Some(rule.alert(event, fields, rule.matched_values(fields), None, self))
+    }
+
     /// The alert of an absence rule for `key`, which no event raised: its title and body
     /// templates see an event holding just the key's fields, and the account and region
     /// the key's last heartbeat came from (`origin`), unless the key names them.
@@ -307,17 +322,27 @@ impl Rule {
     /// Pushes the rule's alerts for an event its pattern and conditions accepted; `fields`
     /// holds (at least) every field the rule and alert content read.
     fn raise(&self, event: &Event, fields: &Value, rule_set: &RuleSet, alerts: &mut Vec<Finding>) {
-        let matched = self.matched_values(fields);
         let key = self
             .controls
             .group_by()
             .map(|group_by| group_by.key(fields, event))
             .unwrap_or_default();
+        if self.is_absence() {
+            alerts.push(Finding {
+                alert: self.bare_alert(event, None),
+                controls: Arc::clone(&self.controls),
+                key,
+                heartbeat: Some(event.clone()),
+            });
+            return;
+        }
         let finding = |alert| Finding {
             alert,
             controls: Arc::clone(&self.controls),
             key: key.clone(),
+            heartbeat: None,
         };
+        let matched = self.matched_values(fields);
         if self.for_each.is_empty() {
             alerts.push(finding(self.alert(event, fields, matched, None, rule_set)));
             return;
@@ -351,14 +376,29 @@ impl Rule {
         rule_set: &RuleSet,
     ) -> Alert {
         let detail = fields.get("detail").unwrap_or(&Value::Null);
-        let text = |key: &str| detail.get(key).and_then(Value::as_str).map(str::to_owned);
+        let bare = self.bare_alert(event, element.as_ref().map(|e| e.path.as_str()));
         let mut alert = Alert {
+            error_message: detail
+                .get("errorMessage")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            principal: content::principal(detail),
+            product_code: content::product_code(detail),
+            records: content::records(detail),
+            matched,
+            element,
+            ..bare
+        };
+        self.render(&mut alert, || event.value(), rule_set);
+        alert
+    }
+
+    /// What an alert of this rule takes from the event's facts alone: no content read from
+    /// the record (principal, product, records, matched values) and no templates rendered.
+    fn bare_alert(&self, event: &Event, element: Option<&str>) -> Alert {
+        Alert {
             version: DOCUMENT_VERSION,
-            id: content::alert_id(
-                &self.id,
-                event.event_id(),
-                element.as_ref().map(|e| e.path.as_str()),
-            ),
+            id: content::alert_id(&self.id, event.event_id(), element),
             rule: Arc::clone(&self.id),
             severity: self.severity,
             title: self.title.to_string(),
@@ -371,22 +411,20 @@ impl Rule {
             region: event.region().map(str::to_owned),
             event_time: event.event_time().map(str::to_owned),
             error_code: event.error_code().map(str::to_owned),
-            error_message: text("errorMessage"),
-            principal: content::principal(detail),
-            product_code: content::product_code(detail),
-            records: content::records(detail),
+            error_message: None,
+            principal: None,
+            product_code: None,
+            records: Vec::new(),
             console_url: content::console_url(event.region(), event.event_id()),
-            matched,
-            element,
+            matched: Map::new(),
+            element: None,
             next_steps: self.next_steps.clone(),
             truncated: false,
             status: Status::Firing,
             suppressed: None,
             group: None,
             thread_key: None,
-        };
-        self.render(&mut alert, || event.value(), rule_set);
-        alert
+        }
     }
 
     /// Fills in the alert's title, summary and body from the rule's templates. A template

@@ -23,6 +23,7 @@ use super::{
     state_key, threshold, throttle,
 };
 use crate::alert::{Alert, Status};
+use crate::envelope::Event;
 use crate::rules::{Finding, RuleSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -156,12 +157,14 @@ impl Noise {
     pub async fn admit(
         &self,
         finding: Finding,
+        rules: &RuleSet,
         publish: &impl Publish,
     ) -> Result<Settled, StateError> {
         let Finding {
             mut alert,
             controls,
             key,
+            heartbeat,
         } = finding;
         let claim = match controls.dedup {
             Some(window) => {
@@ -182,7 +185,10 @@ impl Noise {
             }
             None => None,
         };
-        let settled = self.gate(&mut alert, &controls, &key, publish).await;
+        let heartbeat = heartbeat.as_ref().map(|event| (event, rules));
+        let settled = self
+            .gate(&mut alert, &controls, &key, heartbeat, publish)
+            .await;
         if let Some((dedup_key, window, undo)) = claim {
             match &settled {
                 Ok(settled) if settled.is_done() => {
@@ -209,6 +215,7 @@ impl Noise {
         alert: &mut Alert,
         controls: &Controls,
         key: &GroupKey,
+        heartbeat: Option<(&Event, &RuleSet)>,
         publish: &impl Publish,
     ) -> Result<Settled, StateError> {
         let rule = Arc::clone(&alert.rule);
@@ -295,6 +302,12 @@ impl Noise {
                 match beat {
                     absence::Beat::Alive => Ok(Settled::Heartbeat),
                     absence::Beat::Resumed { silent_since } => {
+                        // The heartbeat's alert was left bare (see `Finding::heartbeat`).
+                        if let Some((event, rules)) = heartbeat
+                            && let Some(whole) = rules.heartbeat_alert(&rule, event)
+                        {
+                            *alert = whole;
+                        }
                         alert.status = Status::Resolved;
                         // The absence alert's thread: it had no event, so no account of its
                         // own to thread by.
@@ -693,7 +706,10 @@ mod tests {
         let mut settled = Vec::new();
         for event in &events {
             for finding in rule_set.findings(event).expect("evaluates") {
-                let outcome = noise.admit(finding, sink).await.expect("memory store");
+                let outcome = noise
+                    .admit(finding, rule_set, sink)
+                    .await
+                    .expect("memory store");
                 settled.push(outcome);
             }
         }
@@ -842,8 +858,10 @@ mod tests {
                 if let Some(report) = noise.observe(time.as_millisecond(), rules, &sink).await {
                     report.expect("memory store");
                 }
-                for finding in rules.load().findings(&event).expect("evaluates") {
-                    settled.push(noise.admit(finding, &sink).await.expect("memory store"));
+                let rule_set = rules.load_full();
+                for finding in rule_set.findings(&event).expect("evaluates") {
+                    let outcome = noise.admit(finding, &rule_set, &sink).await;
+                    settled.push(outcome.expect("memory store"));
                 }
             }
         }
