@@ -258,7 +258,7 @@ impl Test {
 /// as JSON writes them, `null` none. As `as_text` writes a parsed value, except that a
 /// number written with a fraction or exponent yet of integral value below 2^64 (`5.0`,
 /// `1e3`) reads as that integer (`5`, `1000`): the matcher reads numbers as doubles.
-fn text<'v>(value: &'v Scalar<'_>) -> Option<Cow<'v, str>> {
+pub(super) fn text<'v>(value: &'v Scalar<'_>) -> Option<Cow<'v, str>> {
     const TWO_TO_64: f64 = 18_446_744_073_709_551_616.0;
     match value {
         Scalar::Str(text) => Some(Cow::Borrowed(text)),

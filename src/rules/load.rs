@@ -281,6 +281,18 @@ impl Loader {
                         test.id = Some(n_patterns);
                         n_patterns += 1;
                     }
+                    if let crate::state::Gate::Absence(spec) = &rule.controls.gate {
+                        rule.heartbeat_key = spec
+                            .group_by
+                            .fields
+                            .iter()
+                            .map(|path| {
+                                let mut field = condition::Field::new(path.clone());
+                                field.capture = Some(builder.want(path.as_str()));
+                                field
+                            })
+                            .collect();
+                    }
                 }
                 rules.push((idx, rule));
             }
@@ -471,6 +483,7 @@ impl RuleContext<'_> {
             for_each,
             fields,
             controls: Arc::new(controls),
+            heartbeat_key: Vec::new(),
         };
         Some((rule, pattern))
     }

@@ -41,7 +41,7 @@ use crate::envelope::Event;
 use crate::state::absence::Origin;
 use crate::state::{Controls, GroupKey};
 use condition::{Captured, Condition};
-use meterwatch_pattern::{EventError, Matcher, Scratch};
+use meterwatch_pattern::{Captures, EventError, Matcher, Scratch};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -68,6 +68,9 @@ pub struct Rule {
     fields: Vec<FieldPath>,
     /// Dedup, throttle, group, threshold, absence: applied by the daemon's state stage.
     pub controls: Arc<Controls>,
+    /// An enabled absence rule's `group_by` fields, captured by the matching pass: a
+    /// heartbeat's key is read without parsing the view.
+    heartbeat_key: Vec<condition::Field>,
 }
 
 /// An alert with what the state stage needs to decide its fate: its rule's controls and its
@@ -212,20 +215,32 @@ impl RuleSet {
             Ok::<_, EventError>(
                 rules
                     .filter(|rule| rule.conditions.iter().all(|c| c.holds(&values)))
-                    .collect::<Vec<&Rule>>(),
+                    // A heartbeat's key comes from the captures, while they last.
+                    .map(|rule| {
+                        let key = rule
+                            .is_absence()
+                            .then(|| rule.heartbeat_group_key(&captures, event));
+                        (rule, key)
+                    })
+                    .collect::<Vec<(&Rule, Option<GroupKey>)>>(),
             )
         })?;
-        if holding.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Only now is anything built: one parse serves every raising rule's alerts. The
-        // text was valid JSON when it was decoded, so the view always parses; were it not
-        // to, the full value reads the same fields.
-        let view = self.view.parse(event.json());
-        let fields = view.as_ref().unwrap_or_else(|| event.value());
         let mut findings = Vec::new();
-        for rule in holding {
-            rule.raise(event, fields, self, &mut findings);
+        // Only now is anything built: one parse serves every raising rule's alerts (not
+        // heartbeats, which need none). The text was valid JSON when it was decoded, so the
+        // view always parses; were it not to, the full value reads the same fields.
+        let parsed;
+        let fields = if holding.iter().any(|(_, key)| key.is_none()) {
+            parsed = self.view.parse(event.json());
+            parsed.as_ref().unwrap_or_else(|| event.value())
+        } else {
+            &Value::Null
+        };
+        for (rule, key) in holding {
+            match key {
+                Some(key) => findings.push(rule.heartbeat(event, key)),
+                None => rule.raise(event, fields, self, &mut findings),
+            }
         }
         Ok(findings)
     }
@@ -319,6 +334,37 @@ impl Rule {
         matches!(self.controls.gate, crate::state::Gate::Absence(_))
     }
 
+    /// An absence rule's finding for an event its pattern and conditions accepted: a
+    /// heartbeat with a bare alert (see [`Finding::heartbeat`]).
+    fn heartbeat(&self, event: &Event, key: GroupKey) -> Finding {
+        Finding {
+            alert: self.bare_alert(event, None),
+            controls: Arc::clone(&self.controls),
+            key,
+            heartbeat: Some(event.clone()),
+        }
+    }
+
+    /// An absence rule's group key, from the values the matching pass captured.
+    fn heartbeat_group_key(&self, captures: &Captures<'_, '_>, event: &Event) -> GroupKey {
+        let Some(group_by) = self.controls.group_by() else {
+            return GroupKey::default();
+        };
+        group_by.key_of(event, |idx| {
+            self.heartbeat_key
+                .get(idx)
+                .and_then(|field| field.capture)
+                .map(|handle| {
+                    captures
+                        .values(handle)
+                        .filter_map(condition::text)
+                        .map(std::borrow::Cow::into_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+
     /// Pushes the rule's alerts for an event its pattern and conditions accepted; `fields`
     /// holds (at least) every field the rule and alert content read.
     fn raise(&self, event: &Event, fields: &Value, rule_set: &RuleSet, alerts: &mut Vec<Finding>) {
@@ -327,15 +373,6 @@ impl Rule {
             .group_by()
             .map(|group_by| group_by.key(fields, event))
             .unwrap_or_default();
-        if self.is_absence() {
-            alerts.push(Finding {
-                alert: self.bare_alert(event, None),
-                controls: Arc::clone(&self.controls),
-                key,
-                heartbeat: Some(event.clone()),
-            });
-            return;
-        }
         let finding = |alert| Finding {
             alert,
             controls: Arc::clone(&self.controls),

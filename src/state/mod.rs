@@ -122,14 +122,25 @@ impl GroupBy {
     /// `account` and `region`; they then come from its record, as the alert's do
     /// ([`Event::account`]), so that `group_by = ["account"]` groups as alerts read.
     pub fn key(&self, fields: &Value, envelope: &Event) -> GroupKey {
-        let mut key = GroupKey::default();
-        for (idx, field) in self.fields.iter().enumerate() {
-            let text: Vec<String> = field
+        self.key_of(envelope, |idx| {
+            self.fields[idx]
                 .values(fields)
                 .into_iter()
                 .filter_map(|value| crate::rules::as_text(value).map(|t| t.into_owned()))
-                .collect();
-            let mut text = text.join(",");
+                .collect()
+        })
+    }
+
+    /// The key of `envelope` from each field's values as text (`texts(idx)` for the field
+    /// at `idx`), wherever they were read; see [`GroupBy::key`].
+    pub fn key_of(
+        &self,
+        envelope: &Event,
+        mut texts: impl FnMut(usize) -> Vec<String>,
+    ) -> GroupKey {
+        let mut key = GroupKey::default();
+        for (idx, field) in self.fields.iter().enumerate() {
+            let mut text = texts(idx).join(",");
             let fallback = match field.as_str() {
                 "account" => envelope.account(),
                 "region" => envelope.region(),
