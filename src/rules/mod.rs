@@ -83,7 +83,7 @@ pub struct Finding {
     pub key: GroupKey,
     /// A heartbeat's event. Every successful metering call is a heartbeat, and its alert is
     /// sent only when it ends an absence: `alert` holds just what the state stage reads
-    /// (rule, id, time, account, region) and [`RuleSet::heartbeat_alert`] builds the rest
+    /// (rule, time, account, region) and [`RuleSet::heartbeat_alert`] builds the rest
     /// then.
     pub heartbeat: Option<Event>,
 }
@@ -338,7 +338,7 @@ impl Rule {
     /// heartbeat with a bare alert (see [`Finding::heartbeat`]).
     fn heartbeat(&self, event: &Event, key: GroupKey) -> Finding {
         Finding {
-            alert: self.bare_alert(event, None),
+            alert: self.bare_alert(event),
             controls: Arc::clone(&self.controls),
             key,
             heartbeat: Some(event.clone()),
@@ -413,8 +413,15 @@ impl Rule {
         rule_set: &RuleSet,
     ) -> Alert {
         let detail = fields.get("detail").unwrap_or(&Value::Null);
-        let bare = self.bare_alert(event, element.as_ref().map(|e| e.path.as_str()));
         let mut alert = Alert {
+            id: content::alert_id(
+                &self.id,
+                event.event_id(),
+                element.as_ref().map(|e| e.path.as_str()),
+            ),
+            description: self.description.clone(),
+            next_steps: self.next_steps.clone(),
+            console_url: content::console_url(event.region(), event.event_id()),
             error_message: detail
                 .get("errorMessage")
                 .and_then(Value::as_str)
@@ -424,24 +431,25 @@ impl Rule {
             records: content::records(detail),
             matched,
             element,
-            ..bare
+            ..self.bare_alert(event)
         };
         self.render(&mut alert, || event.value(), rule_set);
         alert
     }
 
-    /// What an alert of this rule takes from the event's facts alone: no content read from
-    /// the record (principal, product, records, matched values) and no templates rendered.
-    fn bare_alert(&self, event: &Event, element: Option<&str>) -> Alert {
+    /// What the state stage reads of an alert, from the event's facts alone: no id (an
+    /// absence rule has no dedup, and a resolved notice gets an id of its own), no content
+    /// read from the record, no templates rendered.
+    fn bare_alert(&self, event: &Event) -> Alert {
         Alert {
             version: DOCUMENT_VERSION,
-            id: content::alert_id(&self.id, event.event_id(), element),
+            id: String::new(),
             rule: Arc::clone(&self.id),
             severity: self.severity,
             title: self.title.to_string(),
             summary: String::new(),
             body: None,
-            description: self.description.clone(),
+            description: String::new(),
             event_id: event.event_id().map(str::to_owned),
             event_name: event.event_name().map(str::to_owned),
             account: event.account().map(str::to_owned),
@@ -452,10 +460,10 @@ impl Rule {
             principal: None,
             product_code: None,
             records: Vec::new(),
-            console_url: content::console_url(event.region(), event.event_id()),
+            console_url: None,
             matched: Map::new(),
             element: None,
-            next_steps: self.next_steps.clone(),
+            next_steps: Vec::new(),
             truncated: false,
             status: Status::Firing,
             suppressed: None,
