@@ -55,7 +55,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         for event in &events {
             for finding in rule_set.findings(event)? {
                 let started = Instant::now();
-                let settled = runtime.block_on(noise.admit(finding, &rule_set, &publish))?;
+                let settled = runtime.block_on(noise.admit(finding, event, &rule_set, &publish))?;
                 elapsed += started.elapsed();
                 if settled == crate::state::Settled::Published {
                     n_published += 1;

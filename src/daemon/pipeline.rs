@@ -165,7 +165,7 @@ impl Pipeline {
             let findings = per_event.into_iter().flat_map(|(_, found)| found).collect();
             return self.publish_each(findings).await;
         };
-        for (event_time, findings) in per_event {
+        for (event, (event_time, findings)) in events.iter().zip(per_event) {
             // A replay keeps its own time: absences due by this event's time are judged
             // before its findings (a no-op on a queue, which has the wall clock's ticker).
             if let Some(event_time) = event_time
@@ -173,7 +173,7 @@ impl Pipeline {
             {
                 record_absence_check(&self.metrics, result);
             }
-            if let Some(verdict) = self.admit_all(noise, &rule_set, findings).await {
+            if let Some(verdict) = self.admit_all(noise, event, &rule_set, findings).await {
                 return verdict;
             }
         }
@@ -187,12 +187,13 @@ impl Pipeline {
     async fn admit_all(
         &self,
         noise: &Noise,
+        event: &envelope::Event,
         rule_set: &RuleSet,
         findings: Vec<crate::rules::Finding>,
     ) -> Option<Verdict> {
         for finding in findings {
             let rule = finding.alert.rule.to_string();
-            let settled = match noise.admit(finding, rule_set, self).await {
+            let settled = match noise.admit(finding, event, rule_set, self).await {
                 Ok(settled) => settled,
                 Err(error) => {
                     self.metrics.state_errors.inc();

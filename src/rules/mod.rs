@@ -81,15 +81,13 @@ pub struct Finding {
     pub controls: Arc<Controls>,
     /// The values of the rule's `group_by` fields (empty without one).
     pub key: GroupKey,
-    /// A heartbeat's event. Every successful metering call is a heartbeat, and its alert is
-    /// sent only when it ends an absence: `alert` holds just what the state stage reads
-    /// (rule, time, account, region) and [`RuleSet::heartbeat_alert`] builds the rest
-    /// then.
-    pub heartbeat: Option<Event>,
 }
 
 impl Finding {
-    /// An absence rule's match: a sign of life, never an alert by itself.
+    /// An absence rule's match: a sign of life, never an alert by itself. Every successful
+    /// metering call is a heartbeat, and its alert is sent only when it ends an absence, so
+    /// its `alert` holds just what the state stage reads (rule, time, account, region):
+    /// [`RuleSet::heartbeat_alert`] builds the rest then.
     pub fn is_heartbeat(&self) -> bool {
         matches!(self.controls.gate, crate::state::Gate::Absence(_))
     }
@@ -245,7 +243,7 @@ impl RuleSet {
         Ok(findings)
     }
 
-    /// The whole alert of a heartbeat ([`Finding::heartbeat`]) of the rule `rule_id`, as a
+    /// The whole alert of a heartbeat ([`Finding::is_heartbeat`]) of the rule `rule_id`, as a
     /// rule without noise control would raise it; `None` if no such rule is loaded (any
     /// more).
     pub fn heartbeat_alert(&self, rule_id: &str, event: &Event) -> Option<Alert> {
@@ -335,13 +333,12 @@ impl Rule {
     }
 
     /// An absence rule's finding for an event its pattern and conditions accepted: a
-    /// heartbeat with a bare alert (see [`Finding::heartbeat`]).
+    /// heartbeat with a bare alert (see [`Finding::is_heartbeat`]).
     fn heartbeat(&self, event: &Event, key: GroupKey) -> Finding {
         Finding {
             alert: self.bare_alert(event),
             controls: Arc::clone(&self.controls),
             key,
-            heartbeat: Some(event.clone()),
         }
     }
 
@@ -377,7 +374,6 @@ impl Rule {
             alert,
             controls: Arc::clone(&self.controls),
             key: key.clone(),
-            heartbeat: None,
         };
         let matched = self.matched_values(fields);
         if self.for_each.is_empty() {

@@ -113,7 +113,7 @@ pub enum Check {
 
 /// Records a heartbeat at `event_time` from `origin`, judged at `now`.
 pub fn beat(
-    previous: Option<Entry>,
+    previous: Option<&Entry>,
     spec: &Spec,
     event_time: Millis,
     origin: &Origin,
@@ -160,7 +160,7 @@ pub fn beat(
 }
 
 /// Checks one expected key at `now`.
-pub fn check(previous: Option<Entry>, spec: &Spec, now: Millis) -> Change<Check> {
+pub fn check(previous: Option<&Entry>, spec: &Spec, now: Millis) -> Change<Check> {
     let keep = Change {
         write: Write::Keep,
         decision: Check::Quiet,
@@ -208,17 +208,17 @@ pub fn check(previous: Option<Entry>, spec: &Spec, now: Millis) -> Change<Check>
 }
 
 /// Adds `key` to the learned keys (no write if known).
-pub fn learn(previous: Option<Entry>, key: &str, now: Millis) -> Change<bool> {
+pub fn learn(previous: Option<&Entry>, key: &str, now: Millis) -> Change<bool> {
     let mut learned = match previous {
-        Some(Entry::Keys(learned)) => learned,
+        Some(Entry::Keys(learned)) if learned.keys.contains(key) => {
+            return Change {
+                write: Write::Keep,
+                decision: false,
+            };
+        }
+        Some(Entry::Keys(learned)) => learned.clone(),
         _ => Learned::default(),
     };
-    if learned.keys.contains(key) {
-        return Change {
-            write: Write::Keep,
-            decision: false,
-        };
-    }
     learned.keys.insert(key.to_owned());
     Change {
         write: Write::Put {
@@ -253,7 +253,7 @@ mod tests {
     }
 
     fn check_at(entry: &mut Option<Entry>, now: Millis) -> Check {
-        let change = check(entry.clone(), &spec(), now);
+        let change = check(entry.as_ref(), &spec(), now);
         apply(entry, change)
     }
 
@@ -267,7 +267,7 @@ mod tests {
         origin: &Origin,
         now: Millis,
     ) -> Beat {
-        let change = beat(entry.clone(), &spec(), event_time, origin, now);
+        let change = beat(entry.as_ref(), &spec(), event_time, origin, now);
         apply(entry, change)
     }
 
@@ -372,7 +372,7 @@ mod tests {
         let mut entry = None;
         let change = learn(None, "p", 0);
         assert!(apply(&mut entry, change));
-        let change = learn(entry.clone(), "p", 1);
+        let change = learn(entry.as_ref(), "p", 1);
         assert!(!apply(&mut entry, change));
     }
 }

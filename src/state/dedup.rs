@@ -42,14 +42,14 @@ pub enum Verdict {
 }
 
 /// Claims `previous`'s key for a delivery at `now`.
-pub fn claim(previous: Option<Entry>, now: Millis, lease: Duration) -> Change<Verdict> {
+pub fn claim(previous: Option<&Entry>, now: Millis, lease: Duration) -> Change<Verdict> {
     let keep = |decision| Change {
         write: Write::Keep,
         decision,
     };
     match previous {
         Some(Entry::Dedup(Seen::Sent)) => keep(Verdict::Duplicate),
-        Some(Entry::Dedup(Seen::Pending { until })) if until > now => keep(Verdict::InFlight),
+        Some(Entry::Dedup(Seen::Pending { until })) if *until > now => keep(Verdict::InFlight),
         // Absent, an expired lease, or (never, keys are per kind) another kind's entry.
         _ => {
             let until = now + millis(lease);

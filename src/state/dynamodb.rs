@@ -225,7 +225,7 @@ impl DynamoStore {
         &self,
         key: &str,
         now: Millis,
-        mut decide: impl FnMut(Option<Entry>) -> Change<D>,
+        mut decide: impl FnMut(Option<&Entry>) -> Change<D>,
     ) -> Result<(D, Undo), StateError> {
         for _ in 0..MAX_ATTEMPTS {
             let Read {
@@ -233,7 +233,7 @@ impl DynamoStore {
                 expect,
                 version,
             } = self.read(key, now).await?;
-            let change = decide(previous.as_ref().map(|(entry, _)| entry.clone()));
+            let change = decide(previous.as_ref().map(|(entry, _)| entry));
             let written = match &change.write {
                 Write::Put { entry, expires_at } => {
                     self.put(key, entry, *expires_at, &expect, version + 1)

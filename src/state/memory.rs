@@ -4,11 +4,15 @@
 //! never held across an `.await` (decisions are synchronous), so a tokio mutex would only add
 //! cost. Expired entries are evicted by a sweep that runs whenever the map has doubled since
 //! the last one, so memory follows the number of *live* keys (amortised O(1) per write), and
-//! an entry read after it expired counts as absent even before it is swept.
+//! an entry read after it expired counts as absent even before it is swept. Keys are hashed
+//! with foldhash, seeded per process: SipHash was a tenth of the stage's cost, and keys hold
+//! event values, so the seed still matters.
 
 use super::{Change, Entry, Millis, Token, Undo, Write, Written};
 use std::collections::HashMap;
 use std::sync::Mutex;
+
+use foldhash::fast::RandomState;
 
 /// Never sweep below this many entries: small maps are cheap to keep.
 const MIN_SWEEP_LEN: usize = 1024;
@@ -23,7 +27,7 @@ struct Slot {
 
 #[derive(Debug)]
 struct Inner {
-    slots: HashMap<Box<str>, Slot>,
+    slots: HashMap<Box<str>, Slot, RandomState>,
     /// Sweep expired entries when the map reaches this size.
     sweep_at: usize,
     /// Tokens are unique per store, so an undo never matches a later write.
@@ -40,7 +44,7 @@ impl Default for MemoryStore {
     fn default() -> Self {
         MemoryStore {
             inner: Mutex::new(Inner {
-                slots: HashMap::new(),
+                slots: HashMap::default(),
                 sweep_at: MIN_SWEEP_LEN,
                 next_token: 1,
             }),
@@ -61,17 +65,21 @@ impl MemoryStore {
         &self,
         key: &str,
         now: Millis,
-        mut decide: impl FnMut(Option<Entry>) -> Change<D>,
+        mut decide: impl FnMut(Option<&Entry>) -> Change<D>,
     ) -> (D, Undo) {
         let mut inner = self.lock();
-        let previous = inner
-            .slots
-            .get(key)
-            .filter(|slot| slot.expires_at > now)
-            .map(|slot| (slot.entry.clone(), slot.expires_at));
-        let change = decide(previous.as_ref().map(|(entry, _)| entry.clone()));
-        let written = match change.write {
+        let live = inner.slots.get(key).filter(|slot| slot.expires_at > now);
+        let change = decide(live.map(|slot| &slot.entry));
+        // Most decisions keep the entry (a known heartbeat key, a duplicate): the entry is
+        // copied, for the undo, only when it is about to be replaced.
+        let previous = match change.write {
             Write::Keep => None,
+            Write::Put { .. } | Write::Delete => {
+                live.map(|slot| (slot.entry.clone(), slot.expires_at))
+            }
+        };
+        let written = match change.write {
+            Write::Keep => return (change.decision, Undo::nothing(key.to_owned())),
             Write::Put { entry, expires_at } => {
                 let token = inner.next_token;
                 inner.next_token += 1;
@@ -87,17 +95,17 @@ impl MemoryStore {
                     inner.slots.retain(|_, slot| slot.expires_at > now);
                     inner.sweep_at = (inner.slots.len() * 2).max(MIN_SWEEP_LEN);
                 }
-                Some(Written::Item { token, version: 0 })
+                Written::Item { token, version: 0 }
             }
             Write::Delete => {
                 inner.slots.remove(key);
-                Some(Written::Deleted)
+                Written::Deleted
             }
         };
         let undo = Undo {
             key: key.to_owned(),
             previous,
-            written,
+            written: Some(written),
         };
         (change.decision, undo)
     }

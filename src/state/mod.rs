@@ -352,7 +352,7 @@ impl Store {
         &self,
         key: &str,
         now: Millis,
-        decide: impl FnMut(Option<Entry>) -> Change<D>,
+        decide: impl FnMut(Option<&Entry>) -> Change<D>,
     ) -> Result<(D, Undo), StateError> {
         match self {
             Store::Memory(store) => Ok(store.update(key, now, decide)),
@@ -367,7 +367,7 @@ impl Store {
         let (entry, _) = self
             .update(key, now, |entry| Change {
                 write: Write::Keep,
-                decision: entry,
+                decision: entry.cloned(),
             })
             .await?;
         Ok(entry)

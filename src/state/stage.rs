@@ -153,10 +153,13 @@ impl Noise {
     }
 
     /// Takes one finding through dedup and its rule's gate; `publish` sends an alert to every
-    /// sink and says whether all accepted it.
+    /// sink and says whether all accepted it. `event` and `rules` are what raised the
+    /// finding: a heartbeat's alert is bare (see [`Finding::is_heartbeat`]), and built whole
+    /// from them only when it ends an absence.
     pub async fn admit(
         &self,
         finding: Finding,
+        event: &Event,
         rules: &RuleSet,
         publish: &impl Publish,
     ) -> Result<Settled, StateError> {
@@ -164,7 +167,6 @@ impl Noise {
             mut alert,
             controls,
             key,
-            heartbeat,
         } = finding;
         let claim = match controls.dedup {
             Some(window) => {
@@ -185,9 +187,8 @@ impl Noise {
             }
             None => None,
         };
-        let heartbeat = heartbeat.as_ref().map(|event| (event, rules));
         let settled = self
-            .gate(&mut alert, &controls, &key, heartbeat, publish)
+            .gate(&mut alert, &controls, &key, (event, rules), publish)
             .await;
         if let Some((dedup_key, window, undo)) = claim {
             match &settled {
@@ -215,7 +216,7 @@ impl Noise {
         alert: &mut Alert,
         controls: &Controls,
         key: &GroupKey,
-        heartbeat: Option<(&Event, &RuleSet)>,
+        (event, rules): (&Event, &RuleSet),
         publish: &impl Publish,
     ) -> Result<Settled, StateError> {
         let rule = Arc::clone(&alert.rule);
@@ -302,10 +303,8 @@ impl Noise {
                 match beat {
                     absence::Beat::Alive => Ok(Settled::Heartbeat),
                     absence::Beat::Resumed { silent_since } => {
-                        // The heartbeat's alert was left bare (see `Finding::heartbeat`).
-                        if let Some((event, rules)) = heartbeat
-                            && let Some(whole) = rules.heartbeat_alert(&rule, event)
-                        {
+                        // The heartbeat's alert was left bare (see `Finding::is_heartbeat`).
+                        if let Some(whole) = rules.heartbeat_alert(&rule, event) {
                             *alert = whole;
                         }
                         alert.status = Status::Resolved;
@@ -707,7 +706,7 @@ mod tests {
         for event in &events {
             for finding in rule_set.findings(event).expect("evaluates") {
                 let outcome = noise
-                    .admit(finding, rule_set, sink)
+                    .admit(finding, event, rule_set, sink)
                     .await
                     .expect("memory store");
                 settled.push(outcome);
@@ -860,7 +859,7 @@ mod tests {
                 }
                 let rule_set = rules.load_full();
                 for finding in rule_set.findings(&event).expect("evaluates") {
-                    let outcome = noise.admit(finding, &rule_set, &sink).await;
+                    let outcome = noise.admit(finding, &event, &rule_set, &sink).await;
                     settled.push(outcome.expect("memory store"));
                 }
             }

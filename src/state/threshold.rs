@@ -50,7 +50,7 @@ pub enum Verdict {
 
 /// Records a match at `event_time` (wall-clock `now` for the entry's expiry).
 pub fn decide(
-    previous: Option<Entry>,
+    previous: Option<&Entry>,
     spec: &Spec,
     event_time: Millis,
     id_hash: u64,
@@ -58,7 +58,7 @@ pub fn decide(
 ) -> Change<Verdict> {
     let window = millis(spec.window);
     let mut counts = match previous {
-        Some(Entry::Threshold(counts)) => counts,
+        Some(Entry::Threshold(counts)) => counts.clone(),
         _ => Counts::default(),
     };
     let latest = counts
@@ -154,7 +154,7 @@ mod tests {
         let mut entry = None;
         let mut verdicts = Vec::new();
         for (minute, id) in matches {
-            let change = decide(entry.clone(), &spec(), minute * MINUTE, *id, 0);
+            let change = decide(entry.as_ref(), &spec(), minute * MINUTE, *id, 0);
             if let Write::Put { entry: next, .. } = change.write {
                 entry = Some(next);
             }

@@ -37,7 +37,7 @@ pub enum Verdict {
 }
 
 /// Decides for an alert at `now`.
-pub fn decide(previous: Option<Entry>, now: Millis, interval: Duration) -> Change<Verdict> {
+pub fn decide(previous: Option<&Entry>, now: Millis, interval: Duration) -> Change<Verdict> {
     let window = match previous {
         Some(Entry::Throttle(window)) => Some(window),
         _ => None,

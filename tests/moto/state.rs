@@ -304,6 +304,20 @@ async fn a_restart_mid_absence_alerts_once_and_resuming_resolves_once() {
     );
 }
 
+/// A dedup claim of the one key the store tests use, at `now`.
+async fn claim_key(
+    store: &meterwatch::state::Store,
+    now: i64,
+    lease: Duration,
+) -> (meterwatch::state::dedup::Verdict, meterwatch::state::Undo) {
+    store
+        .update("dedup#r#k", now, |previous| {
+            meterwatch::state::dedup::claim(previous, now, lease)
+        })
+        .await
+        .unwrap()
+}
+
 /// The DynamoDB store's conditional writes, as moto judges them (the daemon's tests run it
 /// in memory only): of concurrent claims one wins, expired items count as absent, undo and
 /// confirmation write only over the item they expect.
@@ -317,17 +331,7 @@ async fn the_dynamodb_store_applies_one_decision_per_write_read() {
     let table = clients.create_state_table("store-state").await;
     let store = Store::Dynamodb(DynamoStore::new(clients.dynamodb.clone(), &table));
     let lease = Duration::from_secs(60);
-    let claim = |now: i64| {
-        let store = &store;
-        async move {
-            store
-                .update("dedup#r#k", now, |previous| {
-                    dedup::claim(previous, now, lease)
-                })
-                .await
-                .unwrap()
-        }
-    };
+    let claim = |now: i64| claim_key(&store, now, lease);
 
     let (verdict, first) = claim(1_000).await;
     assert_eq!(verdict, Verdict::Fresh);
@@ -441,17 +445,7 @@ async fn a_write_retried_after_its_response_was_lost_is_still_the_writers() {
         &table,
     ));
     let (lease, window) = (Duration::from_secs(60), Duration::from_secs(3600));
-    let claim = |now: i64| {
-        let store = &store;
-        async move {
-            store
-                .update("dedup#r#k", now, |previous| {
-                    dedup::claim(previous, now, lease)
-                })
-                .await
-                .unwrap()
-        }
-    };
+    let claim = |now: i64| claim_key(&store, now, lease);
 
     // A claim of a new key (written on condition that there is no item).
     lose.arm(1);
@@ -557,7 +551,7 @@ async fn an_item_deleted_and_created_again_is_not_the_item_read() {
             let log = Arc::clone(&seen);
             mine.update(key, 0, move |previous| {
                 let mut log = log.lock().unwrap();
-                log.push(previous);
+                log.push(previous.cloned());
                 if log.len() == 1 {
                     tokio::task::block_in_place(|| {
                         tokio::runtime::Handle::current().block_on(async {
