@@ -192,36 +192,38 @@ impl Pipeline {
         findings: Vec<crate::rules::Finding>,
     ) -> Option<Verdict> {
         for finding in findings {
-            let rule = finding.alert.rule.to_string();
+            // A label is made only for what is counted by rule (not for published alerts).
+            let rule_id = Arc::clone(&finding.alert.rule);
             let settled = match noise.admit(finding, event, rule_set, self).await {
                 Ok(settled) => settled,
                 Err(error) => {
                     self.metrics.state_errors.inc();
-                    tracing::warn!(rule, error = %error, "State store failed; leaving the message for redelivery.");
+                    tracing::warn!(rule = %rule_id, error = %error, "State store failed; leaving the message for redelivery.");
                     return Some(Verdict::Failed(FailReason::State));
                 }
             };
+            let rule = || rule_id.to_string();
             match settled {
                 // A replay's group summary is counted when the group flushes.
                 Settled::Published | Settled::Held => {}
                 Settled::Grouped => {
                     self.metrics
                         .alerts_grouped
-                        .get_or_create(&RuleLabels { rule })
+                        .get_or_create(&RuleLabels { rule: rule() })
                         .inc();
                 }
                 Settled::Heartbeat => {
                     self.metrics
                         .heartbeats
-                        .get_or_create(&RuleLabels { rule })
+                        .get_or_create(&RuleLabels { rule: rule() })
                         .inc();
                 }
                 Settled::Suppressed(reason) => {
-                    tracing::debug!(rule, reason = reason.as_str(), "Alert suppressed.");
+                    tracing::debug!(rule = %rule_id, reason = reason.as_str(), "Alert suppressed.");
                     self.metrics
                         .alerts_suppressed
                         .get_or_create(&SuppressedLabels {
-                            rule,
+                            rule: rule(),
                             reason: reason.as_str(),
                         })
                         .inc();

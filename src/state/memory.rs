@@ -83,14 +83,18 @@ impl MemoryStore {
             Write::Put { entry, expires_at } => {
                 let token = inner.next_token;
                 inner.next_token += 1;
-                inner.slots.insert(
-                    key.into(),
-                    Slot {
-                        entry,
-                        expires_at,
-                        token,
-                    },
-                );
+                let slot = Slot {
+                    entry,
+                    expires_at,
+                    token,
+                };
+                // A key written before keeps its boxed copy: most writes are to known keys.
+                match inner.slots.get_mut(key) {
+                    Some(known) => *known = slot,
+                    None => {
+                        inner.slots.insert(key.into(), slot);
+                    }
+                }
                 if inner.slots.len() >= inner.sweep_at {
                     inner.slots.retain(|_, slot| slot.expires_at > now);
                     inner.sweep_at = (inner.slots.len() * 2).max(MIN_SWEEP_LEN);
