@@ -47,6 +47,52 @@ pub(crate) fn rules_dir(dir: &Path) -> PathBuf {
     rules
 }
 
+/// Which rules a scenario's daemon runs.
+#[derive(Clone, Copy)]
+enum Rules {
+    /// [`RULES`], in the scenario's directory (where a test may edit them).
+    Test,
+    /// The shipped `rules/`, read in place.
+    Shipped,
+}
+
+/// What a scenario starts from: moto and its clients, the queue (with its DLQ), topic and
+/// subscribed queue made by [`support::Clients::create_resources`], and a config for
+/// `rules` in a temporary directory (kept for the scenario's life).
+struct Scenario {
+    moto: Moto,
+    clients: support::Clients,
+    resources: support::Resources,
+    /// Holds the config and test rules; dropping it deletes them.
+    _dir: tempfile::TempDir,
+    rules: PathBuf,
+    config: PathBuf,
+}
+
+impl Scenario {
+    async fn start(name: &str, max_receive_count: u32, create_topic: bool, rules: Rules) -> Self {
+        let moto = Moto::start().await;
+        let clients = moto.clients().await;
+        let resources = clients
+            .create_resources(name, max_receive_count, create_topic)
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let rules = match rules {
+            Rules::Test => rules_dir(dir.path()),
+            Rules::Shipped => Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"),
+        };
+        let config = write_config(dir.path(), &resources, &rules, "");
+        Scenario {
+            moto,
+            clients,
+            resources,
+            _dir: dir,
+            rules,
+            config,
+        }
+    }
+}
+
 /// The seed's four records and the failing variants, as EventBridge envelopes.
 pub(crate) fn seed_and_failing() -> Vec<String> {
     let mut bodies: Vec<String> = eventbridge_fixtures("envelopes")
@@ -63,21 +109,16 @@ pub(crate) fn seed_and_failing() -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn eventbridge_to_sns_end_to_end() {
-    let moto = Moto::start().await;
-    let clients = moto.clients().await;
-    let resources = clients.create_resources("e2e", 3, true).await;
-    let dir = tempfile::tempdir().unwrap();
-    // The shipped rules, read in place.
-    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    let n_rules = meterwatch::rules::RuleSet::load(&[&rules]).unwrap().len();
-    let mut daemon = Daemon::start(&moto, &write_config(dir.path(), &resources, &rules, "")).await;
+    let s = Scenario::start("e2e", 3, true, Rules::Shipped).await;
+    let n_rules = meterwatch::rules::RuleSet::load(&[&s.rules]).unwrap().len();
+    let mut daemon = Daemon::start(&s.moto, &s.config).await;
 
     let bodies = seed_and_failing();
     assert!(
         bodies.len() >= 12,
         "4 seed records and the failing variants"
     );
-    let expected = expected_alerts(&rules, &bodies);
+    let expected = expected_alerts(&s.rules, &bodies);
     let n_expected: usize = expected.values().sum();
     assert!(
         n_expected >= 8,
@@ -85,8 +126,11 @@ async fn eventbridge_to_sns_end_to_end() {
     );
 
     let started = std::time::Instant::now();
-    clients.put_events(&bodies).await;
-    let alerts = clients.alerts(&resources, n_expected, ALERT_TIMEOUT).await;
+    s.clients.put_events(&bodies).await;
+    let alerts = s
+        .clients
+        .alerts(&s.resources, n_expected, ALERT_TIMEOUT)
+        .await;
     let elapsed = started.elapsed();
     assert_eq!(alert_counts(&alerts), expected);
     assert!(
@@ -97,7 +141,7 @@ async fn eventbridge_to_sns_end_to_end() {
     );
 
     support::eventually("the source queue to be empty", ALERT_TIMEOUT, || async {
-        (clients.queue_depth(&resources.queue_url).await == 0).then_some(())
+        (s.clients.queue_depth(&s.resources.queue_url).await == 0).then_some(())
     })
     .await;
     let deleted = support::eventually("the deletes to be counted", ALERT_TIMEOUT, || async {
@@ -141,46 +185,42 @@ async fn eventbridge_to_sns_end_to_end() {
 
     daemon.sigterm();
     assert!(daemon.wait(Duration::from_secs(10)).await.success());
-    assert_eq!(clients.queue_depth(&resources.dlq_url).await, 0);
+    assert_eq!(s.clients.queue_depth(&s.resources.dlq_url).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn poison_is_never_deleted_and_lands_in_the_dlq() {
-    let moto = Moto::start().await;
-    let clients = moto.clients().await;
-    let resources = clients.create_resources("poison", 2, true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = rules_dir(dir.path());
-    let daemon = Daemon::start(&moto, &write_config(dir.path(), &resources, &rules, "")).await;
+    let s = Scenario::start("poison", 2, true, Rules::Test).await;
+    let daemon = Daemon::start(&s.moto, &s.config).await;
 
     let poison = [
         fixture("poison/not-json.txt"),
         fixture("poison/random-object.json"),
     ];
     for body in &poison {
-        clients.send(&resources.queue_url, body).await;
+        s.clients.send(&s.resources.queue_url, body).await;
     }
-    clients
+    s.clients
         .send(
-            &resources.queue_url,
+            &s.resources.queue_url,
             &fixture("failing/meterusage-throttled.eventbridge.json"),
         )
         .await;
 
     // The good message goes through; the poison ones are received maxReceiveCount times, never
     // deleted, then moved to the DLQ by the queue's redrive policy.
-    let alerts = clients.alerts(&resources, 1, ALERT_TIMEOUT).await;
+    let alerts = s.clients.alerts(&s.resources, 1, ALERT_TIMEOUT).await;
     assert_eq!(alerts[0]["rule"], "call-failed");
     support::eventually(
         "both poison messages in the DLQ",
         Duration::from_secs(60),
-        || async { (clients.queue_depth(&resources.dlq_url).await == 2).then_some(()) },
+        || async { (s.clients.queue_depth(&s.resources.dlq_url).await == 2).then_some(()) },
     )
     .await;
-    let dlq_bodies = clients.take(&resources.dlq_url).await;
+    let dlq_bodies = s.clients.take(&s.resources.dlq_url).await;
     assert_eq!(dlq_bodies.len(), 2);
     assert!(poison.iter().all(|body| dlq_bodies.contains(body)));
-    assert_eq!(clients.queue_depth(&resources.queue_url).await, 0);
+    assert_eq!(s.clients.queue_depth(&s.resources.queue_url).await, 0);
 
     let metrics = daemon.metrics();
     assert!(
@@ -212,27 +252,23 @@ async fn poison_is_never_deleted_and_lands_in_the_dlq() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nothing_is_deleted_while_sns_fails_and_everything_arrives_after() {
-    let moto = Moto::start().await;
-    let clients = moto.clients().await;
     // The topic does not exist yet: every Publish fails.
-    let resources = clients.create_resources("snsdown", 1000, false).await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = rules_dir(dir.path());
-    let daemon = Daemon::start(&moto, &write_config(dir.path(), &resources, &rules, "")).await;
+    let s = Scenario::start("snsdown", 1000, false, Rules::Test).await;
+    let daemon = Daemon::start(&s.moto, &s.config).await;
 
     let bodies: Vec<String> = eventbridge_fixtures("failing")
         .into_iter()
         .map(|(_, body)| body)
         .collect();
-    let expected = expected_alerts(&rules, &bodies);
+    let expected = expected_alerts(&s.rules, &bodies);
     // Messages that raise no alert have nothing to deliver and are deleted at once.
     let n_alerting = bodies
         .iter()
-        .filter(|body| !expected_alerts(&rules, std::slice::from_ref(body)).is_empty())
+        .filter(|body| !expected_alerts(&s.rules, std::slice::from_ref(body)).is_empty())
         .count();
     assert!(n_alerting >= 4);
     for body in &bodies {
-        clients.send(&resources.queue_url, body).await;
+        s.clients.send(&s.resources.queue_url, body).await;
     }
     support::eventually("publish failures", ALERT_TIMEOUT, || async {
         (daemon.metric("meterwatch_messages_failed_total", "reason=\"publish\"")
@@ -252,14 +288,15 @@ async fn nothing_is_deleted_while_sns_fails_and_everything_arrives_after() {
     );
     assert!(daemon.metric("meterwatch_publish_errors_total", "sink=\"alerts\"") >= 1.0);
     assert_eq!(
-        clients.queue_depth(&resources.queue_url).await,
+        s.clients.queue_depth(&s.resources.queue_url).await,
         n_alerting as u64
     );
 
-    clients.create_topic(&resources).await;
+    s.clients.create_topic(&s.resources).await;
     let n_expected: usize = expected.values().sum();
-    let alerts = clients
-        .alerts(&resources, n_expected, Duration::from_secs(60))
+    let alerts = s
+        .clients
+        .alerts(&s.resources, n_expected, Duration::from_secs(60))
         .await;
     // At least once: every expected alert arrived (an alert published before a later one of
     // the same message failed may arrive twice).
@@ -271,7 +308,7 @@ async fn nothing_is_deleted_while_sns_fails_and_everything_arrives_after() {
         );
     }
     support::eventually("the source queue to be empty", ALERT_TIMEOUT, || async {
-        (clients.queue_depth(&resources.queue_url).await == 0).then_some(())
+        (s.clients.queue_depth(&s.resources.queue_url).await == 0).then_some(())
     })
     .await;
     assert_eq!(
@@ -282,17 +319,12 @@ async fn nothing_is_deleted_while_sns_fails_and_everything_arrives_after() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_with_messages_in_flight_exits_zero_and_loses_nothing() {
-    let moto = Moto::start().await;
-    let clients = moto.clients().await;
-    let resources = clients.create_resources("sigterm", 1000, true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = rules_dir(dir.path());
-    let config = write_config(dir.path(), &resources, &rules, "");
-    let mut daemon = Daemon::start(&moto, &config).await;
+    let s = Scenario::start("sigterm", 1000, true, Rules::Test).await;
+    let mut daemon = Daemon::start(&s.moto, &s.config).await;
 
     let n_events = 200;
     let bodies = numbered_events("sigterm", n_events);
-    send_batches(&clients, &resources.queue_url, &bodies).await;
+    send_batches(&s.clients, &s.resources.queue_url, &bodies).await;
     support::eventually("messages in flight", ALERT_TIMEOUT, || async {
         (daemon.metric("meterwatch_messages_received_total", "") >= 1.0).then_some(())
     })
@@ -312,10 +344,10 @@ async fn sigterm_with_messages_in_flight_exits_zero_and_loses_nothing() {
     assert!(daemon.logs().contains("Draining"));
 
     // Whatever was not finished is still in the queue: a second daemon completes the job.
-    let mut second = Daemon::start(&moto, &config).await;
-    wait_for_distinct_alerts(&clients, &resources, n_events).await;
+    let mut second = Daemon::start(&s.moto, &s.config).await;
+    wait_for_distinct_alerts(&s.clients, &s.resources, n_events).await;
     support::eventually("the source queue to be empty", ALERT_TIMEOUT, || async {
-        (clients.queue_depth(&resources.queue_url).await == 0).then_some(())
+        (s.clients.queue_depth(&s.resources.queue_url).await == 0).then_some(())
     })
     .await;
     second.sigterm();
@@ -324,22 +356,18 @@ async fn sigterm_with_messages_in_flight_exits_zero_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn broken_rules_are_rejected_and_good_edits_apply_without_restart() {
-    let moto = Moto::start().await;
-    let clients = moto.clients().await;
-    let resources = clients.create_resources("reload", 1000, true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = rules_dir(dir.path());
-    let daemon = Daemon::start(&moto, &write_config(dir.path(), &resources, &rules, "")).await;
+    let s = Scenario::start("reload", 1000, true, Rules::Test).await;
+    let daemon = Daemon::start(&s.moto, &s.config).await;
     // Distinct event ids: a repeat of one event would be (rightly) deduplicated.
     let throttled = numbered_events("reload", 3);
 
-    clients.send(&resources.queue_url, &throttled[0]).await;
-    let alerts = clients.alerts(&resources, 1, ALERT_TIMEOUT).await;
+    s.clients.send(&s.resources.queue_url, &throttled[0]).await;
+    let alerts = s.clients.alerts(&s.resources, 1, ALERT_TIMEOUT).await;
     assert_eq!(alerts[0]["rule"], "call-failed");
 
     // A broken file is rejected, counted and logged; the old rules keep alerting.
     std::fs::write(
-        rules.join("broken.toml"),
+        s.rules.join("broken.toml"),
         "[[rule]]\nid = \"half-written\"\nseverity = \"loud\"\n",
     )
     .unwrap();
@@ -348,14 +376,14 @@ async fn broken_rules_are_rejected_and_good_edits_apply_without_restart() {
     })
     .await;
     assert!(daemon.logs().contains("Rejected new rules"));
-    clients.send(&resources.queue_url, &throttled[1]).await;
-    let alerts = clients.alerts(&resources, 1, ALERT_TIMEOUT).await;
+    s.clients.send(&s.resources.queue_url, &throttled[1]).await;
+    let alerts = s.clients.alerts(&s.resources, 1, ALERT_TIMEOUT).await;
     assert_eq!(alerts[0]["rule"], "call-failed");
 
     // A good edit takes effect without a restart.
-    std::fs::remove_file(rules.join("broken.toml")).unwrap();
+    std::fs::remove_file(s.rules.join("broken.toml")).unwrap();
     std::fs::write(
-        rules.join("metering.toml"),
+        s.rules.join("metering.toml"),
         RULES.replace("id = \"call-failed\"", "id = \"metering-failed\""),
     )
     .unwrap();
@@ -367,8 +395,8 @@ async fn broken_rules_are_rejected_and_good_edits_apply_without_restart() {
     })
     .await;
     // Reloads may coalesce or repeat; wait for the last write's set to be the one in force.
-    clients.send(&resources.queue_url, &throttled[2]).await;
-    let alerts = clients.alerts(&resources, 1, ALERT_TIMEOUT).await;
+    s.clients.send(&s.resources.queue_url, &throttled[2]).await;
+    let alerts = s.clients.alerts(&s.resources, 1, ALERT_TIMEOUT).await;
     assert_eq!(alerts[0]["rule"], "metering-failed", "{}", daemon.logs());
     assert_eq!(daemon.metric("meterwatch_rules_loaded", ""), 3.0);
 }
@@ -377,33 +405,28 @@ async fn broken_rules_are_rejected_and_good_edits_apply_without_restart() {
 /// daemon's own time per message (receive to delete), for the record.
 #[tokio::test(flavor = "multi_thread")]
 async fn end_to_end_rate_is_reported() {
-    let moto = Moto::start().await;
-    let clients = moto.clients().await;
-    let resources = clients.create_resources("rate", 1000, true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    let config = write_config(dir.path(), &resources, &rules, "");
-    let daemon = Daemon::start(&moto, &config).await;
+    let s = Scenario::start("rate", 1000, true, Rules::Shipped).await;
+    let daemon = Daemon::start(&s.moto, &s.config).await;
 
     let n_events = 300;
     let bodies = numbered_events("rate", n_events);
-    let n_alerts: usize = expected_alerts(&rules, &bodies).values().sum();
+    let n_alerts: usize = expected_alerts(&s.rules, &bodies).values().sum();
     let started = std::time::Instant::now();
-    send_batches(&clients, &resources.queue_url, &bodies).await;
+    send_batches(&s.clients, &s.resources.queue_url, &bodies).await;
     support::eventually("every delete", Duration::from_secs(120), || async {
         (daemon.metric("meterwatch_messages_deleted_total", "") >= n_events as f64).then_some(())
     })
     .await;
     let elapsed = started.elapsed();
-    clients
-        .alerts(&resources, n_alerts, Duration::from_secs(120))
+    s.clients
+        .alerts(&s.resources, n_alerts, Duration::from_secs(120))
         .await;
     let metrics = daemon.metrics();
     let processing_sum = support::metric(&metrics, "meterwatch_message_processing_seconds_sum", "");
     let processing_count =
         support::metric(&metrics, "meterwatch_message_processing_seconds_count", "");
     eprintln!(
-        "moto end to end: {n_events} messages sent, {n_alerts} alerts published, all deleted in \
+        "s.moto end to end: {n_events} messages sent, {n_alerts} alerts published, all deleted in \
          {:.2} s = {:.0} messages/s; daemon time per message (receive → every alert published) \
          {:.1} ms on average",
         elapsed.as_secs_f64(),
@@ -438,18 +461,13 @@ async fn send_batches(clients: &support::Clients, queue_url: &str, bodies: &[Str
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_mid_batch_loses_nothing() {
-    let moto = Moto::start().await;
-    let clients = moto.clients().await;
-    let resources = clients.create_resources("kill", 1000, true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = rules_dir(dir.path());
-    let config = write_config(dir.path(), &resources, &rules, "");
-    let mut daemon = Daemon::start(&moto, &config).await;
+    let s = Scenario::start("kill", 1000, true, Rules::Test).await;
+    let mut daemon = Daemon::start(&s.moto, &s.config).await;
 
     let n_events = 100;
     send_batches(
-        &clients,
-        &resources.queue_url,
+        &s.clients,
+        &s.resources.queue_url,
         &numbered_events("kill", n_events),
     )
     .await;
@@ -460,10 +478,10 @@ async fn kill_9_mid_batch_loses_nothing() {
     daemon.kill();
 
     // Received but undeleted messages come back after their visibility timeout (2 s).
-    let mut second = Daemon::start(&moto, &config).await;
-    wait_for_distinct_alerts(&clients, &resources, n_events).await;
+    let mut second = Daemon::start(&s.moto, &s.config).await;
+    wait_for_distinct_alerts(&s.clients, &s.resources, n_events).await;
     support::eventually("the source queue to be empty", ALERT_TIMEOUT, || async {
-        (clients.queue_depth(&resources.queue_url).await == 0).then_some(())
+        (s.clients.queue_depth(&s.resources.queue_url).await == 0).then_some(())
     })
     .await;
     second.sigterm();
