@@ -33,7 +33,7 @@
 //! read the envelope as it is, as EventBridge does.
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -449,6 +449,112 @@ fn envelope_fast_path(body: &str) -> Option<Event> {
             detail,
         },
     })
+}
+
+/// The fields a pass over an EventBridge envelope's text reads for
+/// [`from_envelope_pass`]: the two that make it one, then the facts.
+pub const ENVELOPE_PASS_FIELDS: [&str; 12] = [
+    "detail-type",
+    "source",
+    "account",
+    "region",
+    "time",
+    "detail.eventID",
+    "detail.eventName",
+    "detail.eventSource",
+    "detail.errorCode",
+    "detail.eventTime",
+    "detail.recipientAccountId",
+    "detail.awsRegion",
+];
+
+/// What a pass over a body found at one of [`ENVELOPE_PASS_FIELDS`], counting only values
+/// in no array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found<'v> {
+    /// No value (absent, an object, or only inside arrays).
+    Nothing,
+    /// One value: its text if a string.
+    One(Option<&'v str>),
+    /// The key is repeated.
+    Repeated,
+}
+
+/// The event of `body`, when another full pass over its text (the rule engine's matching
+/// pass, which checks it is a JSON object) found at [`ENVELOPE_PASS_FIELDS`] what makes an
+/// EventBridge envelope: this saves the decoder its own pass over the common shape.
+///
+/// `None` when the pass cannot vouch for the body as [`decode`] would read it: then decode
+/// it. That is the case unless `detail-type` and `source` are one string each and some
+/// fact lies in `detail` (so `detail` is an object), with no fact repeated; and, because a
+/// pass by dotted paths cannot tell `{"detail": {"a": 1}}` from `{"detail.a": 1}` nor see
+/// a repeated `detail` key whose last value holds no fact, unless the text has exactly one
+/// `"detail"` key, no `"detail.` key and no `\u` escape (which could spell either).
+pub fn from_envelope_pass(body: &str, found: &[Found<'_>; 12]) -> Option<Event> {
+    if body.len() > MAX_BODY_BYTES {
+        return None;
+    }
+    let text = |found: &Found<'_>| match found {
+        Found::One(text) => Ok(text.map(str::to_owned)),
+        Found::Nothing => Ok(None),
+        Found::Repeated => Err(()),
+    };
+    let [detail_type, source, rest @ ..] = found;
+    let (Found::One(Some(_)), Found::One(Some(_))) = (detail_type, source) else {
+        return None;
+    };
+    let [account, region, time, detail @ ..] = rest;
+    if !detail.iter().any(|found| matches!(found, Found::One(_))) || !has_one_plain_detail(body) {
+        return None;
+    }
+    let [
+        event_id,
+        event_name,
+        event_source,
+        error_code,
+        event_time,
+        recipient,
+        aws_region,
+    ] = detail;
+    let facts = Facts {
+        account: text(account).ok()?,
+        region: text(region).ok()?,
+        time: text(time).ok()?,
+        detail: DetailFacts {
+            event_id: text(event_id).ok()?,
+            event_name: text(event_name).ok()?,
+            event_source: text(event_source).ok()?,
+            error_code: text(error_code).ok()?,
+            event_time: text(event_time).ok()?,
+            recipient_account_id: text(recipient).ok()?,
+            aws_region: text(aws_region).ok()?,
+        },
+    };
+    Some(Event {
+        json: body.to_owned(),
+        value: OnceLock::new(),
+        facts,
+    })
+}
+
+/// Whether `body` has exactly one `"detail"` key, no key starting `"detail.`, and no `\u`
+/// escape (see [`from_envelope_pass`]); a `"detail"` inside a string is escaped (`\"`) and
+/// does not count. Vectorised searches: this runs for every message.
+fn has_one_plain_detail(body: &str) -> bool {
+    use memchr::memmem::Finder;
+    static ESCAPE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\\u"));
+    static DOTTED: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"detail."));
+    static DETAIL: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"detail\""));
+    let bytes = body.as_bytes();
+    if ESCAPE.find(bytes).is_some() || DOTTED.find(bytes).is_some() {
+        return false;
+    }
+    let mut keys = DETAIL.find_iter(bytes).filter(|at| {
+        body[at + DETAIL.needle().len()..]
+            .trim_start_matches([' ', '\t', '\n', '\r'])
+            .starts_with(':')
+    });
+    keys.next().is_some() && keys.next().is_none()
 }
 
 /// A JSON string, checked but not kept.

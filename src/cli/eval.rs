@@ -1,7 +1,8 @@
 //! `meterwatch eval`: message bodies through the rules, alerts out as JSON lines.
 
-use crate::envelope::{self, DecodeError};
+use crate::envelope::DecodeError;
 use crate::input;
+use crate::rules::BodyError;
 use anyhow::Context;
 use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
@@ -43,21 +44,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             (path.display().to_string(), text)
         };
         for (body_name, body) in bodies(&name, &text) {
-            let events = match envelope::decode(body) {
-                Ok(events) => events,
-                Err(kind) => {
+            let per_event = match rule_set.body_findings(body, false) {
+                Ok(per_event) => per_event,
+                Err(BodyError::Undecodable(kind)) => {
                     eprintln!("error: {}", DecodeError::new(body_name, kind));
                     undecodable += 1;
                     continue;
                 }
+                Err(error) => return Err(error).context(format!("evaluating {body_name}")),
             };
-            for event in &events {
-                let alerts = rule_set
-                    .evaluate(event)
-                    .with_context(|| format!("evaluating {body_name}"))?;
-                for alert in alerts {
-                    writeln!(out, "{}", alert.to_json()).context("cannot write to stdout")?;
-                }
+            for finding in per_event.into_iter().flat_map(|(_, findings)| findings) {
+                writeln!(out, "{}", finding.alert.to_json()).context("cannot write to stdout")?;
             }
         }
     }

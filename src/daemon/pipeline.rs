@@ -4,7 +4,7 @@
 use crate::alert::Alert;
 use crate::config::RetryConfig;
 use crate::envelope::{self, DecodeError};
-use crate::rules::RuleSet;
+use crate::rules::{BodyError, RuleSet};
 use crate::sink::{NamedSink, PublishError, Router};
 use crate::source::Message;
 use crate::state::{Noise, Settled};
@@ -131,9 +131,12 @@ impl Pipeline {
     /// effect from the next message, so no event is evaluated by half of each set.
     pub async fn process(&self, message: &Message) -> Verdict {
         tracing::trace!(body = %message.body, "Processing message.");
-        let events = match envelope::decode(&message.body) {
-            Ok(events) => events,
-            Err(kind) => {
+        let rule_set = self.rules.load_full();
+        // Without a state stage heartbeats would only be dropped: absence rules are not
+        // judged at all.
+        let per_event = match rule_set.body_findings(&message.body, self.noise.is_some()) {
+            Ok(per_event) => per_event,
+            Err(BodyError::Undecodable(kind)) => {
                 MessagePoison {
                     error: &DecodeError::new(message.id.clone(), kind),
                     receive_count: message.receive_count,
@@ -141,39 +144,28 @@ impl Pipeline {
                 .emit(&self.metrics);
                 return Verdict::Poison;
             }
-        };
-        let rule_set = self.rules.load_full();
-        // Each event's time (for a replay's clock) and findings, in the message's order.
-        let mut per_event = Vec::with_capacity(events.len());
-        for event in &events {
-            // Without a state stage heartbeats would only be dropped: absence rules are not
-            // judged at all.
-            let found = match &self.noise {
-                Some(_) => rule_set.findings(event),
-                None => rule_set.alert_findings(event),
-            };
-            match found {
-                Ok(found) => per_event.push((event_millis(event), found)),
-                Err(error) => {
-                    tracing::warn!(event_id = event.event_id(), error = %error, "Rule engine refused an event.");
-                    return Verdict::Failed(FailReason::Evaluate);
-                }
+            Err(BodyError::Evaluate { event_id, error }) => {
+                tracing::warn!(event_id, error = %error, "Rule engine refused an event.");
+                return Verdict::Failed(FailReason::Evaluate);
             }
-            self.metrics.events_evaluated.inc();
-        }
+        };
+        self.metrics.events_evaluated.inc_by(per_event.len() as u64);
         let Some(noise) = &self.noise else {
-            let findings = per_event.into_iter().flat_map(|(_, found)| found).collect();
+            let findings = per_event
+                .into_iter()
+                .flat_map(|(_, findings)| findings)
+                .collect();
             return self.publish_each(findings).await;
         };
-        for (event, (event_time, findings)) in events.iter().zip(per_event) {
+        for (event, findings) in per_event {
             // A replay keeps its own time: absences due by this event's time are judged
             // before its findings (a no-op on a queue, which has the wall clock's ticker).
-            if let Some(event_time) = event_time
+            if let Some(event_time) = event_millis(&event)
                 && let Some(result) = noise.observe(event_time, &self.rules, self).await
             {
                 record_absence_check(&self.metrics, result);
             }
-            if let Some(verdict) = self.admit_all(noise, event, &rule_set, findings).await {
+            if let Some(verdict) = self.admit_all(noise, &event, &rule_set, findings).await {
                 return verdict;
             }
         }

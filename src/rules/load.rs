@@ -321,8 +321,10 @@ impl Loader {
                 view.add(&for_each.array);
             }
         }
+        let envelope_fields = crate::envelope::ENVELOPE_PASS_FIELDS.map(|path| builder.want(path));
         Ok(RuleSet {
             rules: rules.into_iter().map(|(_, rule)| rule).collect(),
+            envelope_fields,
             matcher: builder.build(),
             lists,
             view,

@@ -37,11 +37,11 @@ pub use load::{LoadError, rule_files};
 
 use crate::alert::template::{Kind, Templates};
 use crate::alert::{Alert, DOCUMENT_VERSION, Element, Severity, Status, content};
-use crate::envelope::Event;
+use crate::envelope::{self, Event};
 use crate::state::absence::Origin;
 use crate::state::{Controls, GroupKey};
 use condition::{Captured, Condition};
-use meterwatch_pattern::{Captures, EventError, Matcher, Scratch};
+use meterwatch_pattern::{Captures, EventError, Field, Matcher, Scalar, Scratch};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -114,6 +114,22 @@ pub struct RuleSet {
     view: view::FieldTree,
     /// Every rule's `title`, `summary` and `body`, compiled.
     templates: Templates,
+    /// The matcher's handles on [`envelope::ENVELOPE_PASS_FIELDS`].
+    envelope_fields: [Field; 12],
+}
+
+/// Why a message body raised nothing: see [`RuleSet::body_findings`].
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The body is no accepted shape: a poison message.
+    #[error(transparent)]
+    Undecodable(envelope::DecodeErrorKind),
+    /// The rule engine refused an event of it.
+    #[error("event {}: {error}", event_id.as_deref().unwrap_or("(no eventID)"))]
+    Evaluate {
+        event_id: Option<String>,
+        error: EventError,
+    },
 }
 
 thread_local! {
@@ -190,39 +206,103 @@ impl RuleSet {
         self.raised(event, false)
     }
 
+    /// Decodes an SQS message body ([`envelope::decode`]) and raises what each of its
+    /// events does: [`RuleSet::findings`], or with `heartbeats` false
+    /// [`RuleSet::alert_findings`]. An EventBridge envelope, the common shape, takes one
+    /// pass over its text: the matching pass also reads what the decoder would
+    /// ([`envelope::from_envelope_pass`]).
+    pub fn body_findings(
+        &self,
+        body: &str,
+        heartbeats: bool,
+    ) -> Result<Vec<(Event, Vec<Finding>)>, BodyError> {
+        if let Some(raised) = self.one_pass(body, heartbeats) {
+            return Ok(vec![raised]);
+        }
+        envelope::decode(body)
+            .map_err(BodyError::Undecodable)?
+            .into_iter()
+            .map(|event| match self.raised(&event, heartbeats) {
+                Ok(findings) => Ok((event, findings)),
+                Err(error) => Err(BodyError::Evaluate {
+                    event_id: event.event_id().map(str::to_owned),
+                    error,
+                }),
+            })
+            .collect()
+    }
+
+    /// [`RuleSet::body_findings`] for a body the matching pass vouches for as an
+    /// EventBridge envelope; `None` for the rest, which is then decoded first.
+    fn one_pass(&self, body: &str, heartbeats: bool) -> Option<(Event, Vec<Finding>)> {
+        let (event, holding) = SCRATCH.with(|cell| {
+            let (scratch, found) = &mut *cell.borrow_mut();
+            let captures = self.matcher.capture(body, scratch, found).ok()?;
+            let seen = self.envelope_fields.map(|field| {
+                let mut values = captures.values_outside_arrays(field);
+                match (values.next(), values.next()) {
+                    (None, _) => envelope::Found::Nothing,
+                    (Some(Scalar::Str(text)), None) => envelope::Found::One(Some(text)),
+                    (Some(_), None) => envelope::Found::One(None),
+                    (Some(_), Some(_)) => envelope::Found::Repeated,
+                }
+            });
+            let event = envelope::from_envelope_pass(body, &seen)?;
+            let holding = self.holding(&captures, found, &event, heartbeats);
+            Some((event, holding))
+        })?;
+        let findings = self.build(&event, holding);
+        Some((event, findings))
+    }
+
     fn raised(&self, event: &Event, heartbeats: bool) -> Result<Vec<Finding>, EventError> {
         // One pass over the text matches the patterns (rules' and `match` conditions') and
         // keeps the values of the fields conditions read, borrowed from the text.
         let holding = SCRATCH.with(|cell| {
             let (scratch, found) = &mut *cell.borrow_mut();
             let captures = self.matcher.capture(event.json(), scratch, found)?;
-            let mut rules = found
-                .iter()
-                .filter_map(|&pattern_idx| *self.matcher.id(pattern_idx))
-                .map(|rule_idx| &self.rules[rule_idx])
-                .filter(|rule| heartbeats || !rule.is_absence())
-                .peekable();
-            if rules.peek().is_none() {
-                return Ok(Vec::new());
-            }
-            let values = Captured {
-                captures: &captures,
-                found: &found[..],
-                event_time: event.event_time().and_then(condition::parse_timestamp),
-            };
-            Ok::<_, EventError>(
-                rules
-                    .filter(|rule| rule.conditions.iter().all(|c| c.holds(&values)))
-                    // A heartbeat's key comes from the captures, while they last.
-                    .map(|rule| {
-                        let key = rule
-                            .is_absence()
-                            .then(|| rule.heartbeat_group_key(&captures, event));
-                        (rule, key)
-                    })
-                    .collect::<Vec<(&Rule, Option<GroupKey>)>>(),
-            )
+            Ok::<_, EventError>(self.holding(&captures, found, event, heartbeats))
         })?;
+        Ok(self.build(event, holding))
+    }
+
+    /// The rules whose pattern matched (`found`) and whose conditions hold on the captured
+    /// values, each with its heartbeat key if it is an absence rule.
+    fn holding(
+        &self,
+        captures: &Captures<'_, '_>,
+        found: &[usize],
+        event: &Event,
+        heartbeats: bool,
+    ) -> Vec<(&Rule, Option<GroupKey>)> {
+        let mut rules = found
+            .iter()
+            .filter_map(|&pattern_idx| *self.matcher.id(pattern_idx))
+            .map(|rule_idx| &self.rules[rule_idx])
+            .filter(|rule| heartbeats || !rule.is_absence())
+            .peekable();
+        if rules.peek().is_none() {
+            return Vec::new();
+        }
+        let values = Captured {
+            captures,
+            found,
+            event_time: event.event_time().and_then(condition::parse_timestamp),
+        };
+        rules
+            .filter(|rule| rule.conditions.iter().all(|c| c.holds(&values)))
+            // A heartbeat's key comes from the captures, while they last.
+            .map(|rule| {
+                let key = rule
+                    .is_absence()
+                    .then(|| rule.heartbeat_group_key(captures, event));
+                (rule, key)
+            })
+            .collect()
+    }
+
+    /// The findings of the rules `holding` for `event`.
+    fn build(&self, event: &Event, holding: Vec<(&Rule, Option<GroupKey>)>) -> Vec<Finding> {
         let mut findings = Vec::new();
         // Only now is anything built: one parse serves every raising rule's alerts (not
         // heartbeats, which need none). The text was valid JSON when it was decoded, so the
@@ -240,7 +320,7 @@ impl RuleSet {
                 None => rule.raise(event, fields, self, &mut findings),
             }
         }
-        Ok(findings)
+        findings
     }
 
     /// The whole alert of a heartbeat ([`Finding::is_heartbeat`]) of the rule `rule_id`, as a
@@ -550,6 +630,151 @@ impl ForEach {
             None => true,
             // Elements of a decoded event are valid JSON, so matching cannot fail on syntax.
             Some(matcher) => matches_any(matcher, &element.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// What one body gave: per event, its text, what it says of itself, and its findings'
+    /// alerts as JSON (heartbeats marked); or the decode error.
+    type Outcome = Result<Vec<(String, Vec<Option<String>>, Vec<String>)>, String>;
+
+    fn outcome(per_event: Result<Vec<(Event, Vec<Finding>)>, BodyError>) -> Outcome {
+        let per_event = per_event.map_err(|error| error.to_string())?;
+        Ok(per_event
+            .into_iter()
+            .map(|(event, findings)| {
+                let said = [
+                    event.event_id(),
+                    event.event_name(),
+                    event.event_source(),
+                    event.error_code(),
+                    event.account(),
+                    event.region(),
+                    event.event_time(),
+                ]
+                .map(|fact| fact.map(str::to_owned));
+                let alerts = findings
+                    .iter()
+                    .map(|f| format!("{} {}", f.is_heartbeat(), f.alert.to_json()))
+                    .collect();
+                (event.json().to_owned(), said.into(), alerts)
+            })
+            .collect())
+    }
+
+    /// The reference: decode, then evaluate each event.
+    fn decoded_then_evaluated(rule_set: &RuleSet, body: &str) -> Outcome {
+        outcome(
+            envelope::decode(body)
+                .map_err(BodyError::Undecodable)
+                .and_then(|events| {
+                    events
+                        .into_iter()
+                        .map(|event| {
+                            let findings =
+                                rule_set
+                                    .findings(&event)
+                                    .map_err(|error| BodyError::Evaluate {
+                                        event_id: None,
+                                        error,
+                                    })?;
+                            Ok((event, findings))
+                        })
+                        .collect()
+                }),
+        )
+    }
+
+    fn fixtures(kind: &str) -> Vec<String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/events")
+            .join(kind);
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .expect("fixtures")
+            .map(|entry| entry.expect("entry").path())
+            .filter(|path| path.extension().is_some_and(|e| e == "json" || e == "txt"))
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|path| std::fs::read_to_string(path).expect("readable"))
+            .collect()
+    }
+
+    #[test]
+    fn one_pass_reads_every_body_as_decoding_does() {
+        let rule_set = RuleSet::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")])
+            .expect("shipped rules");
+        let envelopes: Vec<String> = ["envelopes", "failing"]
+            .into_iter()
+            .flat_map(fixtures)
+            .filter(|body| body.contains("\"detail-type\""))
+            .collect();
+        assert!(envelopes.len() >= 10, "{}", envelopes.len());
+        for body in &envelopes {
+            assert!(rule_set.one_pass(body, true).is_some(), "one pass: {body}");
+        }
+
+        // Bodies the pass cannot vouch for, made from an envelope: each is decoded first.
+        let envelope = envelopes[0].trim_end();
+        let (open, detail) = envelope
+            .split_once("\"detail\":")
+            .expect("an envelope has a detail");
+        let with = |extra: &str| format!("{},{extra}}}", &envelope[..envelope.len() - 1]);
+        let fall_back = [
+            // A repeated `detail` whose last value holds no fact: the last one counts.
+            with(r#""detail": {"x": 1}"#),
+            // The record inside an array.
+            format!("{open}\"detail\": [{}]}}", &detail[..detail.len() - 1]),
+            // A dotted key, and a key spelled with an escape.
+            with(r#""detail.eventID": "dotted""#),
+            with(r#""det\u0061il": {"eventID": "escaped"}"#),
+            // Facts repeated or of other types.
+            with(r#""account": "111122223333""#),
+            with(r#""detail-type": 5"#),
+            r#"{"detail-type": 5, "source": "s", "detail": {"eventID": "e"}}"#.to_owned(),
+            r#"{"detail-type": "t", "source": "s", "detail": {"a": 1}}"#.to_owned(),
+            r#"{"detail-type": "t", "source": ["s"], "detail": {"eventID": "e"}}"#.to_owned(),
+            // A second `"detail"` key deeper down: told apart by decoding.
+            with(r#""extra": {"detail": {"eventID": "deep"}}"#),
+        ];
+        for body in &fall_back {
+            assert!(
+                rule_set.one_pass(body, true).is_none(),
+                "decoded first: {body}"
+            );
+        }
+        // And shapes that vouch for themselves with odd facts.
+        let odd = [
+            r#"{"detail-type": "t", "source": "s", "account": 5, "detail": {"eventID": ["e"], "eventName": null, "awsRegion": {"x": 1}, "eventSource": "m"}}"#.to_owned(),
+            with(r#""note": "\"detail\": not a key""#),
+        ];
+        for body in &odd {
+            assert!(rule_set.one_pass(body, true).is_some(), "one pass: {body}");
+        }
+
+        let others = ["envelopes", "failing", "poison"]
+            .into_iter()
+            .flat_map(fixtures);
+        for body in others.chain(fall_back).chain(odd) {
+            for heartbeats in [true, false] {
+                let mut expected = decoded_then_evaluated(&rule_set, &body);
+                if !heartbeats && let Ok(per_event) = &mut expected {
+                    for (_, _, alerts) in per_event {
+                        alerts.retain(|alert| alert.starts_with("false"));
+                    }
+                }
+                assert_eq!(
+                    outcome(rule_set.body_findings(&body, heartbeats)),
+                    expected,
+                    "{body}"
+                );
+            }
         }
     }
 }

@@ -497,6 +497,19 @@ impl<'a> Captures<'_, 'a> {
     /// (every element's value counts, as in EventBridge), objects are no values, `null` is
     /// one. None when the event lacks the field.
     pub fn values(&self, field: Field) -> impl Iterator<Item = &Scalar<'a>> + '_ {
+        self.entries(field).map(|value| &value.scalar)
+    }
+
+    /// As [`Captures::values`], but only the values in no array: the field's own value,
+    /// once for every time the event gives its key (twice for a key repeated in one
+    /// object). A field whose parent is an array, or which holds one, has none.
+    pub fn values_outside_arrays(&self, field: Field) -> impl Iterator<Item = &Scalar<'a>> + '_ {
+        self.entries(field)
+            .filter(|value| value.trail_len == 0)
+            .map(|value| &value.scalar)
+    }
+
+    fn entries(&self, field: Field) -> impl Iterator<Item = &FieldValue<'a>> + '_ {
         let field = self.wanted[field.0 as usize];
         let mut value_idx = match self.scratch.heads[field as usize] {
             (stamp, head) if stamp == self.scratch.epoch => head,
@@ -505,7 +518,7 @@ impl<'a> Captures<'_, 'a> {
         std::iter::from_fn(move || {
             let value = self.values.get(value_idx as usize)?;
             value_idx = value.next;
-            Some(&value.scalar)
+            Some(value)
         })
     }
 }
@@ -591,6 +604,35 @@ mod tests {
         drop(captures);
         assert!(found.is_empty());
         assert!(matcher.capture("[1]", &mut scratch, &mut found).is_err());
+    }
+
+    #[test]
+    fn values_outside_arrays_are_the_fields_own() {
+        let mut builder = MatcherBuilder::<()>::default();
+        let account = builder.want("account");
+        let id = builder.want("detail.eventID");
+        let matcher = builder.build();
+        let mut scratch = Scratch::default();
+        let mut found = Vec::new();
+        let mut own = |event: &'static str, field| {
+            let captures = matcher
+                .capture(event, &mut scratch, &mut found)
+                .expect("valid event");
+            captures
+                .values_outside_arrays(field)
+                .cloned()
+                .collect::<Vec<Scalar<'static>>>()
+        };
+        let text = |t: &'static str| Scalar::Str(Cow::Borrowed(t));
+        assert_eq!(own(r#"{"account": "1"}"#, account), [text("1")]);
+        assert!(own(r#"{"account": ["1"]}"#, account).is_empty());
+        assert!(own(r#"{"detail": [{"eventID": "e"}]}"#, id).is_empty());
+        assert_eq!(own(r#"{"detail": {"eventID": "e"}}"#, id), [text("e")]);
+        assert_eq!(
+            own(r#"{"account": "1", "account": null}"#, account).len(),
+            2,
+            "a repeated key gives each of its values"
+        );
     }
 
     #[test]
