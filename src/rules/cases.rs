@@ -228,7 +228,7 @@ impl Case {
                                     if finding.is_heartbeat() {
                                         heartbeats.insert(finding.alert.rule.to_string());
                                     } else {
-                                        alerts.push(finding.alert);
+                                        alerts.push(*finding.alert);
                                     }
                                 }
                             }

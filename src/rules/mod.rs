@@ -6,7 +6,9 @@
 //! costs about the same for 5 rules as for 500. The same pass captures the values of the
 //! fields `where` conditions read (and judges their `match` value lists, as more patterns);
 //! conditions run only for rules whose pattern matched, on those values; and only when some
-//! rule's conditions all hold is the event parsed (`view`) for its alerts.
+//! rule's conditions all hold is the event parsed (`view`) for its alerts. Given an SQS body
+//! ([`RuleSet::body_findings`]), the pass also reads what the decoder needs of an
+//! EventBridge envelope, so the commonest body is read once.
 //!
 //! - `file`: the TOML schema (serde types, unknown keys denied).
 //! - `load`: files → rules, collecting every [`Diagnostic`] rather than stopping at the first.
@@ -77,7 +79,8 @@ pub struct Rule {
 /// group's key.
 #[derive(Debug, Clone)]
 pub struct Finding {
-    pub alert: Alert,
+    /// Boxed: a finding is moved through the state stage's futures, and an alert is large.
+    pub alert: Box<Alert>,
     pub controls: Arc<Controls>,
     /// The values of the rule's `group_by` fields (empty without one).
     pub key: GroupKey,
@@ -190,7 +193,7 @@ impl RuleSet {
         Ok(self
             .raised(event, false)?
             .into_iter()
-            .map(|finding| finding.alert)
+            .map(|finding| *finding.alert)
             .collect())
     }
 
@@ -416,7 +419,7 @@ impl Rule {
     /// heartbeat with a bare alert (see [`Finding::is_heartbeat`]).
     fn heartbeat(&self, event: &Event, key: GroupKey) -> Finding {
         Finding {
-            alert: self.bare_alert(event),
+            alert: Box::new(self.bare_alert(event)),
             controls: Arc::clone(&self.controls),
             key,
         }
@@ -451,7 +454,7 @@ impl Rule {
             .map(|group_by| group_by.key(fields, event))
             .unwrap_or_default();
         let finding = |alert| Finding {
-            alert,
+            alert: Box::new(alert),
             controls: Arc::clone(&self.controls),
             key: key.clone(),
         };
