@@ -120,7 +120,7 @@ pub fn beat(
     now: Millis,
 ) -> Change<Beat> {
     let previous = match previous {
-        Some(Entry::Heartbeat(heartbeat)) => Some(heartbeat),
+        Some(Entry::Heartbeat(heartbeat)) => Some(&**heartbeat),
         _ => None,
     };
     let seen_before = previous.as_ref().filter(|p| p.seen);
@@ -141,12 +141,12 @@ pub fn beat(
         Write::Keep
     } else {
         Write::Put {
-            entry: Entry::Heartbeat(Heartbeat {
+            entry: Entry::Heartbeat(Box::new(Heartbeat {
                 last,
                 seen: true,
                 alerted: alerted && !resumed,
                 origin,
-            }),
+            })),
             expires_at: now.max(last) + millis(RETAIN),
         }
     };
@@ -178,10 +178,10 @@ pub fn check(previous: Option<&Entry>, spec: &Spec, now: Millis) -> Change<Check
             }
             Change {
                 write: Write::Put {
-                    entry: Entry::Heartbeat(Heartbeat {
+                    entry: Entry::Heartbeat(Box::new(Heartbeat {
                         alerted: true,
-                        ..heartbeat.clone()
-                    }),
+                        ..(**heartbeat).clone()
+                    })),
                     expires_at: now + millis(RETAIN),
                 },
                 decision: Check::Missing {
@@ -194,12 +194,12 @@ pub fn check(previous: Option<&Entry>, spec: &Spec, now: Millis) -> Change<Check
         // Never seen: start watching now.
         _ => Change {
             write: Write::Put {
-                entry: Entry::Heartbeat(Heartbeat {
+                entry: Entry::Heartbeat(Box::new(Heartbeat {
                     last: now,
                     seen: false,
                     alerted: false,
                     origin: Origin::default(),
-                }),
+                })),
                 expires_at: now + millis(RETAIN),
             },
             decision: Check::Quiet,
@@ -306,10 +306,7 @@ mod tests {
         beat_at(&mut entry, 0, 0);
         check_at(&mut entry, 100 * MINUTE);
         assert_eq!(beat_at(&mut entry, 10 * MINUTE, 101 * MINUTE), Beat::Alive);
-        assert!(matches!(
-            entry,
-            Some(Entry::Heartbeat(Heartbeat { alerted: true, .. }))
-        ));
+        assert!(matches!(entry, Some(Entry::Heartbeat(h)) if h.alerted));
     }
 
     #[test]
@@ -362,9 +359,7 @@ mod tests {
     fn entries_written_before_origin_existed_still_read() {
         let old = r#"{"kind":"heartbeat","last":5,"seen":true,"alerted":false}"#;
         let entry: Entry = serde_json::from_str(old).expect("an old entry reads");
-        assert!(
-            matches!(entry, Entry::Heartbeat(Heartbeat { last: 5, ref origin, .. }) if origin.is_unknown())
-        );
+        assert!(matches!(entry, Entry::Heartbeat(h) if h.last == 5 && h.origin.is_unknown()));
     }
 
     #[test]

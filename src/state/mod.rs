@@ -266,8 +266,10 @@ impl Clock {
 pub enum Entry {
     Dedup(dedup::Seen),
     Throttle(throttle::Window),
-    Threshold(threshold::Counts),
-    Heartbeat(absence::Heartbeat),
+    // Boxed, as the larger kinds: every slot of the memory store is the size of the
+    // largest, and most hold a dedup or throttle entry of 16 bytes.
+    Threshold(Box<threshold::Counts>),
+    Heartbeat(Box<absence::Heartbeat>),
     Keys(absence::Learned),
 }
 

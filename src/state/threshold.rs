@@ -59,7 +59,7 @@ pub fn decide(
     let window = millis(spec.window);
     let mut counts = match previous {
         Some(Entry::Threshold(counts)) => counts.clone(),
-        _ => Counts::default(),
+        _ => Box::default(),
     };
     let latest = counts
         .times
