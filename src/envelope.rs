@@ -480,6 +480,15 @@ pub enum Found<'v> {
     Repeated,
 }
 
+/// Whether `body` may be an EventBridge envelope (it names `detail-type`): other shapes
+/// (SNS notifications, CloudTrail records) are better decoded without first being read by
+/// a pass that could not vouch for them ([`from_envelope_pass`]).
+pub fn may_be_envelope(body: &str) -> bool {
+    static DETAIL_TYPE: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"\"detail-type\""));
+    DETAIL_TYPE.find(body.as_bytes()).is_some()
+}
+
 /// The event of `body`, when another full pass over its text (the rule engine's matching
 /// pass, which checks it is a JSON object) found at [`ENVELOPE_PASS_FIELDS`] what makes an
 /// EventBridge envelope: this saves the decoder its own pass over the common shape.

@@ -238,6 +238,9 @@ impl RuleSet {
     /// [`RuleSet::body_findings`] for a body the matching pass vouches for as an
     /// EventBridge envelope; `None` for the rest, which is then decoded first.
     fn one_pass(&self, body: &str, heartbeats: bool) -> Option<(Event, Vec<Finding>)> {
+        if !envelope::may_be_envelope(body) {
+            return None;
+        }
         let (event, holding) = SCRATCH.with(|cell| {
             let (scratch, found) = &mut *cell.borrow_mut();
             let captures = self.matcher.capture(body, scratch, found).ok()?;
