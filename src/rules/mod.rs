@@ -203,15 +203,10 @@ impl RuleSet {
         self.raised(event, true)
     }
 
-    /// [`RuleSet::findings`] without the heartbeats, for callers with no state stage to
-    /// give them to: absence rules are not even judged.
-    pub fn alert_findings(&self, event: &Event) -> Result<Vec<Finding>, EventError> {
-        self.raised(event, false)
-    }
-
     /// Decodes an SQS message body ([`envelope::decode`]) and raises what each of its
-    /// events does: [`RuleSet::findings`], or with `heartbeats` false
-    /// [`RuleSet::alert_findings`]. An EventBridge envelope, the common shape, takes one
+    /// events does: [`RuleSet::findings`], or with `heartbeats` false the same without
+    /// heartbeats, for callers with no state stage to give them to (absence rules are not
+    /// even judged). An EventBridge envelope, the common shape, takes one
     /// pass over its text: the matching pass also reads what the decoder would
     /// ([`envelope::from_envelope_pass`]).
     pub fn body_findings(
