@@ -7,7 +7,7 @@
 //! - `content`: who, what and where, read from the CloudTrail record (principal, product,
 //!   usage records, console link).
 //! - `template`: the rule's `title`, `summary` and `body` templates (minijinja), and defaults.
-//! - [`format`]: what each kind of subscriber receives (email text, Chatbot JSON, the
+//! - [`format`](mod@format): what each kind of subscriber receives (email text, Chatbot JSON, the
 //!   document), the SNS subject and message attributes, size limits.
 
 pub(crate) mod content;

@@ -1,4 +1,4 @@
-//! Where alerts go: SNS ([`sns`]), standard output ([`stdout`]), a file ([`file`]), or memory
+//! Where alerts go: SNS ([`sns`]), standard output ([`stdout`]), a file ([`file`](mod@file)), or memory
 //! ([`memory`], for tests and benchmarks); [`route`] decides which of them get an alert.
 //!
 //! A sink either accepts an alert or returns a [`PublishError`] saying whether trying again

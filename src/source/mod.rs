@@ -1,4 +1,4 @@
-//! Where messages come from: an SQS queue ([`sqs`]), event files or standard input ([`file`]),
+//! Where messages come from: an SQS queue ([`sqs`]), event files or standard input ([`file`](mod@file)),
 //! or memory ([`memory`], for tests and benchmarks).
 //!
 //! A [`Source`] hands out [`Message`]s and later hears what became of them: deleted (every

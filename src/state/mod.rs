@@ -204,7 +204,7 @@ pub enum Clock {
         epoch: jiff::Timestamp,
         started: tokio::time::Instant,
     },
-    /// The latest event time [`Clock::observe`]d ([`NOT_YET`] before the first), for
+    /// The latest event time [`Clock::observe`]d (`NOT_YET` before the first), for
     /// finite sources: a replay of last Tuesday is judged in last Tuesday's time, whatever
     /// the wall clock says and however fast it is read.
     Events(Arc<AtomicI64>),

@@ -560,7 +560,7 @@ const MIN_CHECK_PERIOD: Duration = Duration::from_secs(1);
 
 /// How long until the next absence check: `every`, unless an absence rule allows so little
 /// silence (`interval` + `grace`) that `every` would make its alert late by a large part of
-/// it; then a tenth of that silence, but not under [`MIN_CHECK_PERIOD`] (each check reads
+/// it; then a tenth of that silence, but not under `MIN_CHECK_PERIOD` (each check reads
 /// every watched key from the store).
 pub fn check_period(rule_set: &RuleSet, every: Duration) -> Duration {
     rule_set
