@@ -321,7 +321,14 @@ impl Alert {
 impl Alert {
     /// The alert document as one line of JSON.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("an Alert holds only strings and JSON values")
+        let mut json = Vec::with_capacity(4096);
+        self.write_json(&mut json);
+        String::from_utf8(json).expect("JSON is UTF-8")
+    }
+
+    /// Appends the alert document to `out` as one line of JSON (no newline).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        sonic_rs::to_writer(out, self).expect("an Alert holds only strings and JSON values");
     }
 
     /// The principal's ARN, else the role behind it, for one-line summaries.
@@ -398,5 +405,45 @@ mod tests {
             }
         }
         assert_eq!(full.template_value("no_such_field"), None);
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            prop::sample::select(vec![0.1, 1.0, 1e21, 1e-7, -0.0, 123456789.125, 5e-324])
+                .prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+            "[\\x00-\\x1f\"\\\\/\\x7f\u{2028}\u{2029}é😀]{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((any::<String>(), inner), 0..4)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// The document is written byte for byte as serde_json writes it (it is read back
+        /// by serde_json, and compared as text by people's scripts).
+        #[test]
+        fn documents_are_written_as_serde_json_writes_them(
+            value in json_value(),
+            text in proptest::arbitrary::any::<String>(),
+        ) {
+            let mut alert = Alert::example("r", Severity::Low);
+            alert.summary = text.clone();
+            alert.error_message = Some(text);
+            alert.matched.insert("detail.x".into(), value.clone());
+            alert.element = Some(Element { path: "detail.a[0]".into(), value });
+            let expected = serde_json::to_string(&alert).expect("an alert serializes");
+            proptest::prop_assert_eq!(alert.to_json(), expected);
+        }
     }
 }

@@ -32,6 +32,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut undecodable = 0usize;
+    let mut line = Vec::new();
     for path in &args.inputs {
         let (name, text) = if path.as_os_str() == "-" {
             let mut text = String::new();
@@ -43,18 +44,25 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             let text = input::read("events", path)?;
             (path.display().to_string(), text)
         };
-        for (body_name, body) in bodies(&name, &text) {
+        for (line_number, body) in bodies(&text) {
+            let body_name = || match line_number {
+                Some(line) => format!("{name}:{line}"),
+                None => name.clone(),
+            };
             let per_event = match rule_set.body_findings(body, false) {
                 Ok(per_event) => per_event,
                 Err(BodyError::Undecodable(kind)) => {
-                    eprintln!("error: {}", DecodeError::new(body_name, kind));
+                    eprintln!("error: {}", DecodeError::new(body_name(), kind));
                     undecodable += 1;
                     continue;
                 }
-                Err(error) => return Err(error).context(format!("evaluating {body_name}")),
+                Err(error) => return Err(error).context(format!("evaluating {}", body_name())),
             };
             for finding in per_event.into_iter().flat_map(|(_, findings)| findings) {
-                writeln!(out, "{}", finding.alert.to_json()).context("cannot write to stdout")?;
+                line.clear();
+                finding.alert.write_json(&mut line);
+                line.push(b'\n');
+                out.write_all(&line).context("cannot write to stdout")?;
             }
         }
     }
@@ -67,13 +75,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The bodies in one input: the whole text when it is one JSON document, else each
-/// non-blank line (JSON lines). Bodies are named `file` or `file:line`.
-fn bodies<'t>(name: &str, text: &'t str) -> Vec<(String, &'t str)> {
+/// non-blank line (JSON lines) with its line number, which names it (`file:line`) only if
+/// something is wrong with it.
+fn bodies(text: &str) -> Vec<(Option<usize>, &str)> {
     let single = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
     if single || !text.trim_start().starts_with('{') {
-        return vec![(name.to_owned(), text)];
+        return vec![(None, text)];
     }
     input::json_lines(text)
-        .map(|(line, body)| (format!("{name}:{line}"), body))
+        .map(|(line, body)| (Some(line), body))
         .collect()
 }

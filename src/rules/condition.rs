@@ -18,6 +18,7 @@ use meterwatch_pattern::{Captures, MatcherBuilder, Pattern, Scalar};
 use regex::Regex;
 use serde_json::Value;
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 /// A compiled `[[rule.where]]` entry.
@@ -105,7 +106,28 @@ pub struct Captured<'c, 's, 'a> {
     pub captures: &'c Captures<'s, 'a>,
     /// The matcher's `found` (ascending pattern indices).
     pub found: &'c [usize],
-    pub event_time: Option<Timestamp>,
+    pub event_time: EventTime<'c>,
+}
+
+/// An event's `eventTime`, parsed the first time a test reads it: most rules never do.
+pub struct EventTime<'t> {
+    text: Option<&'t str>,
+    parsed: OnceCell<Option<Timestamp>>,
+}
+
+impl<'t> EventTime<'t> {
+    pub fn new(text: Option<&'t str>) -> Self {
+        EventTime {
+            text,
+            parsed: OnceCell::new(),
+        }
+    }
+
+    fn get(&self) -> Option<Timestamp> {
+        *self
+            .parsed
+            .get_or_init(|| self.text.and_then(parse_timestamp))
+    }
 }
 
 impl Values for Captured<'_, '_, '_> {
@@ -118,7 +140,7 @@ impl Values for Captured<'_, '_, '_> {
     }
 
     fn event_time(&self) -> Option<Timestamp> {
-        self.event_time
+        self.event_time.get()
     }
 
     fn matches(&self, test: &PatternTest) -> bool {
@@ -133,7 +155,7 @@ impl Values for Captured<'_, '_, '_> {
 pub struct Parsed<'e> {
     pub value: &'e Value,
     pub text: &'e str,
-    pub event_time: Option<Timestamp>,
+    pub event_time: EventTime<'e>,
 }
 
 impl Values for Parsed<'_> {
@@ -147,7 +169,7 @@ impl Values for Parsed<'_> {
     }
 
     fn event_time(&self) -> Option<Timestamp> {
-        self.event_time
+        self.event_time.get()
     }
 
     fn matches(&self, test: &PatternTest) -> bool {

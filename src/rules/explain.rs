@@ -7,7 +7,7 @@
 //! verdict is the real matcher's; when every field passes alone but the rule still does not
 //! match, the values sat in different elements of an array, which the explanation says.
 
-use super::condition::{Condition, Parsed, parse_timestamp};
+use super::condition::{Condition, EventTime, Parsed};
 use super::field::FieldPath;
 use super::{Rule, RuleSet};
 use crate::envelope::Event;
@@ -105,7 +105,7 @@ impl RuleSet {
         let subject = Parsed {
             value: event.value(),
             text: event.json(),
-            event_time: event.event_time().and_then(parse_timestamp),
+            event_time: EventTime::new(event.event_time()),
         };
         let mut explanations = Vec::new();
         for rule in &self.rules {

@@ -288,7 +288,7 @@ impl RuleSet {
         let values = Captured {
             captures,
             found,
-            event_time: event.event_time().and_then(condition::parse_timestamp),
+            event_time: condition::EventTime::new(event.event_time()),
         };
         rules
             .filter(|rule| rule.conditions.iter().all(|c| c.holds(&values)))
