@@ -38,7 +38,7 @@ pub use lists::List;
 pub use load::{LoadError, rule_files};
 
 use crate::alert::template::{Kind, Templates};
-use crate::alert::{Alert, DOCUMENT_VERSION, Element, Severity, Status, content};
+use crate::alert::{Alert, Element, Severity, content};
 use crate::envelope::{self, Event};
 use crate::state::absence::Origin;
 use crate::state::{Controls, GroupKey};
@@ -367,40 +367,16 @@ impl RuleSet {
             .iter()
             .map(|(path, value)| (path.clone(), Value::String(value.clone())))
             .collect();
+        let text = |name| event.get(name).and_then(Value::as_str).map(str::to_owned);
         let mut alert = Alert {
-            version: DOCUMENT_VERSION,
-            id: String::new(),
-            rule: Arc::clone(&rule.id),
-            severity: rule.severity,
-            title: rule.title.to_string(),
-            summary: String::new(),
-            body: None,
             description: rule.description.clone(),
-            event_id: None,
-            event_name: None,
-            account: event
-                .get("account")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            region: event
-                .get("region")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            event_time: None,
-            error_code: None,
-            error_message: None,
-            principal: None,
+            account: text("account"),
+            region: text("region"),
             product_code: content::product_code(&detail),
-            records: Vec::new(),
-            console_url: None,
             matched,
-            element: None,
             next_steps: rule.next_steps.clone(),
-            truncated: false,
-            status: Status::Firing,
-            suppressed: None,
-            group: None,
             thread_key: Some(key.text.clone()),
+            ..rule.new_alert()
         };
         rule.render(&mut alert, || &event, self);
         alert
@@ -408,6 +384,11 @@ impl RuleSet {
 }
 
 impl Rule {
+    /// An alert of this rule with nothing read from an event yet.
+    fn new_alert(&self) -> Alert {
+        Alert::new(Arc::clone(&self.id), self.severity, self.title.to_string())
+    }
+
     /// An absence rule: its matches are heartbeats, not alerts.
     fn is_absence(&self) -> bool {
         matches!(self.controls.gate, crate::state::Gate::Absence(_))
@@ -519,33 +500,13 @@ impl Rule {
     /// read from the record, no templates rendered.
     fn bare_alert(&self, event: &Event) -> Alert {
         Alert {
-            version: DOCUMENT_VERSION,
-            id: String::new(),
-            rule: Arc::clone(&self.id),
-            severity: self.severity,
-            title: self.title.to_string(),
-            summary: String::new(),
-            body: None,
-            description: String::new(),
             event_id: event.event_id().map(str::to_owned),
             event_name: event.event_name().map(str::to_owned),
             account: event.account().map(str::to_owned),
             region: event.region().map(str::to_owned),
             event_time: event.event_time().map(str::to_owned),
             error_code: event.error_code().map(str::to_owned),
-            error_message: None,
-            principal: None,
-            product_code: None,
-            records: Vec::new(),
-            console_url: None,
-            matched: Map::new(),
-            element: None,
-            next_steps: Vec::new(),
-            truncated: false,
-            status: Status::Firing,
-            suppressed: None,
-            group: None,
-            thread_key: None,
+            ..self.new_alert()
         }
     }
 
