@@ -4,7 +4,8 @@ use crate::envelope::DecodeError;
 use crate::input;
 use crate::rules::BodyError;
 use anyhow::Context;
-use std::io::{BufWriter, Read, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,8 +13,10 @@ use std::process::ExitCode;
 ///
 /// Each input holds one JSON document or JSON lines (one body a line); each body may be any
 /// shape the daemon accepts (EventBridge envelope, SNS notification, CloudTrail record or
-/// `{"Records": [...]}` batch). Exit 0 when every body decoded; 2 when any did not (each
-/// such body is named on stderr, and the others are still evaluated).
+/// `{"Records": [...]}` batch). JSON lines are read and answered a line at a time, so a
+/// large export takes little memory and a pipe's alerts come out as its events arrive.
+/// Exit 0 when every body decoded; 2 when any did not (each such body is named on stderr,
+/// and the others are still evaluated).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Rule files or directories.
@@ -34,17 +37,23 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut undecodable = 0usize;
     let mut line = Vec::new();
     for path in &args.inputs {
-        let (name, text) = if path.as_os_str() == "-" {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("cannot read standard input")?;
-            ("<stdin>".to_owned(), text)
+        let is_stdin = path.as_os_str() == "-";
+        let name = if is_stdin {
+            "<stdin>".to_owned()
         } else {
-            let text = input::read("events", path)?;
-            (path.display().to_string(), text)
+            path.display().to_string()
         };
-        for (line_number, body) in bodies(&text) {
+        let reader: Box<dyn BufRead> = if is_stdin {
+            Box::new(std::io::stdin().lock())
+        } else {
+            let file = File::open(path).map_err(|source| input::InputError::Read {
+                name: "events".to_owned(),
+                path: path.clone(),
+                source,
+            })?;
+            Box::new(BufReader::with_capacity(1 << 16, file))
+        };
+        let evaluate = |line_number: Option<usize>, body: &str| -> anyhow::Result<()> {
             let body_name = || match line_number {
                 Some(line) => format!("{name}:{line}"),
                 None => name.clone(),
@@ -54,7 +63,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 Err(BodyError::Undecodable(kind)) => {
                     eprintln!("error: {}", DecodeError::new(body_name(), kind));
                     undecodable += 1;
-                    continue;
+                    return Ok(());
                 }
                 Err(error) => return Err(error).context(format!("evaluating {}", body_name())),
             };
@@ -64,7 +73,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 line.push(b'\n');
                 out.write_all(&line).context("cannot write to stdout")?;
             }
-        }
+            // A pipe's alerts are shown as its events arrive, not when a buffer fills.
+            if is_stdin {
+                out.flush().context("cannot write to stdout")?;
+            }
+            Ok(())
+        };
+        for_each_body(reader, evaluate).with_context(|| format!("cannot read {name}"))?;
     }
     out.flush().context("cannot write to stdout")?;
     Ok(if undecodable == 0 {
@@ -74,15 +89,153 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The bodies in one input: the whole text when it is one JSON document, else each
-/// non-blank line (JSON lines) with its line number, which names it (`file:line`) only if
-/// something is wrong with it.
+/// Calls `each` with every body of one input and the line it is on (`None` for an input
+/// read as one document). An input whose first line is a whole JSON object is JSON lines,
+/// read a line at a time: any size of export is evaluated in little memory, and a pipe's
+/// lines as they arrive. Any other input is read whole: one document, or JSON lines whose
+/// first line is broken (see [`bodies`]).
+fn for_each_body(
+    mut reader: impl BufRead,
+    mut each: impl FnMut(Option<usize>, &str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut lines = Lines {
+        keep: true,
+        ..Lines::default()
+    };
+    match lines.next_non_blank(&mut reader)? {
+        Some((number, first)) if first.starts_with('{') && is_json(first) => {
+            each(Some(number), first)?;
+            lines.keep = false;
+            while let Some((number, body)) = lines.next_non_blank(&mut reader)? {
+                each(Some(number), body)?;
+            }
+        }
+        _ => {
+            reader.read_to_string(&mut lines.kept)?;
+            for (number, body) in bodies(&lines.kept) {
+                each(number, body)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An input read a line at a time.
+#[derive(Default)]
+struct Lines {
+    line: String,
+    /// The 1-based number of the line last read.
+    number: usize,
+    /// Whether to keep what is read in `kept`: until the input is known to be JSON lines,
+    /// it may be one document spread over many lines.
+    keep: bool,
+    kept: String,
+}
+
+impl Lines {
+    /// The next non-blank line, trimmed, with its number; `None` at the end of the input.
+    fn next_non_blank(
+        &mut self,
+        reader: &mut impl BufRead,
+    ) -> std::io::Result<Option<(usize, &str)>> {
+        loop {
+            self.line.clear();
+            if reader.read_line(&mut self.line)? == 0 {
+                return Ok(None);
+            }
+            self.number += 1;
+            if self.keep {
+                self.kept.push_str(&self.line);
+            }
+            if !self.line.trim().is_empty() {
+                return Ok(Some((self.number, self.line.trim())));
+            }
+        }
+    }
+}
+
+fn is_json(text: &str) -> bool {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+}
+
+/// The bodies in one input read whole: the whole text when it is one JSON document, else
+/// each non-blank line (JSON lines) with its line number.
 fn bodies(text: &str) -> Vec<(Option<usize>, &str)> {
-    let single = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
-    if single || !text.trim_start().starts_with('{') {
+    if is_json(text) || !text.trim_start().starts_with('{') {
         return vec![(None, text)];
     }
     input::json_lines(text)
         .map(|(line, body)| (Some(line), body))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn streamed(text: &str) -> Vec<(Option<usize>, String)> {
+        let mut seen = Vec::new();
+        for_each_body(text.as_bytes(), |number, body| {
+            seen.push((number, body.trim().to_owned()));
+            Ok(())
+        })
+        .expect("reading from memory succeeds");
+        seen
+    }
+
+    fn whole(text: &str) -> Vec<(Option<usize>, String)> {
+        bodies(text)
+            .into_iter()
+            .map(|(number, body)| (number, body.trim().to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn inputs_are_split_as_documents_or_json_lines() {
+        let one = r#"{"a": 1}"#;
+        assert_eq!(streamed(one), [(Some(1), one.to_owned())]);
+        assert_eq!(
+            streamed(&format!("\n{one}\n\n{one}\n")),
+            [(Some(2), one.to_owned()), (Some(4), one.to_owned())]
+        );
+        let pretty = "{\n  \"a\": 1\n}\n";
+        assert_eq!(streamed(pretty), [(None, pretty.trim().to_owned())]);
+        assert_eq!(
+            streamed(&format!("{{broken\n{one}\n")),
+            [(Some(1), "{broken".to_owned()), (Some(2), one.to_owned())]
+        );
+        assert_eq!(streamed(""), [(None, String::new())]);
+        assert_eq!(streamed("not json\n"), [(None, "not json".to_owned())]);
+    }
+
+    proptest! {
+        /// Reading a line at a time finds the same bodies, with the same names, as reading
+        /// the input whole, except that a one-line document is named by its line too.
+        #[test]
+        fn streaming_finds_the_bodies_reading_whole_finds(
+            lines in prop::collection::vec(
+                prop::sample::select(vec![
+                    r#"{"a": 1}"#, r#"{"b": [1, {"c": 2}]}"#, "{", "}", "\"a\": 1", "",
+                    "  ", "not json", "[1]", "{\"x\":", "1}",
+                ]),
+                0..6,
+            ),
+            crlf in any::<bool>(),
+            final_newline in any::<bool>(),
+        ) {
+            let mut text = lines.join(if crlf { "\r\n" } else { "\n" });
+            if final_newline {
+                text.push('\n');
+            }
+            let mut expected = whole(&text);
+            if let [(number @ None, body)] = expected.as_mut_slice()
+                && !body.contains('\n')
+                && body.starts_with('{')
+            {
+                *number = text.lines().position(|line| !line.trim().is_empty()).map(|idx| idx + 1);
+            }
+            prop_assert_eq!(streamed(&text), expected);
+        }
+    }
 }

@@ -289,3 +289,38 @@ fn json_lines_and_stdin_are_read() {
         "two alerts per event, two events"
     );
 }
+
+#[test]
+fn a_pipes_alerts_come_out_as_its_lines_arrive() {
+    use std::io::BufRead;
+    let throttled = std::fs::read_to_string(
+        "tests/fixtures/events/failing/meterusage-throttled.eventbridge.json",
+    )
+    .expect("fixture");
+    let compact: Value = serde_json::from_str(&throttled).expect("JSON");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_meterwatch"))
+        .args(["eval", "--rules", "rules", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("meterwatch runs");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    // One line, and stdin stays open: its alerts must not wait for more input.
+    writeln!(stdin, "{compact}").expect("write stdin");
+    let child_stdout = child.stdout.take().expect("piped stdout");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(child_stdout).lines() {
+            let _ = sender.send(line.expect("stdout reads"));
+        }
+    });
+    let first = receiver
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("an alert before the pipe closes");
+    assert!(
+        first.contains("\"error_code\":\"ThrottlingException\""),
+        "{first}"
+    );
+    drop(stdin);
+    assert_eq!(child.wait().expect("meterwatch exits").code(), Some(0));
+}
