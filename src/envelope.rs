@@ -548,22 +548,31 @@ pub fn from_envelope_pass(body: &str, found: &[Found<'_>; 12]) -> Option<Event> 
 
 /// Whether `body` has exactly one `"detail"` key, no key starting `"detail.`, and no `\u`
 /// escape (see [`from_envelope_pass`]); a `"detail"` inside a string is escaped (`\"`) and
-/// does not count. Vectorised searches: this runs for every message.
+/// does not count. One vectorised search for `"detail`, one for backslashes (rare in
+/// bodies): this runs for every message.
 fn has_one_plain_detail(body: &str) -> bool {
     use memchr::memmem::Finder;
-    static ESCAPE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\\u"));
-    static DOTTED: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"detail."));
-    static DETAIL: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"detail\""));
+    static DETAIL: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"detail"));
     let bytes = body.as_bytes();
-    if ESCAPE.find(bytes).is_some() || DOTTED.find(bytes).is_some() {
+    // An escaped backslash before a `u` is taken for `\u` too: that body is merely decoded.
+    if memchr::memchr_iter(b'\\', bytes).any(|at| bytes.get(at + 1) == Some(&b'u')) {
         return false;
     }
-    let mut keys = DETAIL.find_iter(bytes).filter(|at| {
-        body[at + DETAIL.needle().len()..]
-            .trim_start_matches([' ', '\t', '\n', '\r'])
-            .starts_with(':')
-    });
-    keys.next().is_some() && keys.next().is_none()
+    let mut keys = 0;
+    for at in DETAIL.find_iter(bytes) {
+        let after = &body[at + DETAIL.needle().len()..];
+        if after.starts_with('.') {
+            return false;
+        }
+        if let Some(rest) = after.strip_prefix('"')
+            && rest
+                .trim_start_matches([' ', '\t', '\n', '\r'])
+                .starts_with(':')
+        {
+            keys += 1;
+        }
+    }
+    keys == 1
 }
 
 /// A JSON string, checked but not kept.
