@@ -2,6 +2,7 @@
 //! look, read from the CloudTrail record (the envelope's `detail`).
 
 use super::{Principal, UsageRecord};
+use crate::rules::Tree;
 use serde_json::Value;
 
 /// The event fields alert content is read from: parsing only these for an alerting event
@@ -22,54 +23,54 @@ pub const FIELDS: &[&str] = &[
     "detail.responseElements.unprocessedRecords",
 ];
 
-fn text(value: Option<&Value>) -> Option<String> {
-    value.and_then(Value::as_str).map(str::to_owned)
+fn text<T: Tree>(value: Option<&T>) -> Option<String> {
+    value.and_then(T::as_str).map(str::to_owned)
 }
 
 /// `userIdentity`, with the role behind an assumed-role session.
-pub fn principal(detail: &Value) -> Option<Principal> {
-    let identity = detail.get("userIdentity")?;
+pub fn principal(detail: &impl Tree) -> Option<Principal> {
+    let identity = detail.member("userIdentity")?;
     Some(Principal {
-        kind: text(identity.get("type")),
-        arn: text(identity.get("arn")),
+        kind: text(identity.member("type")),
+        arn: text(identity.member("arn")),
         role_arn: text(
             identity
-                .get("sessionContext")
-                .and_then(|context| context.get("sessionIssuer"))
-                .and_then(|issuer| issuer.get("arn")),
+                .member("sessionContext")
+                .and_then(|context| context.member("sessionIssuer"))
+                .and_then(|issuer| issuer.member("arn")),
         ),
-        account_id: text(identity.get("accountId")),
+        account_id: text(identity.member("accountId")),
     })
 }
 
 /// `requestParameters.productCode`.
-pub fn product_code(detail: &Value) -> Option<String> {
-    text(detail.get("requestParameters")?.get("productCode"))
+pub fn product_code(detail: &impl Tree) -> Option<String> {
+    text(detail.member("requestParameters")?.member("productCode"))
 }
 
 /// The usage records a call carried: MeterUsage's one; BatchMeterUsage's results (with their
 /// status) and unprocessed records, else its request's records.
-pub fn records(detail: &Value) -> Vec<UsageRecord> {
-    let request = detail.get("requestParameters");
-    let response = detail.get("responseElements");
-    match detail.get("eventName").and_then(Value::as_str) {
+pub fn records<T: Tree>(detail: &T) -> Vec<UsageRecord> {
+    let request = detail.member("requestParameters");
+    let response = detail.member("responseElements");
+    match detail.member("eventName").and_then(T::as_str) {
         Some("MeterUsage") => request
             .map(|request| {
                 vec![UsageRecord {
                     customer: None,
-                    dimension: text(request.get("usageDimension")),
-                    quantity: request.get("usageQuantity").cloned(),
-                    timestamp: text(request.get("timestamp")),
+                    dimension: text(request.member("usageDimension")),
+                    quantity: request.member("usageQuantity").map(T::to_value),
+                    timestamp: text(request.member("timestamp")),
                     status: None,
                 }]
             })
             .unwrap_or_default(),
         Some("BatchMeterUsage") => {
-            fn array<'v>(value: Option<&'v Value>, key: &str) -> &'v [Value] {
+            fn array<'v, T: Tree>(value: Option<&'v T>, key: &str) -> &'v [T] {
                 value
-                    .and_then(|v| v.get(key))
-                    .and_then(Value::as_array)
-                    .map_or(&[], Vec::as_slice)
+                    .and_then(|v| v.member(key))
+                    .and_then(T::elements)
+                    .unwrap_or_default()
             }
             let results = array(response, "results");
             let unprocessed = array(response, "unprocessedRecords");
@@ -82,8 +83,11 @@ pub fn records(detail: &Value) -> Vec<UsageRecord> {
             results
                 .iter()
                 .map(|result| {
-                    let record = result.get("usageRecord").unwrap_or(&Value::Null);
-                    usage_record(record, text(result.get("status")))
+                    let status = text(result.member("status"));
+                    match result.member("usageRecord") {
+                        Some(record) => usage_record(record, status),
+                        None => usage_record(&Value::Null, status),
+                    }
                 })
                 .chain(
                     unprocessed
@@ -96,13 +100,13 @@ pub fn records(detail: &Value) -> Vec<UsageRecord> {
     }
 }
 
-fn usage_record(record: &Value, status: Option<String>) -> UsageRecord {
+fn usage_record(record: &impl Tree, status: Option<String>) -> UsageRecord {
     UsageRecord {
-        customer: text(record.get("customerIdentifier"))
-            .or_else(|| text(record.get("customerAWSAccountId"))),
-        dimension: text(record.get("dimension")),
-        quantity: record.get("quantity").cloned(),
-        timestamp: text(record.get("timestamp")),
+        customer: text(record.member("customerIdentifier"))
+            .or_else(|| text(record.member("customerAWSAccountId"))),
+        dimension: text(record.member("dimension")),
+        quantity: record.member("quantity").map(Tree::to_value),
+        timestamp: text(record.member("timestamp")),
         status,
     }
 }

@@ -277,7 +277,7 @@ impl Test {
 }
 
 /// A value as text for comparisons with strings: strings as they are, booleans and numbers
-/// as JSON writes them, `null` none. As `as_text` writes a parsed value, except that a
+/// as JSON writes them, `null` none. As `Tree::as_text` writes a parsed value, except that a
 /// number written with a fraction or exponent yet of integral value below 2^64 (`5.0`,
 /// `1e3`) reads as that integer (`5`, `1000`): the matcher reads numbers as doubles.
 pub(super) fn text<'v>(value: &'v Scalar<'_>) -> Option<Cow<'v, str>> {
@@ -431,7 +431,10 @@ mod tests {
             let value: Value = serde_json::from_str(json).expect("valid JSON");
             let scalar = Scalar::from_json(&value).expect("a scalar");
             let text = text(&scalar).map(Cow::into_owned);
-            (text, super::super::as_text(&value).map(Cow::into_owned))
+            (
+                text,
+                super::super::Tree::as_text(&value).map(Cow::into_owned),
+            )
         };
         for json in [
             r#""a\"b""#,

@@ -5,6 +5,7 @@
 //! path `a.b` as well as a nested `{"a": {"b": 1}}`.
 
 use serde_json::Value;
+use std::borrow::Cow;
 use std::fmt;
 
 /// A dotted path into an event.
@@ -33,8 +34,8 @@ impl FieldPath {
         &self.text
     }
 
-    /// Every scalar (or `null`, or empty object) value at this path, looking through arrays.
-    pub fn values<'v>(&self, event: &'v Value) -> Vec<&'v Value> {
+    /// Every scalar (or `null`, or object) value at this path, looking through arrays.
+    pub fn values<'v, T: Tree>(&self, event: &'v T) -> Vec<&'v T> {
         let mut found = Vec::new();
         collect(event, &self.segments, &mut found);
         found
@@ -42,10 +43,65 @@ impl FieldPath {
 
     /// Every value at this path without looking through a final array: for `for_each`, which
     /// wants the array itself. Arrays on the way are still looked through.
-    pub fn containers<'v>(&self, event: &'v Value) -> Vec<&'v Value> {
+    pub fn containers<'v, T: Tree>(&self, event: &'v T) -> Vec<&'v T> {
         let mut found = Vec::new();
         collect_containers(event, &self.segments, &mut found);
         found
+    }
+}
+
+/// A JSON value that paths read: a whole event's [`Value`], or the borrowed parts of it an
+/// alert reads (`view::Node`).
+pub trait Tree: Sized {
+    /// An array's elements; `None` for anything else.
+    fn elements(&self) -> Option<&[Self]>;
+    /// An object's value at `key` (the last, if the key is repeated); `None` for anything else.
+    fn member(&self, key: &str) -> Option<&Self>;
+    /// An object's keys and values; empty for anything else.
+    fn entries(&self) -> impl Iterator<Item = (&str, &Self)>;
+    fn is_object(&self) -> bool;
+    fn as_str(&self) -> Option<&str>;
+    /// Text for comparisons with strings: strings as they are, numbers and booleans as JSON
+    /// writes them; `null`, arrays and objects have none.
+    fn as_text(&self) -> Option<Cow<'_, str>>;
+    fn to_value(&self) -> Value;
+}
+
+impl Tree for Value {
+    fn elements(&self) -> Option<&[Value]> {
+        self.as_array().map(Vec::as_slice)
+    }
+
+    fn member(&self, key: &str) -> Option<&Value> {
+        self.as_object()?.get(key)
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.as_object()
+            .into_iter()
+            .flatten()
+            .map(|(key, value)| (key.as_str(), value))
+    }
+
+    fn is_object(&self) -> bool {
+        self.is_object()
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        self.as_str()
+    }
+
+    fn as_text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Value::String(text) => Some(text.as_str().into()),
+            Value::Number(number) => Some(number.to_string().into()),
+            Value::Bool(flag) => Some(flag.to_string().into()),
+            Value::Null | Value::Array(_) | Value::Object(_) => None,
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        self.clone()
     }
 }
 
@@ -55,56 +111,46 @@ impl fmt::Display for FieldPath {
     }
 }
 
-fn collect<'v>(value: &'v Value, segments: &[String], found: &mut Vec<&'v Value>) {
-    match value {
-        Value::Array(elements) => {
-            for element in elements {
-                collect(element, segments, found);
-            }
+fn collect<'v, T: Tree>(value: &'v T, segments: &[String], found: &mut Vec<&'v T>) {
+    if let Some(elements) = value.elements() {
+        for element in elements {
+            collect(element, segments, found);
         }
-        Value::Object(fields) if !segments.is_empty() => {
-            for_each_key_split(fields, segments, |child, rest| collect(child, rest, found));
-        }
-        _ if segments.is_empty() => found.push(value),
-        _ => {}
+    } else if segments.is_empty() {
+        found.push(value);
+    } else if value.is_object() {
+        for_each_key_split(value, segments, |child, rest| collect(child, rest, found));
     }
 }
 
-fn collect_containers<'v>(value: &'v Value, segments: &[String], found: &mut Vec<&'v Value>) {
+fn collect_containers<'v, T: Tree>(value: &'v T, segments: &[String], found: &mut Vec<&'v T>) {
     if segments.is_empty() {
         found.push(value);
-        return;
-    }
-    match value {
-        Value::Array(elements) => {
-            for element in elements {
-                collect_containers(element, segments, found);
-            }
+    } else if let Some(elements) = value.elements() {
+        for element in elements {
+            collect_containers(element, segments, found);
         }
-        Value::Object(fields) => for_each_key_split(fields, segments, |child, rest| {
+    } else if value.is_object() {
+        for_each_key_split(value, segments, |child, rest| {
             collect_containers(child, rest, found)
-        }),
-        _ => {}
+        });
     }
 }
 
-/// Calls `visit` for each way the leading segments name a key of `fields`: `a`, then any
-/// key with dots in it (`a.b`) that spells the next few segments.
-fn for_each_key_split<'v, F>(
-    fields: &'v serde_json::Map<String, Value>,
-    segments: &[String],
-    mut visit: F,
-) where
-    F: FnMut(&'v Value, &[String]),
+/// Calls `visit` for each way the leading segments name a key of the object `fields`: `a`,
+/// then any key with dots in it (`a.b`) that spells the next few segments.
+fn for_each_key_split<'v, T: Tree, F>(fields: &'v T, segments: &[String], mut visit: F)
+where
+    F: FnMut(&'v T, &[String]),
 {
     let Some(first) = segments.first() else {
         return;
     };
-    if let Some(child) = fields.get(first) {
+    if let Some(child) = fields.member(first) {
         visit(child, &segments[1..]);
     }
     // Keys with dots are rare: look for them without building joined strings.
-    for (key, child) in fields {
+    for (key, child) in fields.entries() {
         if !key.contains('.') {
             continue;
         }
@@ -117,17 +163,6 @@ fn for_each_key_split<'v, F>(
         if spelled && parts.next().is_none() && n_parts > 1 {
             visit(child, &segments[n_parts..]);
         }
-    }
-}
-
-/// A value as text for comparisons with strings: strings as they are, numbers and booleans
-/// as JSON writes them; `null`, arrays and objects have none.
-pub fn as_text(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
-    match value {
-        Value::String(text) => Some(text.as_str().into()),
-        Value::Number(number) => Some(number.to_string().into()),
-        Value::Bool(flag) => Some(flag.to_string().into()),
-        Value::Null | Value::Array(_) | Value::Object(_) => None,
     }
 }
 

@@ -35,9 +35,9 @@ pub mod threshold;
 pub mod throttle;
 
 use crate::envelope::Event;
-use crate::rules::FieldPath;
+use crate::rules::{FieldPath, Tree};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -121,12 +121,12 @@ impl GroupBy {
     /// (missing fields count as empty). An envelope not made by EventBridge may lack
     /// `account` and `region`; they then come from its record, as the alert's do
     /// ([`Event::account`]), so that `group_by = ["account"]` groups as alerts read.
-    pub fn key(&self, fields: &Value, envelope: &Event) -> GroupKey {
+    pub fn key(&self, fields: &impl Tree, envelope: &Event) -> GroupKey {
         self.key_of(envelope, |idx| {
             self.fields[idx]
                 .values(fields)
                 .into_iter()
-                .filter_map(|value| crate::rules::as_text(value).map(|t| t.into_owned()))
+                .filter_map(|value| value.as_text().map(Cow::into_owned))
                 .collect()
         })
     }
@@ -437,7 +437,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn group_by(paths: &[&str]) -> GroupBy {
         GroupBy {
