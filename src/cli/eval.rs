@@ -79,7 +79,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
             Ok(())
         };
-        for_each_body(reader, evaluate).with_context(|| format!("cannot read {name}"))?;
+        for_each_body(&name, reader, evaluate)?;
     }
     out.flush().context("cannot write to stdout")?;
     Ok(if undecodable == 0 {
@@ -95,23 +95,33 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 /// lines as they arrive. Any other input is read whole: one document, or JSON lines whose
 /// first line is broken (see [`bodies`]).
 fn for_each_body(
+    name: &str,
     mut reader: impl BufRead,
     mut each: impl FnMut(Option<usize>, &str) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    let cannot_read = || format!("cannot read {name}");
     let mut lines = Lines {
         keep: true,
         ..Lines::default()
     };
-    match lines.next_non_blank(&mut reader)? {
+    match lines
+        .next_non_blank(&mut reader)
+        .with_context(cannot_read)?
+    {
         Some((number, first)) if first.starts_with('{') && is_json(first) => {
             each(Some(number), first)?;
             lines.keep = false;
-            while let Some((number, body)) = lines.next_non_blank(&mut reader)? {
+            while let Some((number, body)) = lines
+                .next_non_blank(&mut reader)
+                .with_context(cannot_read)?
+            {
                 each(Some(number), body)?;
             }
         }
         _ => {
-            reader.read_to_string(&mut lines.kept)?;
+            reader
+                .read_to_string(&mut lines.kept)
+                .with_context(cannot_read)?;
             for (number, body) in bodies(&lines.kept) {
                 each(number, body)?;
             }
@@ -220,7 +230,7 @@ mod tests {
 
     fn streamed(text: &str) -> Vec<(Option<usize>, String)> {
         let mut seen = Vec::new();
-        for_each_body(text.as_bytes(), |number, body| {
+        for_each_body("test", text.as_bytes(), |number, body| {
             seen.push((number, body.trim().to_owned()));
             Ok(())
         })
