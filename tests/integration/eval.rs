@@ -261,25 +261,33 @@ fn undecodable_input_is_named_and_exits_2_after_evaluating_the_rest() {
     );
 }
 
-#[test]
-fn json_lines_and_stdin_are_read() {
-    let throttled = std::fs::read_to_string(
+/// The throttled fixture as one line of JSON lines.
+fn throttled_line() -> String {
+    read_json(Path::new(
         "tests/fixtures/events/failing/meterusage-throttled.eventbridge.json",
-    )
-    .expect("fixture");
-    let compact: Value = serde_json::from_str(&throttled).expect("JSON");
-    let lines = format!("{compact}\n\n{compact}\n");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_meterwatch"))
+    ))
+    .to_string()
+}
+
+/// `meterwatch eval` over the shipped rules, reading a pipe.
+fn eval_reading_a_pipe() -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_meterwatch"))
         .args(["eval", "--rules", "rules", "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .expect("meterwatch runs");
+        .expect("meterwatch runs")
+}
+
+#[test]
+fn json_lines_and_stdin_are_read() {
+    let line = throttled_line();
+    let mut child = eval_reading_a_pipe();
     child
         .stdin
         .take()
         .expect("piped stdin")
-        .write_all(lines.as_bytes())
+        .write_all(format!("{line}\n\n{line}\n").as_bytes())
         .expect("write stdin");
     let output = child.wait_with_output().expect("meterwatch exits");
     assert_eq!(output.status.code(), Some(0));
@@ -293,20 +301,10 @@ fn json_lines_and_stdin_are_read() {
 #[test]
 fn a_pipes_alerts_come_out_as_its_lines_arrive() {
     use std::io::BufRead;
-    let throttled = std::fs::read_to_string(
-        "tests/fixtures/events/failing/meterusage-throttled.eventbridge.json",
-    )
-    .expect("fixture");
-    let compact: Value = serde_json::from_str(&throttled).expect("JSON");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_meterwatch"))
-        .args(["eval", "--rules", "rules", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("meterwatch runs");
+    let mut child = eval_reading_a_pipe();
     let mut stdin = child.stdin.take().expect("piped stdin");
     // One line, and stdin stays open: its alerts must not wait for more input.
-    writeln!(stdin, "{compact}").expect("write stdin");
+    writeln!(stdin, "{}", throttled_line()).expect("write stdin");
     let child_stdout = child.stdout.take().expect("piped stdout");
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
