@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 /// Errors reading user input, naming the input.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    #[error("cannot read {name} from {path}: {source}")]
+    // The cause is the error's source, which `{:#}` prints once after this.
+    #[error("cannot read {name} from {}", path.display())]
     Read {
         name: String,
         path: PathBuf,
@@ -27,11 +28,21 @@ pub fn inline_or_file(name: &str, argument: &str) -> Result<String, InputError> 
 
 /// Reads a whole file, naming `name` in the error.
 pub fn read(name: &str, path: &Path) -> Result<String, InputError> {
-    fs::read_to_string(path).map_err(|source| InputError::Read {
+    fs::read_to_string(path).map_err(|source| read_error(name, path, source))
+}
+
+/// Opens a file to be read as it is used (a large JSON-lines file), naming `name` in the
+/// error.
+pub fn open(name: &str, path: &Path) -> Result<fs::File, InputError> {
+    fs::File::open(path).map_err(|source| read_error(name, path, source))
+}
+
+fn read_error(name: &str, path: &Path, source: std::io::Error) -> InputError {
+    InputError::Read {
         name: name.to_owned(),
         path: path.to_owned(),
         source,
-    })
+    }
 }
 
 /// The non-blank lines of JSON-lines text, with their 1-based line numbers.

@@ -4,7 +4,6 @@ use crate::envelope::DecodeError;
 use crate::input;
 use crate::rules::BodyError;
 use anyhow::Context;
-use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,12 +45,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let reader: Box<dyn BufRead> = if is_stdin {
             Box::new(std::io::stdin().lock())
         } else {
-            let file = File::open(path).map_err(|source| input::InputError::Read {
-                name: "events".to_owned(),
-                path: path.clone(),
-                source,
-            })?;
-            Box::new(BufReader::with_capacity(1 << 16, file))
+            Box::new(BufReader::with_capacity(
+                1 << 16,
+                input::open("events", path)?,
+            ))
         };
         let evaluate = |line_number: Option<usize>, body: &str| -> anyhow::Result<()> {
             let body_name = || match line_number {

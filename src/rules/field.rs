@@ -59,7 +59,6 @@ pub trait Tree: Sized {
     fn member(&self, key: &str) -> Option<&Self>;
     /// An object's keys and values; empty for anything else.
     fn entries(&self) -> impl Iterator<Item = (&str, &Self)>;
-    fn is_object(&self) -> bool;
     fn as_str(&self) -> Option<&str>;
     /// Text for comparisons with strings: strings as they are, numbers and booleans as JSON
     /// writes them; `null`, arrays and objects have none.
@@ -81,10 +80,6 @@ impl Tree for Value {
             .into_iter()
             .flatten()
             .map(|(key, value)| (key.as_str(), value))
-    }
-
-    fn is_object(&self) -> bool {
-        self.is_object()
     }
 
     fn as_str(&self) -> Option<&str> {
@@ -118,7 +113,8 @@ fn collect<'v, T: Tree>(value: &'v T, segments: &[String], found: &mut Vec<&'v T
         }
     } else if segments.is_empty() {
         found.push(value);
-    } else if value.is_object() {
+    } else {
+        // A scalar has no members: nothing is visited.
         for_each_key_split(value, segments, |child, rest| collect(child, rest, found));
     }
 }
@@ -130,7 +126,7 @@ fn collect_containers<'v, T: Tree>(value: &'v T, segments: &[String], found: &mu
         for element in elements {
             collect_containers(element, segments, found);
         }
-    } else if value.is_object() {
+    } else {
         for_each_key_split(value, segments, |child, rest| {
             collect_containers(child, rest, found)
         });
@@ -138,7 +134,8 @@ fn collect_containers<'v, T: Tree>(value: &'v T, segments: &[String], found: &mu
 }
 
 /// Calls `visit` for each way the leading segments name a key of the object `fields`: `a`,
-/// then any key with dots in it (`a.b`) that spells the next few segments.
+/// then any key with dots in it (`a.b`) that spells the next few segments. Anything but an
+/// object has no keys.
 fn for_each_key_split<'v, T: Tree, F>(fields: &'v T, segments: &[String], mut visit: F)
 where
     F: FnMut(&'v T, &[String]),

@@ -93,10 +93,6 @@ impl Tree for Node<'_> {
         entries.iter().map(|(key, value)| (&**key, value))
     }
 
-    fn is_object(&self) -> bool {
-        matches!(self, Node::Object(_))
-    }
-
     fn as_str(&self) -> Option<&str> {
         match self {
             Node::String(text) => Some(text),
