@@ -9,7 +9,8 @@
 
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::FxHashMap;
+use std::collections::HashSet;
 
 /// Which template of a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +42,7 @@ pub const DEFAULT_SUMMARY: &str = "{{ event_name or 'A metering call' }}\
 #[derive(Debug)]
 pub struct Templates {
     env: Environment<'static>,
-    rules: HashMap<String, RuleTemplates>,
+    rules: FxHashMap<String, RuleTemplates>,
 }
 
 /// One rule's templates.
@@ -73,7 +74,7 @@ impl Default for Templates {
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         Templates {
             env,
-            rules: HashMap::new(),
+            rules: FxHashMap::default(),
         }
     }
 }

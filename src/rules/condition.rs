@@ -335,37 +335,51 @@ pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
 /// 25, and the general `strptime` costs ten times as much. `None` for anything else, which
 /// `strptime` then reads (a test holds the two to the same answers).
 fn parse_cloudtrail_exactly(text: &str) -> Option<Timestamp> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    const MONTHS: [&[u8]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
     ];
-    fn number(text: &str, digits: std::ops::RangeInclusive<usize>) -> Option<i16> {
-        (digits.contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| text.parse().ok())
-            .flatten()
+    /// Takes `separator` off the front of `rest`.
+    fn separator(rest: &mut &[u8], separator: &[u8]) -> Option<()> {
+        *rest = rest.strip_prefix(separator)?;
+        Some(())
     }
-    let (month, rest) = text.split_at_checked(3)?;
-    let month = MONTHS.iter().position(|name| *name == month)? + 1;
-    // Split at characters, not strings: a string pattern's searcher costs more to set up
-    // than this whole parse.
-    let (day, rest) = rest.strip_prefix(' ')?.split_once(',')?;
-    let rest = rest.strip_prefix(' ')?;
-    let (year, rest) = rest.split_once(' ')?;
-    let (hour, rest) = rest.split_once(':')?;
-    let (minute, rest) = rest.split_once(':')?;
-    let (second, meridiem) = rest.split_once(' ')?;
-    let hour = number(hour, 1..=2).filter(|hour| (1..=12).contains(hour))?;
-    let hour = match meridiem {
-        "AM" => hour % 12,
-        "PM" => hour % 12 + 12,
+    /// Takes a number of `len` digits off the front of `rest`; it must end there.
+    fn number(rest: &mut &[u8], len: std::ops::RangeInclusive<usize>) -> Option<i16> {
+        let end = rest.iter().position(|b| !b.is_ascii_digit()).unwrap_or(rest.len());
+        if !len.contains(&end) {
+            return None;
+        }
+        let (digits, after) = rest.split_at(end);
+        *rest = after;
+        Some(digits.iter().fold(0, |n, digit| n * 10 + i16::from(digit - b'0')))
+    }
+    // Read byte by byte: splitting at separators and `str::parse` cost ten times as much.
+    let mut rest = text.as_bytes();
+    let month = MONTHS.iter().position(|name| rest.starts_with(name))? + 1;
+    rest = &rest[3..];
+    separator(&mut rest, b" ")?;
+    let day = number(&mut rest, 1..=2)?;
+    separator(&mut rest, b", ")?;
+    let year = number(&mut rest, 4..=4)?;
+    separator(&mut rest, b" ")?;
+    let hour = number(&mut rest, 1..=2).filter(|hour| (1..=12).contains(hour))?;
+    separator(&mut rest, b":")?;
+    let minute = number(&mut rest, 2..=2)?;
+    separator(&mut rest, b":")?;
+    let second = number(&mut rest, 2..=2)?;
+    let hour = match rest {
+        b" AM" => hour % 12,
+        b" PM" => hour % 12 + 12,
         _ => return None,
     };
     let civil = DateTime::new(
-        number(year, 4..=4)?,
+        year,
         i8::try_from(month).ok()?,
-        i8::try_from(number(day, 1..=2)?).ok()?,
+        i8::try_from(day).ok()?,
         i8::try_from(hour).ok()?,
-        i8::try_from(number(minute, 2..=2)?).ok()?,
-        i8::try_from(number(second, 2..=2)?).ok()?,
+        i8::try_from(minute).ok()?,
+        i8::try_from(second).ok()?,
         0,
     )
     .ok()?;

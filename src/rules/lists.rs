@@ -6,14 +6,16 @@
 
 use meterwatch_pattern::PatternError;
 use meterwatch_pattern::op::Wildcard;
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 
 /// One named list, ready for membership tests.
 #[derive(Debug, Clone, Default)]
 pub struct List {
     /// The entries as written, for templates and explanations.
     entries: Vec<String>,
-    exact: HashSet<String>,
+    /// Entries are fixed once loaded, so a cheap hash is safe: crafted lookups cannot build
+    /// long probe chains.
+    exact: FxHashSet<String>,
     wildcards: Vec<Wildcard>,
 }
 
