@@ -8,9 +8,10 @@
 //! against a sample event, so `meterwatch check` catches what would fail at 3 am.
 
 use minijinja::{Environment, UndefinedBehavior};
-use serde_json::{Value, json};
 use rustc_hash::FxHashMap;
-use std::collections::HashSet;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// Which template of a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +51,8 @@ pub struct Templates {
 struct RuleTemplates {
     /// The top-level names its templates read: a context holds only those, since converting
     /// a whole event for templates that never look at it would dominate the cost of an
-    /// alert.
-    names: HashSet<String>,
+    /// alert. Shared, so a context's keys are not copied for each alert.
+    names: BTreeSet<Arc<str>>,
     /// Per [`Kind`], what renders it.
     kinds: [Option<Source>; 3],
 }
@@ -107,7 +108,7 @@ impl Templates {
             .map_err(|error| format!("rendering against a sample event: {}", describe(&error)))?;
         let is_text = !["{{", "{%", "{#"].iter().any(|open| source.contains(open));
         let entry = self.rules.entry(rule.to_owned()).or_default();
-        entry.names.extend(used);
+        entry.names.extend(used.into_iter().map(Arc::from));
         entry.kinds[kind.idx()] = Some(if is_text {
             Source::Text(rendered.trim().to_owned())
         } else {
@@ -117,12 +118,11 @@ impl Templates {
     }
 
     /// The top-level names a rule's templates read: what its rendering context must hold.
-    pub fn names<'t>(&'t self, rule: &str) -> impl Iterator<Item = &'t str> {
+    pub fn names<'t>(&'t self, rule: &str) -> impl Iterator<Item = &'t Arc<str>> {
         self.rules
             .get(rule)
             .into_iter()
             .flat_map(|templates| &templates.names)
-            .map(String::as_str)
     }
 
     /// A rendering context from a JSON object; made once per alert for all its templates.
@@ -260,7 +260,7 @@ mod tests {
         templates
             .add("r", Kind::Title, "{{ detail.errorCode }} in {{ account }}")
             .expect("valid");
-        let names: Vec<&str> = templates.names("r").collect();
+        let names: Vec<&str> = templates.names("r").map(|name| &**name).collect();
         assert!(names.contains(&"detail") && names.contains(&"account"));
         assert!(!names.contains(&"event"));
     }

@@ -344,15 +344,22 @@ fn parse_cloudtrail_exactly(text: &str) -> Option<Timestamp> {
         *rest = rest.strip_prefix(separator)?;
         Some(())
     }
-    /// Takes a number of `len` digits off the front of `rest`; it must end there.
+    /// Takes a run of digits, `len` long, off the front of `rest`.
     fn number(rest: &mut &[u8], len: std::ops::RangeInclusive<usize>) -> Option<i16> {
-        let end = rest.iter().position(|b| !b.is_ascii_digit()).unwrap_or(rest.len());
+        let end = rest
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(rest.len());
         if !len.contains(&end) {
             return None;
         }
         let (digits, after) = rest.split_at(end);
         *rest = after;
-        Some(digits.iter().fold(0, |n, digit| n * 10 + i16::from(digit - b'0')))
+        Some(
+            digits
+                .iter()
+                .fold(0, |n, digit| n * 10 + i16::from(digit - b'0')),
+        )
     }
     // Read byte by byte: splitting at separators and `str::parse` cost ten times as much.
     let mut rest = text.as_bytes();

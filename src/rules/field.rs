@@ -59,6 +59,10 @@ pub trait Tree: Sized {
     fn member(&self, key: &str) -> Option<&Self>;
     /// An object's keys and values; empty for anything else.
     fn entries(&self) -> impl Iterator<Item = (&str, &Self)>;
+    /// The entries whose key has a dot in it.
+    fn dotted_entries(&self) -> impl Iterator<Item = (&str, &Self)> {
+        self.entries().filter(|(key, _)| key.contains('.'))
+    }
     fn as_str(&self) -> Option<&str>;
     /// Text for comparisons with strings: strings as they are, numbers and booleans as JSON
     /// writes them; `null`, arrays and objects have none.
@@ -147,10 +151,7 @@ where
         visit(child, &segments[1..]);
     }
     // Keys with dots are rare: look for them without building joined strings.
-    for (key, child) in fields.entries() {
-        if !key.contains('.') {
-            continue;
-        }
+    for (key, child) in fields.dotted_entries() {
         let mut parts = key.split('.');
         let mut n_parts = 0;
         let spelled = parts.by_ref().zip(segments).all(|(part, segment)| {

@@ -515,10 +515,10 @@ impl Rule {
     fn render<'e>(&self, alert: &mut Alert, event: impl Fn() -> &'e Value, rule_set: &RuleSet) {
         let templates: &Templates = &rule_set.templates;
         // The context holds only the names the templates read, each converted on its own.
-        let context: BTreeMap<&str, minijinja::Value> = templates
+        let context: BTreeMap<Arc<str>, minijinja::Value> = templates
             .names(&self.id)
             .filter_map(|name| {
-                let value = match name {
+                let value = match &**name {
                     "event" => minijinja::Value::from(minijinja::value::Serde(event())),
                     "detail" => {
                         minijinja::Value::from(minijinja::value::Serde(event().get("detail")))
@@ -536,10 +536,10 @@ impl Rule {
                     ),
                     field => alert.template_value(field)?,
                 };
-                Some((name, value))
+                Some((Arc::clone(name), value))
             })
             .collect();
-        let context = minijinja::Value::from(context);
+        let context = minijinja::Value::from_object(context);
         let mut errors = Vec::new();
         match templates.render(&self.id, Kind::Title, &context) {
             Ok(title) if !title.is_empty() => alert.title = title,
@@ -589,8 +589,9 @@ impl ForEach {
         match &self.pattern {
             None => true,
             // Elements of a decoded event are valid JSON, so matching cannot fail on syntax.
+            // sonic-rs writes them as serde_json would (see `Alert::write_json`), faster.
             Some(matcher) => {
-                serde_json::to_string(element).is_ok_and(|json| matches_any(matcher, &json))
+                sonic_rs::to_string(element).is_ok_and(|json| matches_any(matcher, &json))
             }
         }
     }

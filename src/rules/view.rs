@@ -34,10 +34,10 @@ impl FieldTree {
         node.whole = true;
     }
 
-    /// The node a key leads to. A key with dots in it (`{"a.b": 1}`) walks several levels,
-    /// as [`FieldPath`] lookups do.
-    fn child(&self, key: &str) -> Option<&FieldTree> {
-        if !key.contains('.') {
+    /// The node a key leads to. A key with dots in it (`{"a.b": 1}`, `dotted`) walks several
+    /// levels, as [`FieldPath`] lookups do.
+    fn child(&self, key: &str, dotted: bool) -> Option<&FieldTree> {
+        if !dotted {
             return self.children.get(key);
         }
         let mut node = self;
@@ -69,7 +69,12 @@ pub enum Node<'t> {
     Array(Vec<Node<'t>>),
     /// Entries in the text's order; a repeated key keeps its first place and its last
     /// value, as in a `serde_json::Map`.
-    Object(Vec<(Cow<'t, str>, Node<'t>)>),
+    Object {
+        entries: Vec<(Cow<'t, str>, Node<'t>)>,
+        /// Whether some key has a dot in it (rare), which a path may spell across levels:
+        /// noted once here so that path lookups need not search every key for dots.
+        dotted_keys: bool,
+    },
 }
 
 impl Tree for Node<'_> {
@@ -87,10 +92,22 @@ impl Tree for Node<'_> {
 
     fn entries(&self) -> impl Iterator<Item = (&str, &Self)> {
         let entries = match self {
-            Node::Object(entries) => entries.as_slice(),
+            Node::Object { entries, .. } => entries.as_slice(),
             _ => &[],
         };
         entries.iter().map(|(key, value)| (&**key, value))
+    }
+
+    fn dotted_entries(&self) -> impl Iterator<Item = (&str, &Self)> {
+        let dotted = matches!(
+            self,
+            Node::Object {
+                dotted_keys: true,
+                ..
+            }
+        );
+        self.entries()
+            .filter(move |(key, _)| dotted && key.contains('.'))
     }
 
     fn as_str(&self) -> Option<&str> {
@@ -105,7 +122,7 @@ impl Tree for Node<'_> {
             Node::String(text) => Some(Cow::Borrowed(text)),
             Node::Number(number) => Some(number.to_string().into()),
             Node::Bool(flag) => Some(flag.to_string().into()),
-            Node::Null | Node::Array(_) | Node::Object(_) => None,
+            Node::Null | Node::Array(_) | Node::Object { .. } => None,
         }
     }
 
@@ -116,7 +133,7 @@ impl Tree for Node<'_> {
             Node::Number(number) => Value::Number(number.clone()),
             Node::String(text) => Value::String(text.to_string()),
             Node::Array(elements) => Value::Array(elements.iter().map(Node::to_value).collect()),
-            Node::Object(entries) => Value::Object(
+            Node::Object { entries, .. } => Value::Object(
                 entries
                     .iter()
                     .map(|(key, value)| (key.to_string(), value.to_value()))
@@ -134,7 +151,7 @@ impl Serialize for Node<'_> {
             Node::Number(number) => number.serialize(serializer),
             Node::String(text) => serializer.serialize_str(text),
             Node::Array(elements) => serializer.collect_seq(elements),
-            Node::Object(entries) => {
+            Node::Object { entries, .. } => {
                 serializer.collect_map(entries.iter().map(|(key, value)| (key, value)))
             }
         }
@@ -165,8 +182,11 @@ impl<'de> Visitor<'de> for Pruned<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
         let mut kept: Vec<(Cow<'de, str>, Node<'de>)> = Vec::new();
+        let mut dotted_keys = false;
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            let seed = match self.0.map(|tree| tree.child(&key)) {
+            // Keys are short: a plain loop beats a call to memchr.
+            let dotted = key.bytes().any(|b| b == b'.');
+            let seed = match self.0.map(|tree| tree.child(&key, dotted)) {
                 None => Pruned(None),
                 Some(Some(node)) if node.whole => Pruned(None),
                 Some(Some(node)) => Pruned(Some(node)),
@@ -178,10 +198,16 @@ impl<'de> Visitor<'de> for Pruned<'_> {
             let value = map.next_value_seed(seed)?;
             match kept.iter_mut().find(|(name, _)| *name == key) {
                 Some(entry) => entry.1 = value,
-                None => kept.push((key, value)),
+                None => {
+                    dotted_keys |= dotted;
+                    kept.push((key, value));
+                }
             }
         }
-        Ok(Node::Object(kept))
+        Ok(Node::Object {
+            entries: kept,
+            dotted_keys,
+        })
     }
 
     // Arrays are looked through, as by patterns and field paths.
