@@ -2,7 +2,7 @@
 
 use crate::envelope::DecodeError;
 use crate::input;
-use crate::rules::BodyError;
+use crate::rules::{BodyError, RuleSet};
 use anyhow::Context;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
@@ -36,7 +36,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // of the calls.
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut undecodable = 0usize;
-    let mut line = Vec::new();
+    let mut lines = Vec::new();
     for path in &args.inputs {
         let is_stdin = path.as_os_str() == "-";
         let name = if is_stdin {
@@ -57,21 +57,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 Some(line) => format!("{name}:{line}"),
                 None => name.clone(),
             };
-            let per_event = match rule_set.body_findings(body, false) {
-                Ok(per_event) => per_event,
+            lines.clear();
+            match write_alerts(&rule_set, body, &mut lines) {
+                Ok(_) => {}
                 Err(BodyError::Undecodable(kind)) => {
                     eprintln!("error: {}", DecodeError::new(body_name(), kind));
                     undecodable += 1;
                     return Ok(());
                 }
                 Err(error) => return Err(error).context(format!("evaluating {}", body_name())),
-            };
-            for finding in per_event.into_iter().flat_map(|(_, findings)| findings) {
-                line.clear();
-                finding.alert.write_json(&mut line);
-                line.push(b'\n');
-                out.write_all(&line).context("cannot write to stdout")?;
             }
+            out.write_all(&lines).context("cannot write to stdout")?;
             // A pipe's alerts are shown as its events arrive, not when a buffer fills.
             if is_stdin {
                 out.flush().context("cannot write to stdout")?;
@@ -86,6 +82,24 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
+}
+
+/// Appends the alerts `body` raises to `out`, one JSON document a line, as `eval` prints
+/// them; returns how many.
+pub(super) fn write_alerts(
+    rule_set: &RuleSet,
+    body: &str,
+    out: &mut Vec<u8>,
+) -> Result<usize, BodyError> {
+    let mut n_alerts = 0;
+    for (_, findings) in rule_set.body_findings(body, false)? {
+        for finding in findings {
+            finding.alert.write_json(out);
+            out.push(b'\n');
+            n_alerts += 1;
+        }
+    }
+    Ok(n_alerts)
 }
 
 /// Calls `each` with every body of one input and the line it is on (`None` for an input

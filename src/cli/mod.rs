@@ -3,6 +3,7 @@
 //! unreadable or malformed input); `bench-patterns` adds 3 for a rejected pattern, `bench-state`
 //! 3 for state over its memory budget.
 
+mod bench_eval;
 mod bench_patterns;
 mod bench_pipeline;
 mod bench_state;
@@ -41,6 +42,7 @@ enum Command {
     Test(test::Args),
     TestEventPattern(test_event_pattern::Args),
     BenchPatterns(bench_patterns::Args),
+    BenchEval(bench_eval::Args),
     BenchState(bench_state::Args),
 }
 
@@ -58,6 +60,7 @@ pub fn main() -> ExitCode {
         Command::Test(args) => test::run(&args),
         Command::TestEventPattern(args) => test_event_pattern::run(&args),
         Command::BenchPatterns(args) => bench_patterns::run(&args),
+        Command::BenchEval(args) => bench_eval::run(&args),
         Command::BenchState(args) => bench_state::run(&args),
     };
     match outcome {

@@ -388,7 +388,7 @@ impl Rule {
     }
 
     /// An absence rule: its matches are heartbeats, not alerts.
-    fn is_absence(&self) -> bool {
+    pub fn is_absence(&self) -> bool {
         matches!(self.controls.gate, crate::state::Gate::Absence(_))
     }
 

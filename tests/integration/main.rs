@@ -1,5 +1,6 @@
 //! The `meterwatch` binary, end to end (one test binary: see `autotests = false`).
 
+mod bench_eval;
 mod bench_patterns;
 mod check;
 mod docs;
