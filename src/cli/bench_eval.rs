@@ -9,7 +9,7 @@ use super::eval::write_alerts;
 use crate::input;
 use crate::rules::{BodyError, RuleSet};
 use anyhow::{Context, bail};
-use meterwatch_pattern::{MatcherBuilder, Pattern, Scratch};
+use meterwatch_pattern::{Matcher, MatcherBuilder, Pattern, Scratch};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -43,7 +43,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         bail!("{} holds no message bodies", args.events.display());
     }
 
-    let (matcher, n_patterns) = patterns_eval_judges(&rule_set)?;
+    let matcher = judged_patterns(&rule_set)?;
     let mut scratch = Scratch::default();
     let mut found = Vec::new();
     let matching = timed(args, "matching", || {
@@ -79,7 +79,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let per_sec = |seconds: f64| (bodies.len() as f64 / seconds).round();
     let report = serde_json::json!({
         "bodies": bodies.len(),
-        "patterns": n_patterns,
+        "patterns": matcher.len(),
         "passes": args.passes,
         "warmup_passes": args.warmup_passes,
         "matches": matching.counts.matches,
@@ -97,12 +97,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
 /// One matcher of the patterns of the rules `eval` judges (enabled, and not absence rules,
 /// whose matches are heartbeats for the daemon's state stage): what `bench-patterns` would
-/// be given for this rule set. Returns it with the number of patterns.
-fn patterns_eval_judges(
-    rule_set: &RuleSet,
-) -> anyhow::Result<(meterwatch_pattern::Matcher<()>, usize)> {
+/// be given for this rule set.
+fn judged_patterns(rule_set: &RuleSet) -> anyhow::Result<Matcher<()>> {
     let mut builder = MatcherBuilder::default();
-    let mut n_patterns = 0;
     for rule in rule_set.rules() {
         if !rule.enabled || rule.is_absence() {
             continue;
@@ -110,9 +107,8 @@ fn patterns_eval_judges(
         let pattern = Pattern::from_json(&rule.pattern_json)
             .with_context(|| format!("rule {}: its pattern", rule.id))?;
         builder.add((), pattern);
-        n_patterns += 1;
     }
-    Ok((builder.build(), n_patterns))
+    Ok(builder.build())
 }
 
 /// What one pass counted; every timed pass must count the same.
