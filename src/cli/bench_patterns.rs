@@ -2,8 +2,9 @@
 //! `../shared/bench/README.md` specifies, so the figures sit beside quamina's and
 //! event-ruler's.
 
+use super::passes::Passes;
 use crate::input;
-use anyhow::{Context, bail};
+use anyhow::Context;
 use meterwatch_pattern::{MatcherBuilder, Pattern, Scratch};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
@@ -20,12 +21,8 @@ pub struct Args {
     /// Events, one JSON document a line.
     #[arg(long)]
     events: PathBuf,
-    /// Timed passes.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-    passes: u32,
-    /// Untimed passes first.
-    #[arg(long, default_value_t = 1)]
-    warmup_passes: u32,
+    #[command(flatten)]
+    passes: Passes,
     /// Use only the first N events.
     #[arg(long)]
     max_events: Option<usize>,
@@ -93,14 +90,13 @@ fn measure(args: &Args) -> anyhow::Result<Outcome> {
     );
 
     let mut scratch = Scratch::default();
-    let mut pass = |label: &str| -> anyhow::Result<(f64, Counts)> {
+    let mut found = Vec::new();
+    let timed = args.passes.run("bench-patterns", events.len(), || {
         let mut counts = Counts {
             per_pattern: vec![0; names.len()],
             matches_total: 0,
             events_matched: 0,
         };
-        let mut found = Vec::new();
-        let started = Instant::now();
         for (event_idx, event) in events.iter().enumerate() {
             matcher
                 .matches_with(event, &mut scratch, &mut found)
@@ -111,33 +107,10 @@ fn measure(args: &Args) -> anyhow::Result<Outcome> {
                 counts.per_pattern[*matcher.id(pattern_idx)] += 1;
             }
         }
-        let seconds = started.elapsed().as_secs_f64();
-        eprintln!(
-            "bench-patterns: {label}: {seconds:.3}s, {:.0} events/s",
-            events.len() as f64 / seconds
-        );
-        Ok((seconds, counts))
-    };
-
-    let mut reference = None;
-    for idx in 0..args.warmup_passes {
-        let (_, counts) = pass(&format!("warm-up {}", idx + 1))?;
-        reference.get_or_insert(counts);
-    }
-    let mut pass_seconds = Vec::new();
-    for idx in 0..args.passes {
-        let (seconds, counts) = pass(&format!("pass {}", idx + 1))?;
-        match &reference {
-            Some(expected) if *expected != counts => {
-                bail!("pass {} counted differently from the first pass", idx + 1)
-            }
-            Some(_) => {}
-            None => reference = Some(counts),
-        }
-        pass_seconds.push(seconds);
-    }
-    let counts = reference.expect("at least one pass ran");
-    let median = median(&pass_seconds);
+        Ok(counts)
+    })?;
+    let median = timed.median();
+    let counts = timed.counts;
     let per_pattern: Map<String, Value> = names
         .iter()
         .zip(&counts.per_pattern)
@@ -150,8 +123,8 @@ fn measure(args: &Args) -> anyhow::Result<Outcome> {
         "events": events.len(),
         "event_bytes": event_bytes,
         "compile_seconds": compile_seconds,
-        "warmup_passes": args.warmup_passes,
-        "pass_seconds": pass_seconds,
+        "warmup_passes": args.passes.warmup_passes,
+        "pass_seconds": timed.seconds,
         "median_events_per_sec": events.len() as f64 / median,
         "median_mb_per_sec": event_bytes as f64 / 1e6 / median,
         "matches_total": counts.matches_total,
@@ -165,15 +138,4 @@ struct Counts {
     per_pattern: Vec<u64>,
     matches_total: u64,
     events_matched: u64,
-}
-
-pub(super) fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 1 {
-        sorted[mid]
-    } else {
-        (sorted[mid - 1] + sorted[mid]) / 2.0
-    }
 }

@@ -12,7 +12,6 @@ use crate::source::{MemorySource, Source};
 use crate::telemetry::Metrics;
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,12 +20,8 @@ use tokio_util::sync::CancellationToken;
 /// Measures the pipeline's throughput on one core.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Rule files or directories.
-    #[arg(long, default_value = "rules", num_args = 1..)]
-    rules: Vec<PathBuf>,
-    /// JSON-lines file of SQS message bodies (e.g. from ../shared/bench/gen_metering.py).
-    #[arg(long)]
-    events: PathBuf,
+    #[command(flatten)]
+    input: super::RulesAndBodies,
     /// Timed runs; the median is reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
@@ -53,10 +48,10 @@ impl StateStage {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let rule_set = RuleSet::load(&args.rules).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let rule_set = RuleSet::load(&args.input.rules).map_err(|error| anyhow::anyhow!("{error}"))?;
     let n_rules = rule_set.len();
     let rules = Arc::new(ArcSwap::from_pointee(rule_set));
-    let text = crate::input::read("events", &args.events)?;
+    let text = crate::input::read("events", &args.input.events)?;
     let bodies: Vec<&str> = crate::input::json_lines(&text)
         .map(|(_, line)| line)
         .collect();

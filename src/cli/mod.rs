@@ -10,6 +10,7 @@ mod bench_state;
 mod check;
 mod eval;
 mod explain;
+mod passes;
 pub(crate) mod preview;
 mod run;
 mod schema;
@@ -81,6 +82,17 @@ struct RulesAndEvent {
     /// A message body (any shape the daemon accepts).
     #[arg(long)]
     event: PathBuf,
+}
+
+/// The rules and the message bodies of `bench-pipeline` and `bench-eval`.
+#[derive(Debug, clap::Args)]
+struct RulesAndBodies {
+    /// Rule files or directories.
+    #[arg(long, default_value = "rules", num_args = 1..)]
+    rules: Vec<PathBuf>,
+    /// JSON-lines file of SQS message bodies (e.g. from ../shared/bench/gen_metering.py).
+    #[arg(long)]
+    events: PathBuf,
 }
 
 /// The rules a command evaluates events with. Invalid rules are printed, every problem, and
