@@ -202,16 +202,17 @@ impl Event {
     }
 
     /// The event as a JSON value (always an object), parsed on first use.
-    pub fn value(&self) -> &Value {
-        self.value.get_or_init(|| {
-            serde_json::from_str(&self.json)
-                .expect("an event's text was checked to be a JSON object when it was decoded")
-        })
-    }
-
-    /// The CloudTrail record: the envelope's `detail`.
-    pub fn detail(&self) -> Option<&Map<String, Value>> {
-        self.value().get("detail").and_then(Value::as_object)
+    ///
+    /// An error for the rare envelope whose text is valid JSON a `Value` cannot hold: a
+    /// number beyond `f64` (`1e400`) or nesting deeper than serde_json's 128 levels, in a
+    /// part the decoder and the matching pass skip without building. Rejecting those when
+    /// decoding would cost every message a scan for them; what reads the whole value copes.
+    pub fn value(&self) -> Result<&Value, serde_json::Error> {
+        if let Some(value) = self.value.get() {
+            return Ok(value);
+        }
+        let value = serde_json::from_str(&self.json)?;
+        Ok(self.value.get_or_init(|| value))
     }
 
     /// CloudTrail's `eventID`, unique per record (EventBridge's `id` is not).
@@ -404,6 +405,11 @@ pub fn decode(body: &str) -> Result<Vec<Event>, DecodeErrorKind> {
     if let Some(event) = envelope_fast_path(body) {
         return Ok(vec![event]);
     }
+    decode_parsed(body)
+}
+
+/// [`decode`] without its fast path: the body parsed whole, then told apart by shape.
+fn decode_parsed(body: &str) -> Result<Vec<Event>, DecodeErrorKind> {
     let value: Value =
         serde_json::from_str(body).map_err(|error| DecodeErrorKind::NotJson { error })?;
     let Value::Object(object) = value else {
@@ -427,7 +433,7 @@ fn envelope_fast_path(body: &str) -> Option<Event> {
         #[serde(rename = "detail-type")]
         detail_type: Option<IgnoredString>,
         source: Option<IgnoredString>,
-        detail: Option<DetailFacts>,
+        detail: Option<FromObject<DetailFacts>>,
         #[serde(default, deserialize_with = "string_or_none")]
         account: Option<String>,
         #[serde(default, deserialize_with = "string_or_none")]
@@ -435,8 +441,10 @@ fn envelope_fast_path(body: &str) -> Option<Event> {
         #[serde(default, deserialize_with = "string_or_none")]
         time: Option<String>,
     }
-    let probe: Probe = serde_json::from_str(body).ok()?;
-    let (Some(_), Some(_), Some(detail)) = (probe.detail_type, probe.source, probe.detail) else {
+    let FromObject(probe) = serde_json::from_str::<FromObject<Probe>>(body).ok()?;
+    let (Some(_), Some(_), Some(FromObject(detail))) =
+        (probe.detail_type, probe.source, probe.detail)
+    else {
         return None;
     };
     Some(Event {
@@ -573,6 +581,29 @@ fn has_one_plain_detail(body: &str) -> bool {
         }
     }
     keys == 1
+}
+
+/// A `T` read from a JSON object only: a derived struct also takes an array of its fields
+/// in order, which would make `["t", "s", {}]` an envelope to the fast path and not to the
+/// general one.
+struct FromObject<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for FromObject<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(Visitor(std::marker::PhantomData))
+            .map(FromObject)
+    }
 }
 
 /// A JSON string, checked but not kept.
@@ -883,9 +914,14 @@ mod tests {
         names
     }
 
+    /// The value of an event decoded from a fixture, which a `Value` holds.
+    fn whole(event: &Event) -> &Value {
+        event.value().expect("a fixture's event is a Value")
+    }
+
     /// The event's value without EventBridge's `id`, which a synthesized envelope cannot know.
     fn without_id(event: &Event) -> Value {
-        let mut value = event.value().clone();
+        let mut value = whole(event).clone();
         if let Some(object) = value.as_object_mut() {
             object.remove("id");
         }
@@ -906,8 +942,8 @@ mod tests {
             let sns_bare = decode_one(&format!("envelopes/{name}.sns-cloudtrail.json"));
 
             assert_eq!(
-                sns.value(),
-                eventbridge.value(),
+                whole(&sns),
+                whole(&eventbridge),
                 "{name}: SNS-wrapped envelope"
             );
             assert_eq!(bare, sns_bare, "{name}: SNS-wrapped record");
@@ -918,8 +954,8 @@ mod tests {
                 "{name}: bare record"
             );
             assert_eq!(
-                bare.value()["id"],
-                bare.value()["detail"]["eventID"],
+                whole(&bare)["id"],
+                whole(&bare)["detail"]["eventID"],
                 "{name}"
             );
         }
@@ -946,7 +982,7 @@ mod tests {
                 for event in decode_ok(&format!("{folder}/{name}")) {
                     let reparsed: Value =
                         serde_json::from_str(event.json()).expect("event text is JSON");
-                    assert_eq!(&reparsed, event.value(), "{folder}/{name}");
+                    assert_eq!(&reparsed, whole(&event), "{folder}/{name}");
                 }
             }
         }
@@ -955,7 +991,7 @@ mod tests {
     #[test]
     fn synthesized_envelope_is_what_eventbridge_sends() {
         let event = decode_one("envelopes/registerusage-eks.cloudtrail.json");
-        let value = event.value();
+        let value = whole(&event);
         assert_eq!(value["version"], "0");
         assert_eq!(value["id"], "cEXAMPLE-e6c2-465d-b47f-150EXAMPLE97");
         assert_eq!(value["detail-type"], "AWS API Call via CloudTrail");
@@ -983,7 +1019,7 @@ mod tests {
         assert_eq!(event.account(), Some("123456789012"));
         assert_eq!(event.region(), Some("us-east-1"));
         assert_eq!(event.event_time(), Some("2020-07-10T23:06:42Z"));
-        assert!(event.detail().is_some());
+        assert!(whole(&event)["detail"].is_object());
 
         let success = decode_one("envelopes/meterusage-ami.eventbridge.json");
         assert_eq!(success.error_code(), None);
@@ -1264,7 +1300,7 @@ mod tests {
         record["eventSource"] = json!("s3.amazonaws.com");
         let events = decode(&record.to_string()).expect("an S3 record decodes");
         assert_eq!(
-            events.first().map(|e| &e.value()["source"]),
+            events.first().map(|e| &whole(e)["source"]),
             Some(&json!("aws.s3"))
         );
 
@@ -1311,6 +1347,43 @@ mod tests {
             kind.to_string(),
             "EventBridge envelope: `detail` must be an object, found a string"
         );
+    }
+
+    /// Serde's derived structs also read arrays (fields in order): the fast path must not
+    /// take those for an envelope when the general path does not.
+    #[test]
+    fn arrays_are_not_envelopes_on_the_fast_path_either() {
+        let top = decode_err(r#"["AWS API Call via CloudTrail", "aws.x", {}]"#);
+        assert_eq!(top.label(), "not_an_object");
+        let detail = decode_err(r#"{"detail-type": "x", "source": "y", "detail": []}"#);
+        assert_eq!(
+            detail.to_string(),
+            "EventBridge envelope: `detail` must be an object, found an array"
+        );
+    }
+
+    /// Valid JSON a `Value` cannot hold, in a part the decoder skips, is decoded; reading
+    /// the whole value then says why it cannot, instead of panicking.
+    #[test]
+    fn an_event_a_value_cannot_hold_says_so_when_read_whole() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for odd in ["1e400", deep.as_str()] {
+            let body = format!(
+                r#"{{"detail-type": "x", "source": "y", "detail": {{"eventID": "e", "z": {odd}}}}}"#
+            );
+            let events = decode(&body).expect("the envelope decodes");
+            let [event] = events.as_slice() else {
+                panic!("one event expected");
+            };
+            assert_eq!(event.event_id(), Some("e"));
+            let error = event.value().expect_err("no Value holds it");
+            assert!(
+                ["number out of range", "recursion limit exceeded"]
+                    .iter()
+                    .any(|reason| error.to_string().contains(reason)),
+                "{error}"
+            );
+        }
     }
 
     #[test]
@@ -1418,7 +1491,10 @@ mod tests {
                 for event in events {
                     let reparsed: Value = serde_json::from_str(event.json())
                         .map_err(|error| TestCaseError::fail(error.to_string()))?;
-                    prop_assert_eq!(&reparsed, event.value());
+                    let value = event
+                        .value()
+                        .map_err(|error| TestCaseError::fail(error.to_string()))?;
+                    prop_assert_eq!(&reparsed, value);
                 }
             }
         }
@@ -1426,6 +1502,38 @@ mod tests {
         /// Seed records with one field replaced by generated JSON, in each shape: unlike
         /// fully generated JSON, these mostly get past shape detection, so both the success
         /// path and each field check are exercised.
+        /// The fast path is only a shortcut: what it decodes, the general path decodes the
+        /// same.
+        #[test]
+        fn the_fast_path_agrees_with_the_general_one(
+            name in prop::sample::select(SEED_NAMES.to_vec()),
+            key in prop::sample::select(DECODER_KEYS.to_vec()),
+            replacement in json_value(),
+            detail in json_value(),
+        ) {
+            let mut record: Value =
+                serde_json::from_str(&fixture(&format!("envelopes/{name}.cloudtrail.json")))
+                    .map_err(|error| TestCaseError::fail(error.to_string()))?;
+            record[key] = replacement;
+            for body in [
+                json!({
+                    "detail-type": CLOUDTRAIL_DETAIL_TYPE, "source": "aws.metering-marketplace",
+                    "detail": record
+                }),
+                json!({"detail-type": "x", "source": "y", "detail": detail}),
+                json!(["x", "y", detail]),
+            ] {
+                let body = body.to_string();
+                if let Some(fast) = envelope_fast_path(&body) {
+                    let general = decode_parsed(&body)
+                        .map_err(|error| TestCaseError::fail(error.to_string()))?;
+                    prop_assert_eq!(general.len(), 1);
+                    prop_assert_eq!(&general[0].json, &fast.json);
+                    prop_assert_eq!(&general[0].facts, &fast.facts);
+                }
+            }
+        }
+
         #[test]
         fn decoding_mutated_records_never_panics_and_text_matches_value(
             name in prop::sample::select(SEED_NAMES.to_vec()),
@@ -1451,7 +1559,10 @@ mod tests {
                 for event in events {
                     let reparsed: Value = serde_json::from_str(event.json())
                         .map_err(|error| TestCaseError::fail(error.to_string()))?;
-                    prop_assert_eq!(&reparsed, event.value());
+                    let value = event
+                        .value()
+                        .map_err(|error| TestCaseError::fail(error.to_string()))?;
+                    prop_assert_eq!(&reparsed, value);
                 }
             }
         }

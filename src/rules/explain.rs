@@ -100,10 +100,11 @@ impl RuleSet {
         only: Option<&str>,
     ) -> Result<Vec<Explanation>, EventError> {
         let findings = self.findings(event)?;
+        let value = event.value()?;
         // Conditions are judged on the parsed event, by the same tests as `findings` runs on
         // the matcher's captured values, for every rule (enabled or not, matched or not).
         let subject = Parsed {
-            value: event.value(),
+            value,
             text: event.json(),
             event_time: EventTime::new(event.event_time()),
         };
@@ -113,7 +114,7 @@ impl RuleSet {
                 continue;
             }
             let pattern_matched = single_matches(&rule.pattern_json, event.json());
-            let pattern = nodes(&rule.pattern_json, "", event.value());
+            let pattern = nodes(&rule.pattern_json, "", value);
             let all_fields_pass = pattern.iter().all(Node::accepted);
             explanations.push(Explanation {
                 rule: rule.id.to_string(),
@@ -124,7 +125,7 @@ impl RuleSet {
                 array_elements_differ: all_fields_pass && !pattern_matched,
                 pattern,
                 conditions: rule.conditions.iter().map(|c| trace(c, &subject)).collect(),
-                for_each: elements(rule, event.value()),
+                for_each: elements(rule, value),
                 alerts: findings
                     .iter()
                     .filter(|f| f.alert.rule == rule.id && !f.is_heartbeat())

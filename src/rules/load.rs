@@ -877,6 +877,37 @@ mod tests {
         assert_eq!(fired(&json_rule, event), ["r"]);
     }
 
+    /// An event holding valid JSON a `Value` cannot (see `Event::value`) still raises its
+    /// alert; templates that read the whole event say why they cannot, and `explain` is an
+    /// error, not a panic.
+    #[test]
+    fn an_event_a_value_cannot_hold_still_alerts() {
+        let rule_set = rule(
+            "summary = \"{{ detail.errorCode }} at {{ event.account }}\"\n\
+             match.detail.errorCode = [{ exists = true }]\n",
+        );
+        let body = r#"{"detail-type": "x", "source": "y", "account": "1",
+            "detail": {"eventID": "e", "errorCode": "X", "z": 1e400}}"#;
+        let events = envelope::decode(body).expect("the envelope decodes");
+        let [event] = events.as_slice() else {
+            panic!("one event expected");
+        };
+        let alerts = rule_set.evaluate(event).expect("evaluation succeeds");
+        let [alert] = alerts.as_slice() else {
+            panic!("one alert expected: {alerts:?}");
+        };
+        assert_eq!(alert.event_id.as_deref(), Some("e"));
+        assert_eq!(alert.summary, "at");
+        let note = alert.body.as_deref().unwrap_or_default();
+        assert!(
+            note.starts_with(
+                "(template error: the event cannot be read whole: number out of range"
+            ),
+            "{note}"
+        );
+        assert!(rule_set.explain(event, None).is_err());
+    }
+
     #[test]
     fn disabled_rules_are_checked_but_never_fire() {
         let rule_set = rule("enabled = false\nmatch.detail.eventName = [\"MeterUsage\"]\n");

@@ -376,7 +376,7 @@ impl RuleSet {
             thread_key: Some(key.text.clone()),
             ..rule.new_alert()
         };
-        rule.render(&mut alert, || &event, self);
+        rule.render(&mut alert, || Ok(&event), self);
         alert
     }
 }
@@ -511,18 +511,38 @@ impl Rule {
     /// Fills in the alert's title, summary and body from the rule's templates. A template
     /// that fails (rare: they were rendered once at load) leaves a visible note, never a
     /// missing alert. `event` gives the raw event, read only when a template uses `event` or
-    /// `detail`.
-    fn render<'e>(&self, alert: &mut Alert, event: impl Fn() -> &'e Value, rule_set: &RuleSet) {
+    /// `detail`; an event a `Value` cannot hold ([`Event::value`]) leaves them undefined, and
+    /// the alert says why.
+    fn render<'e>(
+        &self,
+        alert: &mut Alert,
+        event: impl Fn() -> Result<&'e Value, serde_json::Error>,
+        rule_set: &RuleSet,
+    ) {
         let templates: &Templates = &rule_set.templates;
+        let mut errors = Vec::new();
+        let mut whole = |part: Option<&str>| match event() {
+            Ok(value) => Some(minijinja::Value::from(minijinja::value::Serde(
+                match part {
+                    Some(key) => value.get(key),
+                    None => Some(value),
+                },
+            ))),
+            Err(error) => {
+                // Once, should the templates read both `event` and `detail`.
+                if errors.is_empty() {
+                    errors.push(format!("the event cannot be read whole: {error}"));
+                }
+                None
+            }
+        };
         // The context holds only the names the templates read, each converted on its own.
         let context: BTreeMap<Arc<str>, minijinja::Value> = templates
             .names(&self.id)
             .filter_map(|name| {
                 let value = match &**name {
-                    "event" => minijinja::Value::from(minijinja::value::Serde(event())),
-                    "detail" => {
-                        minijinja::Value::from(minijinja::value::Serde(event().get("detail")))
-                    }
+                    "event" => whole(None)?,
+                    "detail" => whole(Some("detail"))?,
                     "rule" => minijinja::Value::from(minijinja::value::Serde(serde_json::json!({
                         "id": &*self.id, "title": &*self.title,
                         "severity": self.severity, "description": self.description,
@@ -540,7 +560,6 @@ impl Rule {
             })
             .collect();
         let context = minijinja::Value::from_object(context);
-        let mut errors = Vec::new();
         match templates.render(&self.id, Kind::Title, &context) {
             Ok(title) if !title.is_empty() => alert.title = title,
             Ok(_) => {}
