@@ -322,3 +322,40 @@ fn a_pipes_alerts_come_out_as_its_lines_arrive() {
     drop(stdin);
     assert_eq!(child.wait().expect("meterwatch exits").code(), Some(0));
 }
+
+/// Every shipped rule that reads a list stays quiet while its list is empty ("not
+/// configured"), as each rule's description says: callers with no ARN included.
+#[test]
+fn shipped_rules_stay_quiet_on_empty_lists() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for file in ["identity.toml", "metering.toml"] {
+        std::fs::copy(Path::new("rules").join(file), dir.path().join(file)).expect("copy rules");
+    }
+    std::fs::write(
+        dir.path().join("lists.toml"),
+        "[lists]\nallowed_principals = []\nproduction_accounts = []\nexpected_product_codes = []\n",
+    )
+    .expect("write lists");
+    let detail = |identity: Value| {
+        json!({
+            "eventSource": "metering-marketplace.amazonaws.com", "eventName": "MeterUsage",
+            "eventID": "q-1", "eventTime": "2020-07-10T23:06:42Z", "awsRegion": "us-east-1",
+            "recipientAccountId": "123456789012", "userIdentity": identity,
+            "requestParameters": {"productCode": "prod-unlisted", "dryRun": true,
+                                  "timestamp": "Jul 10, 2020 11:00:00 PM"}
+        })
+    };
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    for identity in [
+        json!({"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/mallory"}),
+        json!({"type": "AWSService", "invokedBy": "ec2.amazonaws.com"}),
+        json!({"type": "AWSAccount", "principalId": "AIDAEXAMPLE", "accountId": "111122223333"}),
+    ] {
+        writeln!(file, "{}", detail(identity)).expect("write body");
+    }
+    let rules = dir.path().to_str().expect("utf-8 temp path");
+    let events = file.path().to_str().expect("utf-8 temp path");
+    let output = meterwatch(&["eval", "--rules", rules, events]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "");
+}
