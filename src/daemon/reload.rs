@@ -4,8 +4,8 @@
 //! swapping its `..data` symlink, which a watch on a file never sees. A new set is loaded and
 //! compiled in full off the runtime (`spawn_blocking`), then swapped in with one
 //! `ArcSwap::store`; each message holds the snapshot it started with, so none is evaluated
-//! by two sets. A set with any error is rejected, logged with every diagnostic and counted;
-//! the last good set stays in force.
+//! by two sets. A set with any error (or no rules) is rejected, logged with every diagnostic
+//! and counted; the last good set stays in force.
 
 use crate::rules::RuleSet;
 use crate::telemetry::Metrics;
@@ -192,12 +192,19 @@ mod tests {
         assert!(!reloader.reload(ReloadTrigger::Sighup).await);
         assert_eq!(rules.load().rules()[0].id.as_ref(), "call-failed");
 
+        // An emptied directory, or one left with lists alone, is no rule set either.
+        std::fs::remove_file(&file).expect("remove");
+        assert!(!reloader.reload(ReloadTrigger::Sighup).await);
+        std::fs::write(dir.path().join("lists.toml"), "[lists]\nl = [\"a\"]\n").expect("write");
+        assert!(!reloader.reload(ReloadTrigger::Sighup).await);
+        assert_eq!(rules.load().rules()[0].id.as_ref(), "call-failed");
+
         std::fs::write(&file, FAILING_RULE.replace("call-failed", "renamed")).expect("write");
         assert!(reloader.reload(ReloadTrigger::Sighup).await);
         assert_eq!(rules.load().rules()[0].id.as_ref(), "renamed");
         let text = metrics.encode();
         assert!(
-            text.contains("meterwatch_rules_reload_total{result=\"failed\"} 1"),
+            text.contains("meterwatch_rules_reload_total{result=\"failed\"} 3"),
             "{text}"
         );
         assert!(

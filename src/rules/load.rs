@@ -72,6 +72,14 @@ pub fn rule_files<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<PathBuf>, Vec<Diagn
                         !name.starts_with('.') && name.ends_with(".toml") && file.is_file()
                     })
                     .collect();
+                if found.is_empty() {
+                    // A rules directory emptied by mistake (or a mount that did not happen)
+                    // would otherwise be a daemon that quietly alerts on nothing.
+                    diagnostics.push(Diagnostic::new(
+                        path,
+                        "the directory holds no rule files (`*.toml`)",
+                    ));
+                }
                 found.sort();
                 files.extend(found);
             }
@@ -100,7 +108,17 @@ pub(super) fn load<P: AsRef<Path>>(paths: &[P]) -> Result<RuleSet, LoadError> {
             )),
         }
     }
-    loader.finish()
+    let rule_set = loader.finish()?;
+    match paths.first() {
+        // Lists alone alert on nothing: that is a mistake, not a rule set.
+        Some(first) if rule_set.is_empty() => Err(LoadError {
+            diagnostics: vec![Diagnostic::new(
+                first.as_ref(),
+                "no rules: the rule files define no `[[rule]]`",
+            )],
+        }),
+        _ => Ok(rule_set),
+    }
 }
 
 /// A file's path and text, for placing diagnostics.

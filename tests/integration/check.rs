@@ -31,3 +31,26 @@ fn a_missing_path_is_an_error() {
         stderr(&output)
     );
 }
+
+/// A rule set that alerts on nothing is a mistake: an emptied rules directory, or lists
+/// without rules.
+#[test]
+fn no_rules_is_an_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_str().expect("utf-8 temp path");
+    let empty = meterwatch(&["check", path]);
+    assert_eq!(empty.status.code(), Some(1));
+    assert!(
+        stderr(&empty).contains("the directory holds no rule files (`*.toml`)"),
+        "{}",
+        stderr(&empty)
+    );
+
+    let lists = meterwatch(&["check", "rules/lists.toml"]);
+    assert_eq!(lists.status.code(), Some(1));
+    assert!(
+        stderr(&lists).contains("rules/lists.toml: error: no rules"),
+        "{}",
+        stderr(&lists)
+    );
+}
