@@ -1,10 +1,11 @@
-//! AWS clients and error classification: the only module besides `source/` and `sink/` that
-//! names AWS SDK types.
+//! AWS clients and error classification: the only module besides `source/`, `sink/` and
+//! `state/dynamodb.rs` that names AWS SDK types.
 //!
 //! Credentials and region come from aws-config's default chain (environment, profile, web
 //! identity / IRSA, ECS container credentials, IMDS). aws-config itself honours
-//! `AWS_ENDPOINT_URL` and the per-service `AWS_ENDPOINT_URL_SQS` / `AWS_ENDPOINT_URL_SNS`
-//! (and the profile's `endpoint_url`), which is how tests point the daemon at moto.
+//! `AWS_ENDPOINT_URL` and the per-service `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_SNS` and
+//! `AWS_ENDPOINT_URL_DYNAMODB` (and the profile's `endpoint_url`), which is how tests point the
+//! daemon at moto.
 //! Nothing here logs a credential: the SDK's own `Debug` output redacts them.
 
 use aws_config::{BehaviorVersion, SdkConfig};

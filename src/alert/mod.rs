@@ -345,12 +345,6 @@ impl Alert {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         sonic_rs::to_writer(out, self).expect("an Alert holds only strings and JSON values");
     }
-
-    /// The principal's ARN, else the role behind it, for one-line summaries.
-    pub fn principal_arn(&self) -> Option<&str> {
-        let principal = self.principal.as_ref()?;
-        principal.arn.as_deref().or(principal.role_arn.as_deref())
-    }
 }
 
 /// The JSON Schema of the alert document, generated from [`Alert`].

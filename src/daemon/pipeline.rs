@@ -237,12 +237,6 @@ impl Pipeline {
         }
         Verdict::Done
     }
-
-    /// Publishes one alert to every sink it is routed to (each with retries); true when all
-    /// accepted it.
-    pub async fn publish_all(&self, alert: &Alert) -> bool {
-        crate::state::Publish::publish(self, alert).await
-    }
 }
 
 /// An event's time (CloudTrail's `eventTime`, else the envelope's `time`) in milliseconds.

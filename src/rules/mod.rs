@@ -15,6 +15,7 @@
 //! - `diagnostic`: `path:line:col: error[rule-id]: message` with the source line.
 //! - `field`: dotted paths and the values an event holds at them.
 //! - `lists`: named lists with wildcard entries.
+//! - `controls`: the noise-control tables (`[rule.dedup]`, `[rule.throttle]`...) → `Controls`.
 //! - [`cases`]: rule tests (`rules/tests/*.toml`), run by `meterwatch test`.
 //! - `condition`: the `where` tests.
 //! - [`explain`]: why each rule did or did not fire for an event.
@@ -92,7 +93,7 @@ impl Finding {
     /// its `alert` holds just what the state stage reads (rule, time, account, region):
     /// [`RuleSet::heartbeat_alert`] builds the rest then.
     pub fn is_heartbeat(&self) -> bool {
-        matches!(self.controls.gate, crate::state::Gate::Absence(_))
+        self.controls.is_absence()
     }
 }
 
@@ -389,7 +390,7 @@ impl Rule {
 
     /// An absence rule: its matches are heartbeats, not alerts.
     pub fn is_absence(&self) -> bool {
-        matches!(self.controls.gate, crate::state::Gate::Absence(_))
+        self.controls.is_absence()
     }
 
     /// An absence rule's finding for an event its pattern and conditions accepted: a

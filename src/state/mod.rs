@@ -68,6 +68,11 @@ pub struct Controls {
 }
 
 impl Controls {
+    /// An absence rule's: its matches are heartbeats, never alerts by themselves.
+    pub fn is_absence(&self) -> bool {
+        matches!(self.gate, Gate::Absence(_))
+    }
+
     /// The controls of a rule that says nothing: dedup for the default window.
     pub fn standard() -> Controls {
         Controls {
