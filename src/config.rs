@@ -353,7 +353,9 @@ pub struct Overrides {
     /// Sets (or replaces) the SNS sink named `chatbot`, in the `chatbot` format. Empty means
     /// none, so a deployment can pass the variable whether or not it has a Slack channel.
     pub chatbot_topic_arn: Option<String>,
-    /// Replaces `state.table` (used with `state.type = "dynamodb"`).
+    /// Keeps state in this DynamoDB table: sets `state.table` and `state.type = "dynamodb"`.
+    /// Empty means unchanged, so a deployment can pass the variable whether or not it has
+    /// the table.
     pub state_table: Option<String>,
     /// Replaces `http.listen`.
     pub listen: Option<SocketAddr>,
@@ -457,8 +459,11 @@ impl Config {
                 },
             );
         }
-        if let Some(table) = overrides.state_table {
-            self.state.table = Some(table);
+        if let Some(table) = overrides.state_table.filter(|table| !table.is_empty()) {
+            self.state = StateConfig {
+                kind: StateKind::Dynamodb,
+                table: Some(table),
+            };
         }
         if let Some(listen) = overrides.listen {
             self.http.listen = Some(listen);
@@ -902,6 +907,19 @@ sinks = ["email"]
             ..Overrides::default()
         });
         config.validate().expect("table from the environment");
+        // The table alone selects DynamoDB: with memory state it would be silently unused.
+        let mut memory = Config::default();
+        memory.apply(Overrides {
+            state_table: Some("meterwatch-state".to_owned()),
+            ..Overrides::default()
+        });
+        assert_eq!(memory.state.kind, StateKind::Dynamodb);
+        let mut unset = Config::default();
+        unset.apply(Overrides {
+            state_table: Some(String::new()),
+            ..Overrides::default()
+        });
+        assert_eq!(unset.state.kind, StateKind::Memory);
         let memory = Config::parse("[state]\ntype = \"memory\"\ntable = \"t\"").expect("parses");
         memory
             .validate()

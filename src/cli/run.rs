@@ -34,7 +34,8 @@ pub struct Args {
     /// to Slack or Teams (sets the sns sink named `chatbot`, format `chatbot`; empty: none).
     #[arg(long, env = "METERWATCH_CHATBOT_TOPIC_ARN")]
     chatbot_topic_arn: Option<String>,
-    /// Keep state in this DynamoDB table.
+    /// Keep state in this DynamoDB table (sets `[state] type = "dynamodb"`; empty: as
+    /// configured).
     #[arg(long, env = "METERWATCH_STATE_TABLE")]
     state_table: Option<String>,
     /// Serve /healthz, /readyz and /metrics on this address.

@@ -202,6 +202,20 @@ pub async fn serve(
     for problem in config.unmatched_route_rules(rule_set.rules().iter().map(|rule| &*rule.id)) {
         tracing::warn!(problem = %problem, "Route names no loaded rule.");
     }
+    if matches!(config.source, SourceConfig::Sqs(_)) && config.state.kind == StateKind::Memory {
+        let rules: Vec<&str> = rule_set
+            .rules()
+            .iter()
+            .filter(|rule| rule.enabled && rule.controls.needs_every_event())
+            .map(|rule| &*rule.id)
+            .collect();
+        if !rules.is_empty() {
+            tracing::warn!(
+                rules = %rules.join(", "),
+                "State is in memory: run one consumer on this queue, or use [state] type = \"dynamodb\". Absence and threshold rules judge every event of a key, and consumers sharing a queue each see only their share (false absences, thresholds never reached)."
+            );
+        }
+    }
     let rules = Arc::new(ArcSwap::from_pointee(rule_set));
     RulesReloaded {
         n_rules,

@@ -73,6 +73,12 @@ impl Controls {
         matches!(self.gate, Gate::Absence(_))
     }
 
+    /// Whether the gate judges a key by all of its events (absence, threshold), which
+    /// consumers sharing a queue with state in memory each see only a share of.
+    pub fn needs_every_event(&self) -> bool {
+        matches!(self.gate, Gate::Absence(_) | Gate::Threshold(_))
+    }
+
     /// The controls of a rule that says nothing: dedup for the default window.
     pub fn standard() -> Controls {
         Controls {
