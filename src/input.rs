@@ -45,6 +45,24 @@ fn read_error(name: &str, path: &Path, source: std::io::Error) -> InputError {
     }
 }
 
+/// Whether `text` is one JSON document.
+pub fn is_json(text: &str) -> bool {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+}
+
+/// The message bodies in one input's text, whatever its name: the whole text when it is one
+/// JSON document (or does not start as JSON lines would, for the decoder to reject whole),
+/// else each non-blank line (JSON lines) with its 1-based number. `eval` and the daemon's
+/// file source read event files alike through this.
+pub fn bodies(text: &str) -> Vec<(Option<usize>, &str)> {
+    if is_json(text) || !text.trim_start().starts_with('{') {
+        return vec![(None, text)];
+    }
+    json_lines(text)
+        .map(|(line, body)| (Some(line), body))
+        .collect()
+}
+
 /// The non-blank lines of JSON-lines text, with their 1-based line numbers.
 pub fn json_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.lines()

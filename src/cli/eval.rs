@@ -121,7 +121,7 @@ fn for_each_body(
         .next_non_blank(&mut reader)
         .with_context(cannot_read)?
     {
-        Some((number, first)) if first.starts_with('{') && is_json(first) => {
+        Some((number, first)) if first.starts_with('{') && input::is_json(first) => {
             each(Some(number), first)?;
             lines.keep = false;
             while let Some((number, body)) = lines
@@ -135,7 +135,7 @@ fn for_each_body(
             reader
                 .read_to_string(&mut lines.kept)
                 .with_context(cannot_read)?;
-            for (number, body) in bodies(&lines.kept) {
+            for (number, body) in input::bodies(&lines.kept) {
                 each(number, body)?;
             }
         }
@@ -221,21 +221,6 @@ fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<b
     }
 }
 
-fn is_json(text: &str) -> bool {
-    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
-}
-
-/// The bodies in one input read whole: the whole text when it is one JSON document, else
-/// each non-blank line (JSON lines) with its line number.
-fn bodies(text: &str) -> Vec<(Option<usize>, &str)> {
-    if is_json(text) || !text.trim_start().starts_with('{') {
-        return vec![(None, text)];
-    }
-    input::json_lines(text)
-        .map(|(line, body)| (Some(line), body))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,7 +237,7 @@ mod tests {
     }
 
     fn whole(text: &str) -> Vec<(Option<usize>, String)> {
-        bodies(text)
+        input::bodies(text)
             .into_iter()
             .map(|(number, body)| (number, body.trim().to_owned()))
             .collect()

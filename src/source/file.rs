@@ -1,8 +1,8 @@
 //! Event files and standard input: the pipeline without AWS (samples, replays, the README's
 //! first command).
 //!
-//! A `*.jsonl` file holds one message per non-blank line (id `PATH:LINE`); any other file is
-//! one message (id `PATH`). Directories are read recursively: their `*.json` and `*.jsonl`
+//! A file holding one JSON document is one message (id `PATH`); JSON lines are one message per
+//! non-blank line (id `PATH:LINE`), whatever the file's name, as `eval` reads them. Directories are read recursively: their `*.json` and `*.jsonl`
 //! files, in path order. Standard input is JSON lines. Nothing is deleted: a file source
 //! simply ends ([`Received::Exhausted`]) when everything was handed out.
 
@@ -104,7 +104,7 @@ async fn receive_files(state: &std::sync::Mutex<FilesState>) -> Result<Received,
                 path: next_file.display().to_string(),
                 source,
             })?;
-        let messages = messages_of(&next_file, text);
+        let messages = messages_of(&next_file, &text);
         state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -135,16 +135,16 @@ async fn receive_stdin(state: &mut StdinState) -> Result<Received, SourceError> 
     Ok(Received::Messages(batch))
 }
 
-/// The messages of one file's text.
-fn messages_of(path: &Path, text: String) -> Vec<Message> {
+/// The messages of one file's text, told apart as `eval` tells them ([`crate::input::bodies`]).
+fn messages_of(path: &Path, text: &str) -> Vec<Message> {
     let name = path.display();
-    if is_json_lines(path) {
-        crate::input::json_lines(&text)
-            .map(|(line_number, line)| message(format!("{name}:{line_number}"), line.to_owned()))
-            .collect()
-    } else {
-        vec![message(name.to_string(), text)]
-    }
+    crate::input::bodies(text)
+        .into_iter()
+        .map(|(line_number, body)| match line_number {
+            Some(line_number) => message(format!("{name}:{line_number}"), body.to_owned()),
+            None => message(name.to_string(), body.to_owned()),
+        })
+        .collect()
 }
 
 fn message(id: String, body: String) -> Message {
@@ -154,10 +154,6 @@ fn message(id: String, body: String) -> Message {
         body,
         receive_count: 1,
     }
-}
-
-fn is_json_lines(path: &Path) -> bool {
-    path.extension().is_some_and(|ext| ext == "jsonl")
 }
 
 /// Adds `path` (a file, or a directory's event files recursively) to `files`. A file named
@@ -235,6 +231,30 @@ mod tests {
                 "a.jsonl:4",
                 "b.json",
                 "sub/c.json"
+            ]
+        );
+    }
+
+    /// What a file holds decides, not its name: as `eval` reads it.
+    #[tokio::test]
+    async fn json_lines_and_documents_are_told_apart_by_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lines = dir.path().join("lines.json");
+        std::fs::write(&lines, "{\"a\": 1}\n{\"b\": 2}\n").expect("write");
+        let pretty = dir.path().join("pretty.jsonl");
+        std::fs::write(&pretty, "{\n  \"a\": 1\n}\n").expect("write");
+        let source = FileSource::files(&[lines.clone(), pretty.clone()]).expect("listable");
+        let read: Vec<(String, String)> = drain(&source)
+            .await
+            .into_iter()
+            .map(|m| (m.id, m.body.trim().to_owned()))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                (format!("{}:1", lines.display()), "{\"a\": 1}".to_owned()),
+                (format!("{}:2", lines.display()), "{\"b\": 2}".to_owned()),
+                (pretty.display().to_string(), "{\n  \"a\": 1\n}".to_owned()),
             ]
         );
     }
