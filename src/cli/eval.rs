@@ -18,8 +18,8 @@ use std::process::ExitCode;
 /// and the others are still evaluated).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Rule files or directories.
-    #[arg(long = "rules", default_value = "rules")]
+    /// Rule files or directories (repeat the flag, or separate them with commas).
+    #[arg(long, default_value = "rules", value_delimiter = ',')]
     rules: Vec<PathBuf>,
     /// Files of message bodies; `-` (the default) reads standard input.
     #[arg(default_value = "-")]

@@ -76,8 +76,8 @@ pub fn main() -> ExitCode {
 /// The rules and the one event of `explain` and `preview`.
 #[derive(Debug, clap::Args)]
 struct RulesAndEvent {
-    /// Rule files or directories.
-    #[arg(long = "rules", default_value = "rules")]
+    /// Rule files or directories (repeat the flag, or separate them with commas).
+    #[arg(long, default_value = "rules", value_delimiter = ',')]
     rules: Vec<PathBuf>,
     /// A message body (any shape the daemon accepts).
     #[arg(long)]
@@ -87,8 +87,8 @@ struct RulesAndEvent {
 /// The rules and the message bodies of `bench-pipeline` and `bench-eval`.
 #[derive(Debug, clap::Args)]
 struct RulesAndBodies {
-    /// Rule files or directories.
-    #[arg(long, default_value = "rules", num_args = 1..)]
+    /// Rule files or directories (repeat the flag, or separate them with commas).
+    #[arg(long, default_value = "rules", value_delimiter = ',')]
     rules: Vec<PathBuf>,
     /// JSON-lines file of SQS message bodies (e.g. from ../shared/bench/gen_metering.py).
     #[arg(long)]

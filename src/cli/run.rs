@@ -18,8 +18,9 @@ pub struct Args {
     /// Config file (TOML; every key is documented in meterwatch.toml).
     #[arg(long, env = "METERWATCH_CONFIG")]
     config: Option<PathBuf>,
-    /// Rule files or directories (replaces `rules.paths`; comma-separated in the variable).
-    #[arg(long, env = "METERWATCH_RULES", num_args = 1.., value_delimiter = ',')]
+    /// Rule files or directories, replacing `rules.paths` (repeat the flag, or separate them
+    /// with commas, as in the variable).
+    #[arg(long, env = "METERWATCH_RULES", value_delimiter = ',')]
     rules: Option<Vec<PathBuf>>,
     /// Read this SQS queue (sets the sqs source).
     #[arg(long, env = "METERWATCH_QUEUE_URL")]

@@ -11,8 +11,9 @@ pub struct Args {
     /// Test files, or directories whose `*.toml` files are read.
     #[arg(default_value = "rules/tests")]
     paths: Vec<PathBuf>,
-    /// The rules under test: files or directories.
-    #[arg(long = "rules", default_value = "rules")]
+    /// The rules under test: files or directories (repeat the flag, or separate them with
+    /// commas).
+    #[arg(long, default_value = "rules", value_delimiter = ',')]
     rules: Vec<PathBuf>,
 }
 

@@ -359,3 +359,31 @@ fn shipped_rules_stay_quiet_on_empty_lists() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(stdout(&output), "");
 }
+
+/// `--rules` takes several paths the same way in every command: the flag repeated, or one
+/// value with commas.
+#[test]
+fn rules_are_given_by_repeating_the_flag_or_with_commas() {
+    let event = "tests/fixtures/events/failing/meterusage-throttled.eventbridge.json";
+    let whole = meterwatch(&["eval", "--rules", "rules", event]);
+    assert_eq!(whole.status.code(), Some(0), "{}", stderr(&whole));
+    let commas = meterwatch(&[
+        "eval",
+        "--rules",
+        "rules/identity.toml,rules/metering.toml,rules/lists.toml",
+        event,
+    ]);
+    let repeated = meterwatch(&[
+        "eval",
+        "--rules",
+        "rules/identity.toml",
+        "--rules",
+        "rules/metering.toml",
+        "--rules",
+        "rules/lists.toml",
+        event,
+    ]);
+    assert!(!stdout(&whole).is_empty());
+    assert_eq!(stdout(&commas), stdout(&whole), "{}", stderr(&commas));
+    assert_eq!(stdout(&repeated), stdout(&whole), "{}", stderr(&repeated));
+}
