@@ -22,17 +22,7 @@ use std::sync::Arc;
 
 /// How bad a finding is; ordered from least to most severe.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    serde::Deserialize,
-    schemars::JsonSchema,
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -60,6 +50,27 @@ impl Severity {
             Severity::High => "high",
             Severity::Critical => "critical",
         }
+    }
+}
+
+/// By hand, so that a value of the wrong type (`severity = 3`) is told the names too.
+impl<'de> serde::Deserialize<'de> for Severity {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const NAMES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Severity;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("one of `info`, `low`, `medium`, `high`, `critical`")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Severity, E> {
+                Severity::ALL
+                    .into_iter()
+                    .find(|severity| severity.as_str() == text)
+                    .ok_or_else(|| E::unknown_variant(text, &NAMES))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
     }
 }
 

@@ -19,7 +19,7 @@ use meterwatch_pattern::{Matcher, MatcherBuilder, Pattern, PatternError};
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -140,7 +140,13 @@ struct Located<T> {
 struct Loader {
     sources: Vec<Source>,
     lists: Vec<Located<(String, Vec<Spanned<String>>)>>,
+    /// Lists defined with a problem (already reported): a rule naming one is not told the
+    /// list does not exist.
+    broken_lists: HashSet<String>,
     rules: Vec<Located<RuleDef>>,
+    /// Every rule's id where it is written, read before the rest of the rule: a rule that
+    /// fails to read still claims its id, so a second rule with it is reported too.
+    ids: Vec<Located<String>>,
     diagnostics: Vec<Diagnostic>,
     templates: Templates,
 }
@@ -208,22 +214,30 @@ impl Loader {
         }
     }
 
+    /// Reads `[lists]` a list at a time, so that one bad list is reported alone.
     fn read_lists(&mut self, source: usize, value: &Spanned<DeValue<'_>>) {
-        type Lists = BTreeMap<String, Spanned<Vec<Spanned<String>>>>;
-        let lists = match Lists::deserialize(ValueDeserializer::from(value.clone())) {
-            Ok(lists) => lists,
-            Err(error) => {
-                let message = format!("in `[lists]`: {}", error.message().trim());
-                return self.error(source, error.span(), None, message);
-            }
+        let DeValue::Table(lists) = value.get_ref() else {
+            let message = "`lists` must be a table: `[lists]`, then `name = [\"entry\", ...]`";
+            return self.error(source, Some(value.span()), None, message.to_owned());
         };
-        for (name, entries) in lists {
-            let span = entries.span();
-            self.lists.push(Located {
-                source,
-                span,
-                item: (name, entries.into_inner()),
-            });
+        for (name, list) in lists.iter() {
+            let name = name.get_ref().to_string();
+            let span = list.span();
+            match Vec::<Spanned<String>>::deserialize(ValueDeserializer::from(list.clone())) {
+                Ok(entries) => self.lists.push(Located {
+                    source,
+                    span,
+                    item: (name, entries),
+                }),
+                Err(error) => {
+                    let message = format!(
+                        "in list `{name}`: {}; a list is an array of strings",
+                        error.message().trim()
+                    );
+                    self.error(source, error.span().or(Some(span)), None, message);
+                    self.broken_lists.insert(name);
+                }
+            }
         }
     }
 
@@ -233,6 +247,13 @@ impl Loader {
             .get("id")
             .and_then(|id| id.get_ref().as_str())
             .map(str::to_owned);
+        if let Some(id) = &id {
+            self.ids.push(Located {
+                source,
+                span: table.span(),
+                item: id.clone(),
+            });
+        }
         match RuleDef::deserialize(ValueDeserializer::from(table.clone())) {
             Ok(rule) => self.rules.push(Located {
                 source,
@@ -253,26 +274,15 @@ impl Loader {
 
     fn finish(mut self) -> Result<RuleSet, LoadError> {
         let lists = self.build_lists();
-        let mut seen: HashMap<String, (usize, Range<usize>)> = HashMap::new();
+        let duplicates = self.duplicate_ids();
         let mut rules = Vec::new();
         let mut builder = MatcherBuilder::default();
         let mut n_patterns = 0;
         for (idx, located) in std::mem::take(&mut self.rules).into_iter().enumerate() {
-            let id = located.item.id.clone();
-            if let Some((first, first_span)) = seen.get(&id) {
-                let first_path = self.place(*first, first_span.clone());
-                let message = format!(
-                    "duplicate rule id `{id}`: already defined in {first_path}; ids must be unique across all rule files"
-                );
-                self.error(
-                    located.source,
-                    Some(located.span.clone()),
-                    Some(&id),
-                    message,
-                );
+            if duplicates.contains(&(located.source, located.span.start)) {
                 continue;
             }
-            seen.insert(id.clone(), (located.source, located.span.clone()));
+            let id = located.item.id.clone();
             let mut context = RuleContext {
                 loader: &mut self,
                 source: located.source,
@@ -350,6 +360,30 @@ impl Loader {
         })
     }
 
+    /// Reports every rule whose id an earlier rule has (whether or not either read well),
+    /// and returns where they are (source, start of the rule's table).
+    fn duplicate_ids(&mut self) -> HashSet<(usize, usize)> {
+        let mut seen: HashMap<String, (usize, Range<usize>)> = HashMap::new();
+        let mut duplicates = HashSet::new();
+        for located in std::mem::take(&mut self.ids) {
+            let id = located.item;
+            match seen.get(&id) {
+                Some((first, first_span)) => {
+                    let first_path = self.place(*first, first_span.clone());
+                    let message = format!(
+                        "duplicate rule id `{id}`: already defined in {first_path}; ids must be unique across all rule files"
+                    );
+                    duplicates.insert((located.source, located.span.start));
+                    self.error(located.source, Some(located.span), Some(&id), message);
+                }
+                None => {
+                    seen.insert(id, (located.source, located.span));
+                }
+            }
+        }
+        duplicates
+    }
+
     fn build_lists(&mut self) -> BTreeMap<String, Arc<List>> {
         let mut lists = BTreeMap::new();
         let mut defined: HashMap<String, (usize, Range<usize>)> = HashMap::new();
@@ -376,6 +410,8 @@ impl Loader {
                 let list = List::new(entries.iter().map(|e| e.get_ref().as_str()))
                     .expect("every entry was checked above");
                 lists.insert(name, Arc::new(list));
+            } else {
+                self.broken_lists.insert(name);
             }
         }
         lists
@@ -625,6 +661,11 @@ impl RuleContext<'_> {
                     list: Arc::clone(list),
                     negated,
                 }),
+                // Its definition's problem is reported already.
+                None if self.loader.broken_lists.contains(name.get_ref()) => {
+                    self.ok = false;
+                    None
+                }
                 None => {
                     let known: Vec<&str> = self.lists.keys().map(String::as_str).collect();
                     let known = if known.is_empty() {
@@ -1131,6 +1172,41 @@ mod tests {
             [
                 "b.toml:2:5: error: list `x` is already defined in a.toml:2:5; define each list once",
                 "b.toml:3:6: error: in list `y`: invalid wildcard: Consecutive wildcard characters at pos 2",
+            ]
+        );
+    }
+
+    /// One mistake does not hide another: a rule that fails to read still claims its id,
+    /// and a broken list is reported once, not again by each rule naming it.
+    #[test]
+    fn a_mistake_does_not_hide_or_repeat_others() {
+        let text = format!(
+            "[lists]\ngood = [\"a\"]\nbad = [1]\nwild = [\"c**\"]\n\
+             {HEAD}titel = \"typo\"\nmatch.detail.x = [1]\n\
+             {HEAD}match.detail.x = [1]\n\
+             [[rule]]\nid = \"uses-lists\"\ntitle = \"U\"\nseverity = \"low\"\nmatch.detail.x = [1]\n\
+             [[rule.where]]\nfield = \"detail.a\"\nin_list = \"good\"\n\
+             [[rule.where]]\nfield = \"detail.b\"\nin_list = \"bad\"\n\
+             [[rule.where]]\nfield = \"detail.c\"\nin_list = \"wild\"\n"
+        );
+        let found = errors(&text);
+        let expected = [
+            "r.toml:3:8: error: in list `bad`: invalid type: integer `1`, expected a string; a list is an array of strings",
+            "r.toml:4:9: error: in list `wild`: invalid wildcard: Consecutive wildcard characters at pos 2",
+            "r.toml:9:1: error[r]: unknown field `titel`, expected one of `id`, `title`, `summary`, `body`, `next_steps`, `description`, `severity`, `enabled`, `match`, `match_json`, `where`, `for_each`, `dedup`, `throttle`, `group`, `threshold`, `absence`",
+            "r.toml:11:1: error[r]: duplicate rule id `r`: already defined in r.toml:5:1; ids must be unique across all rule files",
+        ];
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn a_severity_of_the_wrong_type_is_told_the_names() {
+        let found =
+            errors("[[rule]]\nid = \"r\"\ntitle = \"R\"\nseverity = 3\nmatch.detail.x = [1]\n");
+        assert_eq!(
+            found,
+            [
+                "r.toml:4:12: error[r]: invalid type: integer `3`, expected one of `info`, `low`, `medium`, `high`, `critical`"
             ]
         );
     }
