@@ -6,7 +6,6 @@
 use crate::daemon::pipeline::{Backoff, Pipeline};
 use crate::daemon::{self, Settings, Shared};
 use crate::http::Health;
-use crate::rules::RuleSet;
 use crate::sink::{MemorySink, NamedSink, Sink};
 use crate::source::{MemorySource, Source};
 use crate::telemetry::Metrics;
@@ -14,7 +13,7 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Measures the pipeline's throughput on one core.
@@ -22,10 +21,9 @@ use tokio_util::sync::CancellationToken;
 pub struct Args {
     #[command(flatten)]
     input: super::RulesAndBodies,
-    /// Timed runs; the median is reported.
-    #[arg(long, default_value_t = 5)]
-    runs: usize,
-    /// The state stage: `memory` (the daemon's default `[state] type`), fresh for each run,
+    #[command(flatten)]
+    passes: super::passes::Passes,
+    /// The state stage: `memory` (the daemon's default `[state] type`), fresh for each pass,
     /// or `none` (every match but a heartbeat is published, no dedup or other control).
     #[arg(long, value_enum, default_value_t = StateStage::Memory)]
     state: StateStage,
@@ -48,7 +46,10 @@ impl StateStage {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let rule_set = RuleSet::load(&args.input.rules).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let rule_set = match super::load_rules(&args.input.rules) {
+        Ok(rule_set) => rule_set,
+        Err(code) => return Ok(code),
+    };
     let n_rules = rule_set.len();
     let rules = Arc::new(ArcSwap::from_pointee(rule_set));
     let text = crate::input::read("events", &args.input.events)?;
@@ -60,9 +61,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
 
-    let mut rates = Vec::new();
-    let mut n_alerts = 0;
-    for run_idx in 0..args.runs.max(1) {
+    // Each pass runs a fresh pipeline (state included) over every body; it counts the
+    // alerts its sink accepted.
+    let timed = args.passes.run("bench-pipeline", bodies.len(), || {
         let metrics = Arc::new(Metrics::default());
         let pipeline = Pipeline::new(
             Arc::clone(&rules),
@@ -77,46 +78,38 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             },
             Arc::clone(&metrics),
         );
-        // `Pipeline::new` comes with a fresh in-memory state stage.
-        let pipeline = match args.state {
+        let pipeline = Arc::new(match args.state {
             StateStage::Memory => pipeline,
             StateStage::None => pipeline.without_state(),
-        };
+        });
         let shared = Shared {
             source: Arc::new(Source::Memory(MemorySource::new(
                 bodies.iter().copied(),
                 10,
             ))),
-            pipeline: Arc::new(pipeline),
-            metrics: Arc::clone(&metrics),
+            pipeline: Arc::clone(&pipeline),
+            metrics,
             health: Arc::new(Health::local()),
         };
         let settings = Settings {
             pollers: 1,
             grace: Duration::from_secs(1),
         };
-        let started = Instant::now();
         runtime.block_on(daemon::run(settings, shared, CancellationToken::new()));
-        let seconds = started.elapsed().as_secs_f64();
-        let rate = bodies.len() as f64 / seconds;
-        n_alerts = metrics
-            .encode()
-            .lines()
-            .filter(|line| line.starts_with("meterwatch_alerts_published_total{"))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum::<u64>();
-        eprintln!("run {}: {:.0} events/s ({seconds:.3} s)", run_idx + 1, rate);
-        rates.push(rate);
-    }
-    rates.sort_by(f64::total_cmp);
-    let median = rates[rates.len() / 2];
+        let accepted = pipeline.sinks().iter().map(|named| match &named.sink {
+            Sink::Memory(sink) => sink.accepted(),
+            _ => 0,
+        });
+        Ok(accepted.sum::<u64>())
+    })?;
     let report = serde_json::json!({
         "messages": bodies.len(),
         "rules": n_rules,
-        "alerts": n_alerts,
-        "runs": rates.len(),
+        "alerts": timed.counts,
+        "passes": timed.seconds.len(),
+        "warmup_passes": args.passes.warmup_passes,
         "state": args.state.as_str(),
-        "median_events_per_sec": median.round(),
+        "median_events_per_sec": (bodies.len() as f64 / timed.median()).round(),
         "threads": 1,
     });
     println!("{report}");

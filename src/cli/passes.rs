@@ -1,6 +1,7 @@
-//! Timed passes as the benchmark commands run them (`bench-patterns`, `bench-eval`): untimed
-//! warm-up passes, then timed ones, each reported on stderr. Every pass must count what the
-//! first counted, so a figure never comes from a pass that did different work.
+//! Timed passes as the benchmark commands run them (`bench-patterns`, `bench-eval`,
+//! `bench-pipeline`): untimed warm-up passes, then timed ones, each reported on stderr. Every
+//! pass must count what the first counted, so a figure never comes from a pass that did
+//! different work.
 
 use anyhow::bail;
 use std::time::Instant;

@@ -1,4 +1,5 @@
-//! `meterwatch bench-eval` times exactly what `eval` prints, beside the matching alone.
+//! `meterwatch bench-eval` times exactly what `eval` prints, beside the matching alone; and
+//! `bench-pipeline` publishes it.
 
 use crate::support::{meterwatch, stderr, stdout};
 use serde_json::Value;
@@ -67,4 +68,32 @@ fn it_counts_what_eval_prints_and_times_both_sides() {
             report[key]
         );
     }
+}
+
+/// `bench-pipeline` with no state stage publishes what `eval` prints, every pass.
+#[test]
+fn bench_pipeline_without_state_publishes_what_eval_prints() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bodies = bodies(dir.path());
+    let bodies = bodies.to_str().expect("utf-8 path");
+    let eval = meterwatch(&["eval", "--rules", "rules", bodies]);
+    let printed = stdout(&eval).lines().count();
+    let output = meterwatch(&[
+        "bench-pipeline",
+        "--events",
+        bodies,
+        "--state",
+        "none",
+        "--passes",
+        "2",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report: Value = serde_json::from_str(stdout(&output).trim()).expect("one JSON line");
+    assert_eq!(report["alerts"], printed);
+    assert_eq!(report["passes"], 2);
+    assert!(
+        report["median_events_per_sec"]
+            .as_f64()
+            .is_some_and(|n| n > 0.0)
+    );
 }
