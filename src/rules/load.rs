@@ -764,7 +764,7 @@ fn single(pattern: Pattern) -> Matcher<()> {
 }
 
 fn pattern_message(key: &str, error: &PatternError) -> String {
-    if error.path().is_empty() {
+    let mut message = if error.path().is_empty() {
         format!("invalid EventBridge pattern in `{key}`: {}", error.reason())
     } else {
         format!(
@@ -772,7 +772,13 @@ fn pattern_message(key: &str, error: &PatternError) -> String {
             error.path(),
             error.reason()
         )
+    };
+    // AWS's reason names only the culprit: say what is expected too.
+    if error.reason().starts_with("Unrecognized match type") {
+        let operators = meterwatch_pattern::pattern::OPERATORS.join("`, `");
+        message.push_str(&format!("; expected one of `{operators}`"));
     }
+    message
 }
 
 fn test_names(def: &ConditionDef) -> Vec<&'static str> {

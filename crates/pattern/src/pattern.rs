@@ -328,6 +328,19 @@ fn leaf(path: String, position: u32, items: &[PatternJson]) -> Result<Leaf, Patt
     Ok(leaf)
 }
 
+/// The operators a value list may hold as `{"operator": operand}`, for messages that list
+/// them (AWS's own error for an unknown one names only the culprit).
+pub const OPERATORS: [&str; 8] = [
+    "prefix",
+    "suffix",
+    "equals-ignore-case",
+    "wildcard",
+    "anything-but",
+    "numeric",
+    "cidr",
+    "exists",
+];
+
 /// `{"prefix": "x"}` and friends: exactly one recognised, lowercase operator.
 fn operator_object(
     leaf: &mut Leaf,

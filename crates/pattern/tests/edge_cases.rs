@@ -1241,3 +1241,23 @@ fn or_across_call_shapes_on_the_seed_events() {
     check(pattern, &seed(AMI), false);
     check(pattern, &seed(EKS), false);
 }
+
+/// Every operator `pattern::OPERATORS` lists (for messages) parses.
+#[test]
+fn the_listed_operators_are_the_recognised_ones() {
+    let operand = |operator: &str| match operator {
+        "anything-but" | "prefix" | "suffix" | "equals-ignore-case" | "wildcard" => "\"a\"",
+        "numeric" => "[\">\", 0]",
+        "cidr" => "\"10.0.0.0/8\"",
+        "exists" => "true",
+        other => panic!("no operand for {other}"),
+    };
+    for operator in meterwatch_pattern::pattern::OPERATORS {
+        let pattern = format!(r#"{{"a": [{{"{operator}": {}}}]}}"#, operand(operator));
+        assert!(Pattern::parse(&pattern).is_ok(), "{pattern}");
+    }
+    check_invalid(
+        r#"{"a": [{"prefx": "a"}]}"#,
+        "Unrecognized match type prefx",
+    );
+}
