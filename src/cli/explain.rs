@@ -165,9 +165,14 @@ fn render_condition(out: &mut String, condition: &ConditionTrace, indent: usize)
         values.join(", ")
     };
     if condition.any.is_empty() {
+        let note = condition
+            .note
+            .as_ref()
+            .map(|note| format!(" — {note}"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{pad}{} {}: {values}",
+            "{pad}{} {}: {values}{note}",
             mark(condition.holds),
             condition.condition
         );

@@ -7,7 +7,7 @@
 //! verdict is the real matcher's; when every field passes alone but the rule still does not
 //! match, the values sat in different elements of an array, which the explanation says.
 
-use super::condition::{Condition, EventTime, Parsed};
+use super::condition::{Condition, EventTime, Parsed, Test, parse_timestamp};
 use super::field::FieldPath;
 use super::{Rule, RuleSet};
 use crate::envelope::Event;
@@ -84,6 +84,10 @@ pub struct ConditionTrace {
     pub values: Vec<Value>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub any: Vec<ConditionTrace>,
+    /// Why values were of no use to the test, when that is not plain (a time test's value
+    /// that is no timestamp).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -254,22 +258,41 @@ fn trace(condition: &Condition, subject: &Parsed<'_>) -> ConditionTrace {
             holds: condition.holds(subject),
             values: Vec::new(),
             any: alternatives.iter().map(|c| trace(c, subject)).collect(),
+            note: None,
         },
-        Condition::Test { fields, text, .. } => {
+        Condition::Test { fields, test, text } => {
             let names: Vec<&str> = fields.iter().map(|field| field.path.as_str()).collect();
             let field = match names.as_slice() {
                 [one] => format!("\"{one}\""),
                 many => format!("{many:?}"),
             };
+            let values: Vec<Value> = fields
+                .iter()
+                .flat_map(|field| field.path.values(subject.value))
+                .cloned()
+                .collect();
+            // A time test passes over what is no timestamp without a word: say so here.
+            let note = matches!(**test, Test::OlderThan(_) | Test::NewerThan(_))
+                .then(|| {
+                    values
+                        .iter()
+                        .filter(|value| value.as_str().and_then(parse_timestamp).is_none())
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .filter(|unread| !unread.is_empty())
+                .map(|unread| {
+                    format!(
+                        "not a timestamp: {}; expected e.g. \"Jul 10, 2020 11:06:41 PM\" or RFC 3339",
+                        unread.join(", ")
+                    )
+                });
             ConditionTrace {
                 condition: format!("field = {field}, {text}"),
                 holds: condition.holds(subject),
-                values: fields
-                    .iter()
-                    .flat_map(|field| field.path.values(subject.value))
-                    .cloned()
-                    .collect(),
+                values,
                 any: Vec::new(),
+                note,
             }
         }
     }
