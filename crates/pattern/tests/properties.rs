@@ -313,23 +313,9 @@ fn any_event() -> BoxedStrategy<Value> {
 /// Pattern-shaped JSON with no regard for validity: operator names (some mis-cased) as keys
 /// and values of every type, to drive the parser's error paths.
 fn pattern_like(depth: u32) -> BoxedStrategy<Value> {
-    let keys = prop::sample::select(vec![
-        "a",
-        "b",
-        "a.b",
-        "$or",
-        "prefix",
-        "suffix",
-        "equals-ignore-case",
-        "wildcard",
-        "anything-but",
-        "numeric",
-        "cidr",
-        "exists",
-        "Prefix",
-        "",
-    ])
-    .prop_map(str::to_owned);
+    let mut keys = vec!["a", "b", "a.b", "$or", "Prefix", ""];
+    keys.extend(meterwatch_pattern::pattern::OPERATORS);
+    let keys = prop::sample::select(keys).prop_map(str::to_owned);
     let atom = prop_oneof![
         scalar(),
         wildcard_text().prop_map(Value::String),
