@@ -470,12 +470,20 @@ mod tests {
     impl Harness {
         fn new(source: MemorySource, backoff: Backoff) -> Self {
             let metrics = Arc::new(Metrics::default());
+            // State on tokio's clock: paused time moves dedup leases too.
+            let epoch = jiff::Timestamp::from_second(1_767_225_600).expect("valid epoch");
+            let noise = Noise::new(
+                Store::Memory(MemoryStore::default()),
+                crate::state::Clock::tokio_from(epoch),
+                CancellationToken::new(),
+            );
             let pipeline = Pipeline::new(
                 rules(FAILING_RULE),
                 vec![NamedSink::new("memory", Sink::Memory(MemorySink::new()))],
                 backoff,
                 Arc::clone(&metrics),
-            );
+            )
+            .with_noise(Arc::new(noise));
             let health = Arc::new(Health::local());
             health.set_rules_loaded();
             Harness {
@@ -665,6 +673,102 @@ mod tests {
             (renewed("m0"), renewed("m1")),
             (n_due, n_due),
             "{renewals:?}"
+        );
+    }
+
+    #[test]
+    fn retries_back_off_with_the_receive_count_up_to_twelve_hours() {
+        let minute = Duration::from_secs(60);
+        let backoffs: Vec<Duration> = (1..=5).map(|n| ack::retry_after(minute, n)).collect();
+        assert_eq!(
+            backoffs,
+            [minute, minute * 4, minute * 16, minute * 64, minute * 256]
+        );
+        // The shipped redrive (5 receives) outlasts an hour's outage: the 5th receive comes
+        // 85 minutes after the first failure.
+        assert!(backoffs[..4].iter().sum::<Duration>() > Duration::from_secs(3600));
+        assert_eq!(ack::retry_after(minute, 9), Duration::from_secs(12 * 3600));
+        assert_eq!(
+            ack::retry_after(minute, u32::MAX),
+            Duration::from_secs(12 * 3600)
+        );
+        // A claim's rest, if longer than the backoff.
+        let lease = crate::state::dedup::LEASE;
+        assert_eq!(
+            ack::in_flight_after(minute, 2, lease),
+            lease + Duration::from_secs(5)
+        );
+        assert_eq!(ack::in_flight_after(minute, 4, lease), minute * 64);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_message_comes_back_after_a_backoff_growing_with_its_receive_count() {
+        // Its third receive: SNS has been failing for a while.
+        let source = MemorySource::new([throttled()], 10)
+            .with_visibility_timeout(Duration::from_secs(60))
+            .with_receive_count(3);
+        let harness = Harness::new(source, quick_backoff(3));
+        harness.sink().fail_next(3, true);
+        run(
+            settings(5),
+            harness.shared.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+        assert!(harness.source().deleted().is_empty());
+        assert_eq!(
+            harness.source().visibility_changes(),
+            [("m0".to_owned(), Duration::from_secs(16 * 60))]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poison_message_keeps_the_queues_visibility_timeout() {
+        let source = MemorySource::new(["not json"], 10)
+            .with_visibility_timeout(Duration::from_secs(60))
+            .with_receive_count(3);
+        let harness = Harness::new(source, quick_backoff(3));
+        run(
+            settings(5),
+            harness.shared.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+        assert!(harness.source().deleted().is_empty());
+        assert!(harness.source().visibility_changes().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_held_by_a_dedup_claim_comes_back_when_the_claim_runs_out() {
+        // Two deliveries of one event in one batch: whichever claims first publishes (after
+        // two failures); the other finds its claim standing.
+        let source = MemorySource::new([throttled(), throttled()], 10)
+            .with_visibility_timeout(Duration::from_secs(60));
+        let harness = Harness::new(source, quick_backoff(3));
+        harness.sink().fail_next(2, true);
+        run(
+            settings(5),
+            harness.shared.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+        let deleted = harness.source().deleted();
+        assert_eq!(deleted.len(), 1, "{deleted:?}");
+        assert_eq!(harness.sink().accepted(), 1);
+        let held = if deleted[0] == "m0" { "m1" } else { "m0" };
+        // Not back after the 60 s visibility timeout, 5 times over and into the DLQ while
+        // the claim stands, but once the claim's 15-minute lease has run out.
+        assert_eq!(
+            harness.source().visibility_changes(),
+            [(
+                held.to_owned(),
+                crate::state::dedup::LEASE + Duration::from_secs(5)
+            )]
+        );
+        assert!(
+            harness
+                .metrics()
+                .contains("meterwatch_messages_failed_total{reason=\"in_flight\"} 1")
         );
     }
 

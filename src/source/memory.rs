@@ -60,6 +60,14 @@ impl MemorySource {
         self
     }
 
+    /// Every message as received this many times (`ApproximateReceiveCount`).
+    pub fn with_receive_count(self, receive_count: u32) -> Self {
+        for message in lock(&self.pending).iter_mut() {
+            message.receive_count = receive_count;
+        }
+        self
+    }
+
     /// Deleting the message with this id will fail.
     pub fn fail_delete_of(&self, message_id: &str) {
         lock(&self.fail_deletes).insert(message_id.to_owned());

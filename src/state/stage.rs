@@ -78,8 +78,9 @@ pub enum Settled {
     Heartbeat,
     /// Nothing to send, on purpose.
     Suppressed(Reason),
-    /// An earlier delivery of the same event is being handled: leave the message.
-    InFlight,
+    /// An earlier delivery of the same event is being handled, its claim standing for
+    /// `remaining`: leave the message, to come back once the claim is settled or expired.
+    InFlight { remaining: Duration },
     /// Publishing failed: leave the message (state was rolled back).
     Failed,
 }
@@ -87,7 +88,7 @@ pub enum Settled {
 impl Settled {
     /// Whether the message that carried the finding may be deleted.
     pub fn is_done(self) -> bool {
-        !matches!(self, Settled::InFlight | Settled::Failed)
+        !matches!(self, Settled::InFlight { .. } | Settled::Failed)
     }
 }
 
@@ -181,7 +182,12 @@ impl Noise {
                     .await?;
                 match verdict {
                     dedup::Verdict::Duplicate => return Ok(Settled::Suppressed(Reason::Duplicate)),
-                    dedup::Verdict::InFlight => return Ok(Settled::InFlight),
+                    dedup::Verdict::InFlight { until } => {
+                        let remaining = u64::try_from(until.saturating_sub(now)).unwrap_or(0);
+                        return Ok(Settled::InFlight {
+                            remaining: Duration::from_millis(remaining),
+                        });
+                    }
                     dedup::Verdict::Fresh => Some((dedup_key, window, undo)),
                 }
             }
