@@ -7,10 +7,12 @@
 //! - [`signal`]: SIGTERM/SIGINT as one future.
 //!
 //! Shutdown (`style.md`, "Shutdown, cancellation and reload"): when `shutdown` fires, readiness
-//! turns false and pollers stop receiving (a receive dropped in flight loses nothing; its
-//! messages reappear after the visibility timeout). In-flight batches get the grace period
-//! less a margin to finish and delete; then `hard_stop` abandons what is left and makes it
-//! visible again at once. Publish → delete is never cut short by `shutdown` itself.
+//! turns false and pollers stop receiving. A receive in flight is let finish (a long poll
+//! answers within `wait_time_secs`): what it returned is made visible again at once, not
+//! left invisible for the visibility timeout with its receive count spent for nothing. In-flight
+//! batches get the grace period less a margin to finish and delete; then `hard_stop` abandons
+//! what is left (a receive still in flight included) and makes it visible again at once.
+//! Publish → delete is never cut short by `shutdown` itself.
 
 pub mod ack;
 pub mod pipeline;
@@ -21,10 +23,13 @@ use crate::config::{Config, SinkConfig, SourceConfig, StateKind};
 use crate::http::{self, Health};
 use crate::rules::RuleSet;
 use crate::sink::{FileSink, NamedSink, Sink, SnsSink, StdoutSink};
-use crate::source::{FileSource, Received, Source, SqsSource};
+use crate::source::{FileSource, Message, Received, Source, SqsSource};
 use crate::state::{DynamoStore, MemoryStore, Noise, Store};
 use crate::telemetry::Metrics;
-use crate::telemetry::events::{ReceiveFailed, ReloadTrigger, RulesReloaded};
+use crate::telemetry::events::{
+    EntryFailed, MessageLeft, ReceiveFailed, ReloadTrigger, RulesReloaded,
+};
+use crate::telemetry::metrics::FailReason;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use pipeline::{Backoff, Pipeline};
@@ -142,9 +147,14 @@ async fn poll(
     let mut n_failures = 0;
     while !shutdown.is_cancelled() {
         let started = tokio::time::Instant::now();
+        // A queue's receive is not cut by `shutdown`: it may already hold messages, which
+        // would stay invisible for the visibility timeout; only the hard stop drops it. A
+        // file or stdin loses nothing by stopping mid-read (and stdin may never answer).
+        let lets_finish = shared.source.leases_messages();
         let received = tokio::select! {
             biased;
-            () = shutdown.cancelled() => break,
+            () = hard_stop.cancelled() => break,
+            () = shutdown.cancelled(), if !lets_finish => break,
             received = shared.source.receive() => received,
         };
         shared
@@ -157,6 +167,10 @@ async fn poll(
                 shared.health.queue_answered();
                 if messages.is_empty() {
                     continue;
+                }
+                if shutdown.is_cancelled() {
+                    release(&shared.source, &shared.metrics, &messages).await;
+                    break;
                 }
                 tracing::debug!(poller_idx, n_messages = messages.len(), "Received batch.");
                 ack::handle_batch(
@@ -183,6 +197,26 @@ async fn poll(
                 }
             }
         }
+    }
+}
+
+/// Makes messages received after shutdown began visible again at once, unprocessed.
+async fn release(source: &Source, metrics: &Metrics, messages: &[Message]) {
+    let messages: Vec<&Message> = messages.iter().collect();
+    for message in &messages {
+        MessageLeft {
+            message_id: &message.id,
+            reason: FailReason::Shutdown,
+            retry_in: Some(Duration::ZERO),
+        }
+        .emit(metrics);
+    }
+    for failure in source.change_visibility(&messages, Duration::ZERO).await {
+        EntryFailed {
+            operation: "change_visibility",
+            failure: &failure,
+        }
+        .emit(metrics);
     }
 }
 
@@ -788,6 +822,30 @@ mod tests {
             harness
                 .metrics()
                 .contains("meterwatch_messages_failed_total{reason=\"in_flight\"} 1")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn messages_a_receive_in_flight_at_shutdown_returns_are_released_at_once() {
+        // The receive is in flight when SIGTERM comes, and answers a second later.
+        let source = MemorySource::new([throttled(), ok_event()], 10)
+            .answer_after(Duration::from_secs(2))
+            .keep_open();
+        let harness = Harness::new(source, quick_backoff(3));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(settings(5), harness.shared.clone(), shutdown.clone()));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        shutdown.cancel();
+        assert_eq!(task.await.expect("joins"), Stopped::Drained);
+        // Unprocessed, visible again at once (not after the visibility timeout).
+        assert!(harness.source().deleted().is_empty());
+        assert_eq!(harness.sink().attempts(), 0);
+        assert_eq!(
+            harness.source().visibility_changes(),
+            [
+                ("m0".to_owned(), Duration::ZERO),
+                ("m1".to_owned(), Duration::ZERO)
+            ]
         );
     }
 
