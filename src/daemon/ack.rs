@@ -6,6 +6,12 @@
 //! [`Pipeline::process`] said [`Verdict::Done`]; every other verdict leaves it in the queue.
 //! A delete that SQS refuses for one entry is logged and counted; that message is redelivered
 //! (a duplicate alert, never a lost one).
+//!
+//! A message left after a failure comes back after a backoff that grows with its receive
+//! count ([`retry_after`]), set as its visibility timeout, so that the queue's redrive limit
+//! outlasts an outage of the sinks or the state store rather than a few visibility timeouts;
+//! one held by another delivery's dedup claim comes back once that claim has run out. Poison
+//! keeps the queue's visibility timeout: the redrive policy moves it to the DLQ soon.
 
 use super::pipeline::{Pipeline, Verdict};
 use crate::source::{Message, Source};
@@ -19,6 +25,33 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+/// SQS's longest visibility timeout.
+const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+
+/// How many times longer each redelivery after a failure waits than the one before.
+const RETRY_GROWTH: u32 = 4;
+
+/// Added to what is left of another delivery's dedup claim: replicas' clocks differ a little,
+/// and a message back a moment early would spend a receive on finding the claim again.
+const CLAIM_MARGIN: Duration = Duration::from_secs(5);
+
+/// How long a message left after a failure on its `receive_count`th receive stays invisible:
+/// the visibility timeout, ×4 on each receive after the first, at most SQS's 12 hours. With
+/// the shipped 60 s and 5 receives before the DLQ: back after 1, 4, 16 and 64 minutes, so a
+/// sink or store outage of about 85 minutes is outlasted (at ×2 it would be 15).
+pub fn retry_after(visibility: Duration, receive_count: u32) -> Duration {
+    let factor = RETRY_GROWTH.saturating_pow(receive_count.saturating_sub(1));
+    visibility.saturating_mul(factor).min(MAX_VISIBILITY)
+}
+
+/// How long a message held by another delivery's dedup claim (`remaining` of it) stays
+/// invisible: until the claim has run out, and never sooner than a failure's backoff.
+pub fn in_flight_after(visibility: Duration, receive_count: u32, remaining: Duration) -> Duration {
+    retry_after(visibility, receive_count)
+        .max(remaining.saturating_add(CLAIM_MARGIN))
+        .min(MAX_VISIBILITY)
+}
 
 /// Processes one batch to the end. `hard_stop` fires when the shutdown grace is about to
 /// run out: unfinished messages are then abandoned and made visible again.
@@ -69,6 +102,9 @@ pub async fn handle_batch(
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
     let mut done = Vec::new();
+    // Messages left for redelivery, and when each should come back. They stay held until
+    // the batch ends, then get that visibility (one call for all, not one per failure).
+    let mut retries: Vec<(Arc<Message>, Duration)> = Vec::new();
     let mut abandoned = false;
     while !tasks.is_empty() {
         tokio::select! {
@@ -85,8 +121,20 @@ pub async fn handle_batch(
                             // Poison was logged and counted where it was found.
                             Verdict::Poison => held[idx] = false,
                             Verdict::Failed(reason) => {
-                                held[idx] = false;
-                                MessageLeft { message_id: &message.id, reason }.emit(metrics);
+                                let retry_in = renewal.map(|visibility| retry_after(visibility, message.receive_count));
+                                MessageLeft { message_id: &message.id, reason, retry_in }.emit(metrics);
+                                match retry_in {
+                                    Some(retry_in) => retries.push((Arc::clone(message), retry_in)),
+                                    None => held[idx] = false,
+                                }
+                            }
+                            Verdict::InFlight { remaining } => {
+                                let retry_in = renewal.map(|visibility| in_flight_after(visibility, message.receive_count, remaining));
+                                MessageLeft { message_id: &message.id, reason: FailReason::InFlight, retry_in }.emit(metrics);
+                                match retry_in {
+                                    Some(retry_in) => retries.push((Arc::clone(message), retry_in)),
+                                    None => held[idx] = false,
+                                }
                             }
                         }
                     }
@@ -99,7 +147,7 @@ pub async fn handle_batch(
                         if let Some(&idx) = task_messages.get(&error.id()) {
                             unfinished[idx] = false;
                             held[idx] = false;
-                            MessageLeft { message_id: &messages[idx].id, reason: FailReason::Internal }.emit(metrics);
+                            MessageLeft { message_id: &messages[idx].id, reason: FailReason::Internal, retry_in: None }.emit(metrics);
                         }
                     }
                 }
@@ -132,12 +180,30 @@ pub async fn handle_batch(
         .messages_deleted
         .inc_by((done.len() - failures.len().min(done.len())) as u64);
 
+    // Grouped by delay: a batch's failures mostly share one receive count.
+    retries.sort_by_key(|(_, retry_in)| *retry_in);
+    for same_delay in retries.chunk_by(|a, b| a.1 == b.1) {
+        let retry_in = same_delay[0].1;
+        let messages: Vec<&Message> = same_delay
+            .iter()
+            .map(|(message, _)| message.as_ref())
+            .collect();
+        for failure in source.change_visibility(&messages, retry_in).await {
+            EntryFailed {
+                operation: "change_visibility",
+                failure: &failure,
+            }
+            .emit(metrics);
+        }
+    }
+
     let pending = select(&messages, &unfinished);
     if !pending.is_empty() {
         for message in &pending {
             MessageLeft {
                 message_id: &message.id,
                 reason: FailReason::Shutdown,
+                retry_in: Some(Duration::ZERO),
             }
             .emit(metrics);
         }

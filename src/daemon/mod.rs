@@ -7,10 +7,12 @@
 //! - [`signal`]: SIGTERM/SIGINT as one future.
 //!
 //! Shutdown (`style.md`, "Shutdown, cancellation and reload"): when `shutdown` fires, readiness
-//! turns false and pollers stop receiving (a receive dropped in flight loses nothing; its
-//! messages reappear after the visibility timeout). In-flight batches get the grace period
-//! less a margin to finish and delete; then `hard_stop` abandons what is left and makes it
-//! visible again at once. Publish → delete is never cut short by `shutdown` itself.
+//! turns false and pollers stop receiving. A receive in flight is let finish (a long poll
+//! answers within `wait_time_secs`): what it returned is made visible again at once, not
+//! left invisible for the visibility timeout with its receive count spent for nothing. In-flight
+//! batches get the grace period less a margin to finish and delete; then `hard_stop` abandons
+//! what is left (a receive still in flight included) and makes it visible again at once.
+//! Publish → delete is never cut short by `shutdown` itself.
 
 pub mod ack;
 pub mod pipeline;
@@ -21,10 +23,13 @@ use crate::config::{Config, SinkConfig, SourceConfig, StateKind};
 use crate::http::{self, Health};
 use crate::rules::RuleSet;
 use crate::sink::{FileSink, NamedSink, Sink, SnsSink, StdoutSink};
-use crate::source::{FileSource, Received, Source, SqsSource};
+use crate::source::{FileSource, Message, Received, Source, SqsSource};
 use crate::state::{DynamoStore, MemoryStore, Noise, Store};
 use crate::telemetry::Metrics;
-use crate::telemetry::events::{ReceiveFailed, ReloadTrigger, RulesReloaded};
+use crate::telemetry::events::{
+    EntryFailed, MessageLeft, ReceiveFailed, ReloadTrigger, RulesReloaded,
+};
+use crate::telemetry::metrics::FailReason;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use pipeline::{Backoff, Pipeline};
@@ -54,6 +59,11 @@ impl Settings {
     /// The part of the grace kept for making unfinished messages visible again.
     fn release_margin(&self) -> Duration {
         (self.grace / 4).min(Duration::from_secs(3))
+    }
+
+    /// The part of the grace in-flight work gets to finish.
+    fn drain_budget(&self) -> Duration {
+        self.grace.saturating_sub(self.release_margin())
     }
 }
 
@@ -104,8 +114,7 @@ pub async fn run(settings: Settings, shared: Shared, shutdown: CancellationToken
         grace_secs = settings.grace.as_secs(),
         "Draining: receiving stopped."
     );
-    let drain_budget = settings.grace.saturating_sub(settings.release_margin());
-    if tokio::time::timeout(drain_budget, pollers.wait())
+    if tokio::time::timeout(settings.drain_budget(), pollers.wait())
         .await
         .is_ok()
     {
@@ -138,9 +147,14 @@ async fn poll(
     let mut n_failures = 0;
     while !shutdown.is_cancelled() {
         let started = tokio::time::Instant::now();
+        // A queue's receive is not cut by `shutdown`: it may already hold messages, which
+        // would stay invisible for the visibility timeout; only the hard stop drops it. A
+        // file or stdin loses nothing by stopping mid-read (and stdin may never answer).
+        let lets_finish = shared.source.leases_messages();
         let received = tokio::select! {
             biased;
-            () = shutdown.cancelled() => break,
+            () = hard_stop.cancelled() => break,
+            () = shutdown.cancelled(), if !lets_finish => break,
             received = shared.source.receive() => received,
         };
         shared
@@ -153,6 +167,10 @@ async fn poll(
                 shared.health.queue_answered();
                 if messages.is_empty() {
                     continue;
+                }
+                if shutdown.is_cancelled() {
+                    release(&shared.source, &shared.metrics, &messages).await;
+                    break;
                 }
                 tracing::debug!(poller_idx, n_messages = messages.len(), "Received batch.");
                 ack::handle_batch(
@@ -179,6 +197,26 @@ async fn poll(
                 }
             }
         }
+    }
+}
+
+/// Makes messages received after shutdown began visible again at once, unprocessed.
+async fn release(source: &Source, metrics: &Metrics, messages: &[Message]) {
+    let messages: Vec<&Message> = messages.iter().collect();
+    for message in &messages {
+        MessageLeft {
+            message_id: &message.id,
+            reason: FailReason::Shutdown,
+            retry_in: Some(Duration::ZERO),
+        }
+        .emit(metrics);
+    }
+    for failure in source.change_visibility(&messages, Duration::ZERO).await {
+        EntryFailed {
+            operation: "change_visibility",
+            failure: &failure,
+        }
+        .emit(metrics);
     }
 }
 
@@ -330,12 +368,17 @@ pub async fn serve(
         .with_noise(Arc::clone(&noise)),
     );
     // A replay's absences are checked by the pipeline, in event time.
+    let settings = Settings {
+        pollers,
+        grace: Duration::from_secs(config.shutdown.grace_secs),
+    };
     let absence_task = (!replay).then(|| {
         tokio::spawn(absence_checks(
             Arc::clone(&noise),
             Arc::clone(&pipeline),
             Arc::clone(&metrics),
             shutdown.clone(),
+            settings.drain_budget(),
         ))
     });
 
@@ -399,10 +442,6 @@ pub async fn serve(
         reload_stop.clone(),
     ));
 
-    let settings = Settings {
-        pollers,
-        grace: Duration::from_secs(config.shutdown.grace_secs),
-    };
     let shared = Shared {
         source,
         pipeline: Arc::clone(&pipeline),
@@ -423,9 +462,9 @@ pub async fn serve(
 
     reload_stop.cancel();
     http_stop.cancel();
-    // It stops on `shutdown`, which has fired or the source ran out; then it is told to.
+    // Not aborted: it may be publishing an absence alert. It stops on `shutdown`, once the
+    // check in flight is done or the grace is spent (see `absence_checks`).
     if let Some(absence_task) = absence_task {
-        absence_task.abort();
         let _ = absence_task.await;
     }
     // Both stop promptly once told; a failure to join is a panic already logged.
@@ -438,12 +477,16 @@ pub async fn serve(
 }
 
 /// The absence ticker: checks every absence rule's keys until `shutdown`, publishing through
-/// the pipeline's sinks; keeps the pending-absences and open-groups gauges current.
+/// the pipeline's sinks; keeps the pending-absences and open-groups gauges current. A check
+/// in flight at `shutdown` may finish within `budget` (the drain's); one cut off after it
+/// sends nothing twice and loses nothing (see `Noise::check_absences`): its alert is sent
+/// by a later check.
 async fn absence_checks(
     noise: Arc<Noise>,
     pipeline: Arc<Pipeline>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
+    budget: Duration,
 ) {
     let report = |result: Result<crate::state::stage::AbsenceReport, crate::state::StateError>| {
         metrics
@@ -451,15 +494,25 @@ async fn absence_checks(
             .set(i64::try_from(noise.n_open_groups()).unwrap_or(i64::MAX));
         pipeline::record_absence_check(&metrics, result);
     };
-    noise
-        .run_absence_checks(
-            pipeline.rules(),
-            crate::state::stage::CHECK_EVERY,
-            pipeline.as_ref(),
-            report,
-            &shutdown,
-        )
-        .await;
+    let checks = noise.run_absence_checks(
+        pipeline.rules(),
+        crate::state::stage::CHECK_EVERY,
+        pipeline.as_ref(),
+        report,
+        &shutdown,
+    );
+    tokio::pin!(checks);
+    tokio::select! {
+        () = &mut checks => return,
+        () = shutdown.cancelled() => {}
+    }
+    if tokio::time::timeout(budget, checks).await.is_err() {
+        tracing::warn!(
+            budget_ms = budget.as_millis(),
+            "The absence check in flight did not finish within the shutdown grace; a later \
+             check (after a restart) sends what it was sending."
+        );
+    }
 }
 
 fn display_paths(paths: &[std::path::PathBuf]) -> String {
@@ -484,12 +537,20 @@ mod tests {
     impl Harness {
         fn new(source: MemorySource, backoff: Backoff) -> Self {
             let metrics = Arc::new(Metrics::default());
+            // State on tokio's clock: paused time moves dedup leases too.
+            let epoch = jiff::Timestamp::from_second(1_767_225_600).expect("valid epoch");
+            let noise = Noise::new(
+                Store::Memory(MemoryStore::default()),
+                crate::state::Clock::tokio_from(epoch),
+                CancellationToken::new(),
+            );
             let pipeline = Pipeline::new(
                 rules(FAILING_RULE),
                 vec![NamedSink::new("memory", Sink::Memory(MemorySink::new()))],
                 backoff,
                 Arc::clone(&metrics),
-            );
+            )
+            .with_noise(Arc::new(noise));
             let health = Arc::new(Health::local());
             health.set_rules_loaded();
             Harness {
@@ -679,6 +740,126 @@ mod tests {
             (renewed("m0"), renewed("m1")),
             (n_due, n_due),
             "{renewals:?}"
+        );
+    }
+
+    #[test]
+    fn retries_back_off_with_the_receive_count_up_to_twelve_hours() {
+        let minute = Duration::from_secs(60);
+        let backoffs: Vec<Duration> = (1..=5).map(|n| ack::retry_after(minute, n)).collect();
+        assert_eq!(
+            backoffs,
+            [minute, minute * 4, minute * 16, minute * 64, minute * 256]
+        );
+        // The shipped redrive (5 receives) outlasts an hour's outage: the 5th receive comes
+        // 85 minutes after the first failure.
+        assert!(backoffs[..4].iter().sum::<Duration>() > Duration::from_secs(3600));
+        assert_eq!(ack::retry_after(minute, 9), Duration::from_secs(12 * 3600));
+        assert_eq!(
+            ack::retry_after(minute, u32::MAX),
+            Duration::from_secs(12 * 3600)
+        );
+        // A claim's rest, if longer than the backoff.
+        let lease = crate::state::dedup::LEASE;
+        assert_eq!(
+            ack::in_flight_after(minute, 2, lease),
+            lease + Duration::from_secs(5)
+        );
+        assert_eq!(ack::in_flight_after(minute, 4, lease), minute * 64);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_message_comes_back_after_a_backoff_growing_with_its_receive_count() {
+        // Its third receive: SNS has been failing for a while.
+        let source = MemorySource::new([throttled()], 10)
+            .with_visibility_timeout(Duration::from_secs(60))
+            .with_receive_count(3);
+        let harness = Harness::new(source, quick_backoff(3));
+        harness.sink().fail_next(3, true);
+        run(
+            settings(5),
+            harness.shared.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+        assert!(harness.source().deleted().is_empty());
+        assert_eq!(
+            harness.source().visibility_changes(),
+            [("m0".to_owned(), Duration::from_secs(16 * 60))]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poison_message_keeps_the_queues_visibility_timeout() {
+        let source = MemorySource::new(["not json"], 10)
+            .with_visibility_timeout(Duration::from_secs(60))
+            .with_receive_count(3);
+        let harness = Harness::new(source, quick_backoff(3));
+        run(
+            settings(5),
+            harness.shared.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+        assert!(harness.source().deleted().is_empty());
+        assert!(harness.source().visibility_changes().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_held_by_a_dedup_claim_comes_back_when_the_claim_runs_out() {
+        // Two deliveries of one event in one batch: whichever claims first publishes (after
+        // two failures); the other finds its claim standing.
+        let source = MemorySource::new([throttled(), throttled()], 10)
+            .with_visibility_timeout(Duration::from_secs(60));
+        let harness = Harness::new(source, quick_backoff(3));
+        harness.sink().fail_next(2, true);
+        run(
+            settings(5),
+            harness.shared.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+        let deleted = harness.source().deleted();
+        assert_eq!(deleted.len(), 1, "{deleted:?}");
+        assert_eq!(harness.sink().accepted(), 1);
+        let held = if deleted[0] == "m0" { "m1" } else { "m0" };
+        // Not back after the 60 s visibility timeout, 5 times over and into the DLQ while
+        // the claim stands, but once the claim's 15-minute lease has run out.
+        assert_eq!(
+            harness.source().visibility_changes(),
+            [(
+                held.to_owned(),
+                crate::state::dedup::LEASE + Duration::from_secs(5)
+            )]
+        );
+        assert!(
+            harness
+                .metrics()
+                .contains("meterwatch_messages_failed_total{reason=\"in_flight\"} 1")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn messages_a_receive_in_flight_at_shutdown_returns_are_released_at_once() {
+        // The receive is in flight when SIGTERM comes, and answers a second later.
+        let source = MemorySource::new([throttled(), ok_event()], 10)
+            .answer_after(Duration::from_secs(2))
+            .keep_open();
+        let harness = Harness::new(source, quick_backoff(3));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(settings(5), harness.shared.clone(), shutdown.clone()));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        shutdown.cancel();
+        assert_eq!(task.await.expect("joins"), Stopped::Drained);
+        // Unprocessed, visible again at once (not after the visibility timeout).
+        assert!(harness.source().deleted().is_empty());
+        assert_eq!(harness.sink().attempts(), 0);
+        assert_eq!(
+            harness.source().visibility_changes(),
+            [
+                ("m0".to_owned(), Duration::ZERO),
+                ("m1".to_owned(), Duration::ZERO)
+            ]
         );
     }
 

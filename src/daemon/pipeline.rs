@@ -25,8 +25,12 @@ pub enum Verdict {
     Done,
     /// Not decodable: leave it for the redrive policy.
     Poison,
-    /// Keep it for redelivery.
+    /// Keep it for redelivery, after a backoff that grows with its receive count.
     Failed(FailReason),
+    /// An earlier delivery of the same event holds its dedup claim for `remaining`: keep it
+    /// for redelivery once the claim is settled or has expired (not sooner: each receive
+    /// counts towards the redrive policy's limit).
+    InFlight { remaining: Duration },
 }
 
 /// Exponential backoff with full jitter: before attempt `n + 1` wait a random time in
@@ -220,7 +224,7 @@ impl Pipeline {
                         })
                         .inc();
                 }
-                Settled::InFlight => return Some(Verdict::Failed(FailReason::InFlight)),
+                Settled::InFlight { remaining } => return Some(Verdict::InFlight { remaining }),
                 Settled::Failed => return Some(Verdict::Failed(FailReason::Publish)),
             }
         }

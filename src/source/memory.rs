@@ -12,8 +12,14 @@ use std::time::Duration;
 pub struct MemorySource {
     pending: Mutex<VecDeque<Message>>,
     batch_size: usize,
-    /// When empty: `false` reports exhausted, `true` waits forever (like an idle queue).
+    /// When empty: `false` reports exhausted, `true` answers empty after a long poll (like
+    /// an idle queue).
     keep_open: bool,
+    /// How long a receive waits before answering: a long poll's wait when empty, and SQS's
+    /// delay in handing out messages when set with [`MemorySource::answer_after`].
+    wait: Duration,
+    /// Whether messages, too, are answered only after `wait`.
+    slow: bool,
     visibility_timeout: Option<Duration>,
     fail_deletes: Mutex<HashSet<String>>,
     deleted: Mutex<Vec<String>>,
@@ -41,6 +47,8 @@ impl MemorySource {
             pending: Mutex::new(pending),
             batch_size: batch_size.max(1),
             keep_open: false,
+            wait: Duration::from_secs(1),
+            slow: false,
             visibility_timeout: None,
             fail_deletes: Mutex::default(),
             deleted: Mutex::default(),
@@ -48,15 +56,31 @@ impl MemorySource {
         }
     }
 
-    /// Once empty, waits forever instead of reporting exhausted.
+    /// Once empty, answers empty receives after a 1 s long poll instead of reporting
+    /// exhausted.
     pub fn keep_open(mut self) -> Self {
         self.keep_open = true;
+        self
+    }
+
+    /// Every receive answers only after `wait`, messages included (a receive in flight).
+    pub fn answer_after(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self.slow = true;
         self
     }
 
     /// Behave like a queue with this visibility timeout (in-flight messages get renewed).
     pub fn with_visibility_timeout(mut self, timeout: Duration) -> Self {
         self.visibility_timeout = Some(timeout);
+        self
+    }
+
+    /// Every message as received this many times (`ApproximateReceiveCount`).
+    pub fn with_receive_count(self, receive_count: u32) -> Self {
+        for message in lock(&self.pending).iter_mut() {
+            message.receive_count = receive_count;
+        }
         self
     }
 
@@ -76,6 +100,9 @@ impl MemorySource {
     }
 
     pub(super) async fn receive(&self) -> Result<Received, SourceError> {
+        if self.slow {
+            tokio::time::sleep(self.wait).await;
+        }
         let batch: Vec<Message> = {
             let mut pending = lock(&self.pending);
             let n = self.batch_size.min(pending.len());
@@ -85,7 +112,10 @@ impl MemorySource {
             return Ok(Received::Messages(batch));
         }
         if self.keep_open {
-            std::future::pending::<()>().await;
+            if !self.slow {
+                tokio::time::sleep(self.wait).await;
+            }
+            return Ok(Received::Messages(Vec::new()));
         }
         Ok(Received::Exhausted)
     }

@@ -95,8 +95,9 @@ pub enum Source {
 }
 
 impl Source {
-    /// The next messages; cancel-safe in the sense that a receive dropped in flight loses
-    /// nothing: SQS makes its messages visible again after the visibility timeout.
+    /// The next messages. A receive dropped in flight loses nothing, but SQS keeps the
+    /// messages it handed out invisible for the visibility timeout and counts the receive:
+    /// the daemon lets a queue's receive finish and releases what it returned.
     pub async fn receive(&self) -> Result<Received, SourceError> {
         match self {
             Source::Sqs(sqs) => sqs.receive().await,
@@ -153,6 +154,12 @@ impl Source {
                 max_receive_count: None,
             }),
         }
+    }
+
+    /// Whether received messages stay invisible until deleted or released (a queue, or a
+    /// test's imitation of one): a receive in flight then must not be dropped at shutdown.
+    pub fn leases_messages(&self) -> bool {
+        matches!(self, Source::Sqs(_) | Source::Memory(_))
     }
 
     /// Whether the source is a remote queue (readiness then requires reaching it).

@@ -9,8 +9,10 @@
 //! the rule's `expected_list` and, with `learn`, every key seen since. Each key's heartbeat
 //! entry (last event time, whether it is alerted) lives in the store, as does the set of
 //! learned keys, so with DynamoDB a restart neither forgets a pending absence nor alerts
-//! again for one already reported; the store's atomic updates make sure that of several
-//! replicas running the check, one sends.
+//! again for one already reported. A key is marked reported ([`mark_reported`]) only after
+//! its alert was sent, whose id is first claimed in dedup: of several replicas running the
+//! check one sends, and a check cut off mid-publish (shutdown, a kill) leaves the key
+//! unreported, so a later check sends the alert (after the claim's lease, if it stood).
 //!
 //! A listed key never seen is watched from the first check: it fires if nothing arrives
 //! within `interval` + `grace` of monitoring starting.
@@ -176,14 +178,10 @@ pub fn check(previous: Option<&Entry>, spec: &Spec, now: Millis) -> Change<Check
             if now - heartbeat.last <= spec.allowed_silence() {
                 return keep;
             }
+            // Not marked reported here: only once the alert is out ([`mark_reported`]), so
+            // that a check cut off while sending leaves the key to be reported again.
             Change {
-                write: Write::Put {
-                    entry: Entry::Heartbeat(Box::new(Heartbeat {
-                        alerted: true,
-                        ..(**heartbeat).clone()
-                    })),
-                    expires_at: now + millis(RETAIN),
-                },
+                write: Write::Keep,
                 decision: Check::Missing {
                     since: heartbeat.last,
                     seen: heartbeat.seen,
@@ -204,6 +202,27 @@ pub fn check(previous: Option<&Entry>, spec: &Spec, now: Millis) -> Change<Check
             },
             decision: Check::Quiet,
         },
+    }
+}
+
+/// Marks a key's absence reported, once its alert was sent: the next heartbeat resolves it.
+/// Also when a heartbeat arrived while the alert was being sent: the alert is out, so the
+/// resolved notice must follow.
+pub fn mark_reported(previous: Option<&Entry>, now: Millis) -> Change<()> {
+    let write = match previous {
+        Some(Entry::Heartbeat(heartbeat)) if !heartbeat.alerted => Write::Put {
+            entry: Entry::Heartbeat(Box::new(Heartbeat {
+                alerted: true,
+                ..(**heartbeat).clone()
+            })),
+            expires_at: now.max(heartbeat.last) + millis(RETAIN),
+        },
+        // Already marked (by another replica), or gone: nothing to add.
+        _ => Write::Keep,
+    };
+    Change {
+        write,
+        decision: (),
     }
 }
 
@@ -252,9 +271,15 @@ mod tests {
         change.decision
     }
 
+    /// A check at `now` whose alert, if any, was sent (and the key then marked).
     fn check_at(entry: &mut Option<Entry>, now: Millis) -> Check {
         let change = check(entry.as_ref(), &spec(), now);
-        apply(entry, change)
+        let decision = apply(entry, change);
+        if matches!(decision, Check::Missing { .. }) {
+            let change = mark_reported(entry.as_ref(), now);
+            apply(entry, change);
+        }
+        decision
     }
 
     fn beat_at(entry: &mut Option<Entry>, event_time: Millis, now: Millis) -> Beat {
@@ -307,6 +332,21 @@ mod tests {
         check_at(&mut entry, 100 * MINUTE);
         assert_eq!(beat_at(&mut entry, 10 * MINUTE, 101 * MINUTE), Beat::Alive);
         assert!(matches!(entry, Some(Entry::Heartbeat(h)) if h.alerted));
+    }
+
+    #[test]
+    fn a_missing_key_is_marked_reported_only_once_its_alert_is_sent() {
+        let mut entry = None;
+        beat_at(&mut entry, 0, 0);
+        let unsent = check(entry.as_ref(), &spec(), 76 * MINUTE);
+        assert_eq!(unsent.write, Write::Keep, "the check itself marks nothing");
+        assert!(matches!(
+            check(entry.as_ref(), &spec(), 77 * MINUTE).decision,
+            Check::Missing { .. }
+        ));
+        let change = mark_reported(entry.as_ref(), 77 * MINUTE);
+        apply(&mut entry, change);
+        assert_eq!(check_at(&mut entry, 78 * MINUTE), Check::Reported);
     }
 
     #[test]

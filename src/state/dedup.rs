@@ -4,10 +4,19 @@
 //! The key is the alert id, a UUIDv5 of rule, `eventID` and element path. A key is first
 //! *claimed* (`Pending`, with a lease) before the alert is sent, and *confirmed* (`Sent`,
 //! kept for the window) after. A second delivery that finds a live claim neither sends nor
-//! deletes: its message is left for redelivery ([`Verdict::InFlight`]), by which time the
-//! claim is confirmed (a duplicate: deleted) or its lease ran out because the replica holding
-//! it died (claimed again: sent). So no interleaving of two replicas, crashes and redeliveries
-//! sends an alert twice within the window, or loses it.
+//! deletes ([`Verdict::InFlight`]): its message is kept invisible until the claim's lease has
+//! run out (the verdict says how long that is; see `daemon::ack`), by which time the claim is
+//! confirmed (a duplicate: deleted), taken back after a failed publish, or expired because its
+//! holder was killed before it could confirm or undo (claimed again: sent).
+//!
+//! What holds: no interleaving of replicas sends an alert twice within the window while its
+//! claim stands. A claim left by a killed holder delays the alert by up to [`LEASE`], and costs
+//! its redelivery one receive (InFlight, kept invisible for the rest of the lease), not one per
+//! visibility timeout; so with the shipped redrive (5 receives) it is sent late, not lost. What
+//! does not hold: a holder killed after its publish was accepted but before it confirmed makes
+//! the alert go out twice (at least once); and a kill between a gate's write (throttle,
+//! threshold) and its publish loses that gate's alert for its interval or window (the write says
+//! "sent"; the redelivery is then held or counted), see `stage`.
 
 use super::{Change, Entry, Millis, Write, millis};
 use serde::{Deserialize, Serialize};
@@ -37,8 +46,9 @@ pub enum Verdict {
     Fresh,
     /// Already handled within the window: drop it.
     Duplicate,
-    /// Another delivery is being handled right now: leave the message for redelivery.
-    InFlight,
+    /// Another delivery is being handled right now, its claim standing until `until`: leave
+    /// the message for redelivery after then.
+    InFlight { until: Millis },
 }
 
 /// Claims `previous`'s key for a delivery at `now`.
@@ -49,7 +59,9 @@ pub fn claim(previous: Option<&Entry>, now: Millis, lease: Duration) -> Change<V
     };
     match previous {
         Some(Entry::Dedup(Seen::Sent)) => keep(Verdict::Duplicate),
-        Some(Entry::Dedup(Seen::Pending { until })) if *until > now => keep(Verdict::InFlight),
+        Some(Entry::Dedup(Seen::Pending { until })) if *until > now => {
+            keep(Verdict::InFlight { until: *until })
+        }
         // Absent, an expired lease, or (never, keys are per kind) another kind's entry.
         _ => {
             let until = now + millis(lease);
@@ -106,7 +118,12 @@ mod tests {
     async fn a_live_claim_holds_redeliveries_until_its_lease_runs_out() {
         let store = Store::Memory(MemoryStore::default());
         assert_eq!(claim_at(&store, 0).await.0, Verdict::Fresh);
-        assert_eq!(claim_at(&store, MINUTE).await.0, Verdict::InFlight);
+        let until = millis(LEASE);
+        assert_eq!(
+            claim_at(&store, MINUTE).await.0,
+            Verdict::InFlight { until },
+            "it says when the claim runs out"
+        );
         // The claimant died: after the lease someone else sends it.
         assert_eq!(claim_at(&store, millis(LEASE)).await.0, Verdict::Fresh);
     }

@@ -78,8 +78,9 @@ pub enum Settled {
     Heartbeat,
     /// Nothing to send, on purpose.
     Suppressed(Reason),
-    /// An earlier delivery of the same event is being handled: leave the message.
-    InFlight,
+    /// An earlier delivery of the same event is being handled, its claim standing for
+    /// `remaining`: leave the message, to come back once the claim is settled or expired.
+    InFlight { remaining: Duration },
     /// Publishing failed: leave the message (state was rolled back).
     Failed,
 }
@@ -87,7 +88,7 @@ pub enum Settled {
 impl Settled {
     /// Whether the message that carried the finding may be deleted.
     pub fn is_done(self) -> bool {
-        !matches!(self, Settled::InFlight | Settled::Failed)
+        !matches!(self, Settled::InFlight { .. } | Settled::Failed)
     }
 }
 
@@ -181,8 +182,15 @@ impl Noise {
                     .await?;
                 match verdict {
                     dedup::Verdict::Duplicate => return Ok(Settled::Suppressed(Reason::Duplicate)),
-                    dedup::Verdict::InFlight => return Ok(Settled::InFlight),
-                    dedup::Verdict::Fresh => Some((dedup_key, window, undo)),
+                    dedup::Verdict::InFlight { until } => {
+                        let remaining = u64::try_from(until.saturating_sub(now)).unwrap_or(0);
+                        return Ok(Settled::InFlight {
+                            remaining: Duration::from_millis(remaining),
+                        });
+                    }
+                    dedup::Verdict::Fresh => {
+                        Some((dedup_key, window, Unsent::new(&self.store, undo)))
+                    }
                 }
             }
             None => None,
@@ -190,9 +198,10 @@ impl Noise {
         let settled = self
             .gate(&mut alert, &controls, &key, (event, rules), publish)
             .await;
-        if let Some((dedup_key, window, undo)) = claim {
+        if let Some((dedup_key, window, unsent)) = claim {
             match &settled {
                 Ok(settled) if settled.is_done() => {
+                    let undo = unsent.settled();
                     let now = self.clock.now();
                     // The alert is out: failing to remember it risks a duplicate only if the
                     // same event arrives again after the claim's lease, so warn and go on.
@@ -202,7 +211,7 @@ impl Noise {
                     }
                 }
                 _ => {
-                    if let Err(error) = self.store.undo(undo).await {
+                    if let Err(error) = unsent.undo().await {
                         tracing::warn!(key = %dedup_key, error = %error, "Could not release a dedup claim; a redelivery waits for its lease.");
                     }
                 }
@@ -399,10 +408,12 @@ impl Noise {
         undo: super::Undo,
         publish: &impl Publish,
     ) -> Result<Settled, StateError> {
+        let unsent = Unsent::new(&self.store, undo);
         if publish.publish(alert).await {
+            unsent.settled();
             return Ok(Settled::Published);
         }
-        self.store.undo(undo).await?;
+        unsent.undo().await?;
         Ok(Settled::Failed)
     }
 
@@ -437,7 +448,7 @@ impl Noise {
                 report.n_keys += 1;
                 let state_key = state_key("absence", &rule.id, &key_text);
                 let now = self.clock.now();
-                let (check, undo) = self
+                let (check, _) = self
                     .store
                     .update(&state_key, now, |previous| {
                         absence::check(previous, spec, now)
@@ -470,18 +481,69 @@ impl Noise {
                             human(spec.interval),
                             human(spec.grace),
                         );
-                        if publish.publish(&alert).await {
-                            report.n_fired += 1;
-                            report.n_absent += 1;
-                        } else {
-                            // Take the "reported" mark back: the next check tries again.
-                            self.store.undo(undo).await?;
+                        match self.send_absence(&alert, publish).await? {
+                            AbsenceSent::Now => report.n_fired += 1,
+                            AbsenceSent::Before => {}
+                            // Being reported elsewhere (or by a check cut off): absent.
+                            AbsenceSent::Elsewhere => {
+                                report.n_absent += 1;
+                                continue;
+                            }
+                            AbsenceSent::Failed => continue,
                         }
+                        let now = self.clock.now();
+                        self.store
+                            .update(&state_key, now, |previous| {
+                                absence::mark_reported(previous, now)
+                            })
+                            .await?;
+                        report.n_absent += 1;
                     }
                 }
             }
         }
         Ok(report)
+    }
+
+    /// Sends an absence alert once, whoever checks: its id is claimed in dedup first and
+    /// confirmed after, and only then may the key be marked reported. Marking first would
+    /// lose the alert for good if the check were cut off mid-publish (shutdown, a kill):
+    /// the key would read as reported with nothing sent. Now a check cut off leaves a claim,
+    /// taken back at once if it can be (see [`Unsent`]), else expiring after its lease, when
+    /// a later check sends the alert.
+    async fn send_absence(
+        &self,
+        alert: &Alert,
+        publish: &impl Publish,
+    ) -> Result<AbsenceSent, StateError> {
+        let dedup_key = state_key("dedup", &alert.rule, &alert.id);
+        let now = self.clock.now();
+        let (verdict, undo) = self
+            .store
+            .update(&dedup_key, now, |previous| {
+                dedup::claim(previous, now, dedup::LEASE)
+            })
+            .await?;
+        match verdict {
+            dedup::Verdict::Duplicate => return Ok(AbsenceSent::Before),
+            dedup::Verdict::InFlight { .. } => return Ok(AbsenceSent::Elsewhere),
+            dedup::Verdict::Fresh => {}
+        }
+        let unsent = Unsent::new(&self.store, undo);
+        if !publish.publish(alert).await {
+            // The next check tries again.
+            unsent.undo().await?;
+            return Ok(AbsenceSent::Failed);
+        }
+        let undo = unsent.settled();
+        let now = self.clock.now();
+        let confirm = dedup::confirm(now, ABSENCE_DEDUP_WINDOW).write;
+        if let Err(error) = self.store.replace_mine(&undo, now, confirm).await {
+            // The key is marked next; only if that fails too may a check after the lease
+            // send the alert again.
+            tracing::warn!(key = %dedup_key, error = %error, "Could not confirm an absence alert's claim.");
+        }
+        Ok(AbsenceSent::Now)
     }
 
     /// For a replay: moves the event clock to `event_time` (if later), publishes the summary
@@ -555,6 +617,76 @@ impl Noise {
     }
 }
 
+/// How long an absence alert's id is remembered once sent: the key is marked reported just
+/// after, so this only covers a mark that failed, until the next checks.
+const ABSENCE_DEDUP_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// What became of one absence alert ([`Noise::send_absence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AbsenceSent {
+    /// Sent by this check.
+    Now,
+    /// Sent by an earlier check, which could not mark the key reported.
+    Before,
+    /// Another check holds its claim (another replica's, or one cut off before it sent).
+    Elsewhere,
+    /// The publish failed; the next check tries again.
+    Failed,
+}
+
+/// A write whose alert is not sent yet (a dedup claim, a throttle window, a threshold's or
+/// an absence's mark), to be settled (the alert is out) or undone (it failed). Dropped
+/// before either, as when a task is aborted at the shutdown's hard stop, it is undone at
+/// once in memory; a DynamoDB write cannot be taken back from a drop, so it is logged: a
+/// dedup claim then stands until its lease runs out (its alert is sent late), other writes
+/// keep their alert back (see `dedup`'s module comment).
+#[must_use = "settle or undo it"]
+struct Unsent<'a> {
+    store: &'a Store,
+    undo: Option<super::Undo>,
+}
+
+impl<'a> Unsent<'a> {
+    fn new(store: &'a Store, undo: super::Undo) -> Self {
+        Unsent {
+            store,
+            undo: Some(undo),
+        }
+    }
+
+    /// The alert is out: the write stands. Returns it (to confirm a claim by).
+    fn settled(mut self) -> super::Undo {
+        self.undo
+            .take()
+            .unwrap_or_else(|| super::Undo::nothing(String::new()))
+    }
+
+    /// The alert failed: takes the write back.
+    async fn undo(mut self) -> Result<(), StateError> {
+        match self.undo.take() {
+            Some(undo) => self.store.undo(undo).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        let Some(undo) = self.undo.take() else {
+            return;
+        };
+        match self.store {
+            Store::Memory(memory) => memory.undo(undo),
+            Store::Dynamodb(_) => tracing::error!(
+                key = %undo.key,
+                "Interrupted between a state write and its alert's publish; the write stands \
+                 though the alert may not have been sent (a dedup claim holds its alert back \
+                 until its lease runs out)."
+            ),
+        }
+    }
+}
+
 /// The shortest time between two absence checks.
 const MIN_CHECK_PERIOD: Duration = Duration::from_secs(1);
 
@@ -623,15 +755,20 @@ mod tests {
     use serde_json::json;
     use std::sync::Mutex;
 
-    /// A sink that records what it accepts, and fails while `failing` is set.
+    /// A sink that records what it accepts, fails while `failing` is set, and never answers
+    /// while `hanging` is (an unreachable endpoint, a publish cut off by a kill).
     #[derive(Default)]
     struct Published {
         alerts: Mutex<Vec<Alert>>,
         failing: std::sync::atomic::AtomicBool,
+        hanging: std::sync::atomic::AtomicBool,
     }
 
     impl Publish for Published {
         async fn publish(&self, alert: &Alert) -> bool {
+            if self.hanging.load(std::sync::atomic::Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
             if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
                 return false;
             }
@@ -643,6 +780,11 @@ mod tests {
     impl Published {
         fn take(&self) -> Vec<Alert> {
             std::mem::take(&mut *self.alerts.lock().expect("test lock"))
+        }
+
+        fn hang(&self, hanging: bool) {
+            self.hanging
+                .store(hanging, std::sync::atomic::Ordering::SeqCst);
         }
 
         fn fail(&self, failing: bool) {
@@ -1189,5 +1331,106 @@ mod tests {
         assert_eq!(check(&noise, &rule_set, &sink).await.n_fired, 0);
         sink.fail(false);
         assert!(check(&noise, &rule_set, &sink).await.n_fired >= 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_absence_alert_cut_off_mid_publish_is_sent_by_the_next_check() {
+        let (noise, rule_set, sink) = (noise(), rules(STOPPED), Published::default());
+        admit(&noise, &rule_set, &event("h-1", "p", 0, None), &sink).await;
+        tokio::time::advance(Duration::from_secs(2 * 3600)).await;
+        // The ticker aborted at shutdown while SNS does not answer.
+        sink.hang(true);
+        let cut_off = tokio::time::timeout(
+            Duration::from_secs(1),
+            noise.check_absences(&rule_set, &sink),
+        )
+        .await;
+        assert!(cut_off.is_err(), "the publish never answered");
+        assert!(sink.take().is_empty());
+        sink.hang(false);
+        let report = check(&noise, &rule_set, &sink).await;
+        // p's (q, never seen, is watched from this first finished check on).
+        assert_eq!(report.n_fired, 1, "{report:?}");
+        assert_eq!(sink.take()[0].product_code.as_deref(), Some("p"));
+        assert_eq!(check(&noise, &rule_set, &sink).await.n_fired, 0, "once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_absence_alert_whose_check_was_killed_is_sent_after_the_claims_lease() {
+        let (noise, rule_set, sink) = (noise(), rules(STOPPED), Published::default());
+        admit(&noise, &rule_set, &event("h-1", "p", 0, None), &sink).await;
+        tokio::time::advance(Duration::from_secs(2 * 3600)).await;
+        sink.hang(true);
+        let mut killed = Box::pin(noise.check_absences(&rule_set, &sink));
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), &mut killed)
+                .await
+                .is_err()
+        );
+        // A kill: nothing of the check runs again, not even its drop (as with DynamoDB,
+        // whose writes cannot be taken back from a drop).
+        std::mem::forget(killed);
+        sink.hang(false);
+        let report = check(&noise, &rule_set, &sink).await;
+        assert_eq!(
+            (report.n_fired, report.n_absent),
+            (0, 1),
+            "p's alert is claimed by the killed check: absent, not reported"
+        );
+        tokio::time::advance(dedup::LEASE).await;
+        let report = check(&noise, &rule_set, &sink).await;
+        assert_eq!(report.n_fired, 1, "sent once the claim ran out");
+        let alerts = sink.take();
+        assert!(
+            alerts
+                .iter()
+                .any(|a| a.product_code.as_deref() == Some("p")),
+            "{alerts:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delivery_cut_off_mid_publish_leaves_no_claim_in_memory() {
+        let (noise, rule_set, sink) = (noise(), rules(FAILED), Published::default());
+        let body = event("e-1", "p", 0, Some("ThrottlingException"));
+        sink.hang(true);
+        let cut_off = tokio::time::timeout(
+            Duration::from_secs(1),
+            admit(&noise, &rule_set, &body, &sink),
+        )
+        .await;
+        assert!(cut_off.is_err());
+        sink.hang(false);
+        assert_eq!(
+            admit(&noise, &rule_set, &body, &sink).await,
+            [Settled::Published],
+            "the redelivery sends at once"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_redelivery_finding_a_killed_deliverys_claim_is_told_how_long_it_stands() {
+        let (noise, rule_set, sink) = (noise(), rules(FAILED), Published::default());
+        let body = event("e-1", "p", 0, Some("ThrottlingException"));
+        sink.hang(true);
+        let mut killed = Box::pin(admit(&noise, &rule_set, &body, &sink));
+        assert!(
+            tokio::time::timeout(Duration::from_secs(60), &mut killed)
+                .await
+                .is_err()
+        );
+        std::mem::forget(killed);
+        sink.hang(false);
+        assert_eq!(
+            admit(&noise, &rule_set, &body, &sink).await,
+            [Settled::InFlight {
+                remaining: dedup::LEASE - Duration::from_secs(60)
+            }]
+        );
+        tokio::time::advance(dedup::LEASE).await;
+        assert_eq!(
+            admit(&noise, &rule_set, &body, &sink).await,
+            [Settled::Published]
+        );
     }
 }

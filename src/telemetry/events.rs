@@ -76,11 +76,13 @@ impl PublishAttemptFailed<'_> {
     }
 }
 
-/// A message left undeleted (it comes back after its visibility timeout).
+/// A message left undeleted (it comes back after its visibility timeout, or `retry_in`).
 #[derive(Debug)]
 pub struct MessageLeft<'a> {
     pub message_id: &'a str,
     pub reason: FailReason,
+    /// When it is set to come back, if not after the queue's visibility timeout.
+    pub retry_in: Option<std::time::Duration>,
 }
 
 impl MessageLeft<'_> {
@@ -88,6 +90,7 @@ impl MessageLeft<'_> {
         tracing::warn!(
             message_id = self.message_id,
             reason = self.reason.as_str(),
+            retry_in_secs = self.retry_in.map(|retry_in| retry_in.as_secs()),
             "Leaving message undeleted for redelivery."
         );
         metrics.message_failed(self.reason);

@@ -335,7 +335,7 @@ async fn the_dynamodb_store_applies_one_decision_per_write_read() {
 
     let (verdict, first) = claim(1_000).await;
     assert_eq!(verdict, Verdict::Fresh);
-    assert_eq!(claim(2_000).await.0, Verdict::InFlight);
+    assert_eq!(claim(2_000).await.0, Verdict::InFlight { until: 61_000 });
     // A failed publish takes the claim back: the redelivery claims afresh.
     store.undo(first).await.unwrap();
     let (verdict, second) = claim(3_000).await;
