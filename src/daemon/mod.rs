@@ -759,8 +759,10 @@ mod tests {
             ack::retry_after(minute, u32::MAX),
             Duration::from_secs(12 * 3600)
         );
-        // A claim's rest, if longer than the backoff.
+        // A claim found on a first receive: the backoff (its holder is likely publishing).
         let lease = crate::state::dedup::LEASE;
+        assert_eq!(ack::in_flight_after(minute, 1, lease), minute);
+        // Still standing on a later one: its rest, if longer than the backoff.
         assert_eq!(
             ack::in_flight_after(minute, 2, lease),
             lease + Duration::from_secs(5)
@@ -807,10 +809,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_message_held_by_a_dedup_claim_comes_back_when_the_claim_runs_out() {
-        // Two deliveries of one event in one batch: whichever claims first publishes (after
-        // two failures); the other finds its claim standing.
+        // Two deliveries of one event in one batch, on their second receive (the claim
+        // already stood on the first): whichever claims first publishes (after two
+        // failures); the other finds its claim standing.
         let source = MemorySource::new([throttled(), throttled()], 10)
-            .with_visibility_timeout(Duration::from_secs(60));
+            .with_visibility_timeout(Duration::from_secs(60))
+            .with_receive_count(2);
         let harness = Harness::new(source, quick_backoff(3));
         harness.sink().fail_next(2, true);
         run(
@@ -823,8 +827,8 @@ mod tests {
         assert_eq!(deleted.len(), 1, "{deleted:?}");
         assert_eq!(harness.sink().accepted(), 1);
         let held = if deleted[0] == "m0" { "m1" } else { "m0" };
-        // Not back after the 60 s visibility timeout, 5 times over and into the DLQ while
-        // the claim stands, but once the claim's 15-minute lease has run out.
+        // Not back after its backoff, again and again into the DLQ while the claim stands,
+        // but once the claim's 15-minute lease has run out.
         assert_eq!(
             harness.source().visibility_changes(),
             [(
@@ -836,6 +840,27 @@ mod tests {
             harness
                 .metrics()
                 .contains("meterwatch_messages_failed_total{reason=\"in_flight\"} 1")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_duplicate_delivery_finding_a_claim_comes_back_soon_to_be_deleted() {
+        // First receive: the claim's holder is publishing right now, most likely.
+        let source = MemorySource::new([throttled(), throttled()], 10)
+            .with_visibility_timeout(Duration::from_secs(60));
+        let harness = Harness::new(source, quick_backoff(3));
+        harness.sink().fail_next(2, true);
+        run(
+            settings(5),
+            harness.shared.clone(),
+            CancellationToken::new(),
+        )
+        .await;
+        let deleted = harness.source().deleted();
+        let held = if deleted[0] == "m0" { "m1" } else { "m0" };
+        assert_eq!(
+            harness.source().visibility_changes(),
+            [(held.to_owned(), Duration::from_secs(60))]
         );
     }
 

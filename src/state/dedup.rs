@@ -11,8 +11,8 @@
 //!
 //! What holds: no interleaving of replicas sends an alert twice within the window while its
 //! claim stands. A claim left by a killed holder delays the alert by up to [`LEASE`], and costs
-//! its redelivery one receive (InFlight, kept invisible for the rest of the lease), not one per
-//! visibility timeout; so with the shipped redrive (5 receives) it is sent late, not lost. What
+//! its redelivery two receives (InFlight: back after the backoff, then kept invisible for the
+//! rest of the lease), not one per visibility timeout; so with the shipped redrive (5 receives) it is sent late, not lost. What
 //! does not hold: a holder killed after its publish was accepted but before it confirmed makes
 //! the alert go out twice (at least once); and a kill between a gate's write (throttle,
 //! threshold) and its publish loses that gate's alert for its interval or window (the write says
