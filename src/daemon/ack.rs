@@ -6,7 +6,12 @@
 //! [`Pipeline::process`] said [`Verdict::Done`]; every other verdict leaves it in the queue.
 //! A delete that SQS refuses for one entry is logged and counted; that message is redelivered
 //! (a duplicate alert, never a lost one).
+//!
+//! A batch ends once each of its messages is finished or only waits for its groups' flushes:
+//! those are handed to the [`Hold`], which sees them to the end, so that the poller receives
+//! again meanwhile.
 
+use super::hold::{Hold, Parked, Reserved};
 use super::pipeline::{Pipeline, Verdict};
 use crate::source::{Message, Source};
 use crate::telemetry::Metrics;
@@ -15,19 +20,22 @@ use crate::telemetry::metrics::FailReason;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-/// Processes one batch to the end. `hard_stop` fires when the shutdown grace is about to
-/// run out: unfinished messages are then abandoned and made visible again.
+/// Processes one batch until each message is finished or waits for its groups (handed to
+/// `hold`, in places `reserved` for the batch). `hard_stop` fires when the shutdown grace is
+/// about to run out: unfinished messages are then abandoned and made visible again.
 pub async fn handle_batch(
     source: &Source,
     pipeline: &Arc<Pipeline>,
     metrics: &Metrics,
     messages: Vec<Message>,
     hard_stop: &CancellationToken,
+    (hold, mut reserved): (&Hold, Reserved),
 ) {
     let n_messages = messages.len();
     let received_at = Instant::now();
@@ -41,11 +49,15 @@ pub async fn handle_batch(
     // received and processed again by another consumer (a second alert, were it not for
     // dedup); the ones left for redelivery are not renewed.
     let mut held = vec![true; n_messages];
+    // Messages that only wait for their groups' flushes (they say so on `parked`).
+    let mut waiting = vec![false; n_messages];
+    let (parked_tx, mut parked_rx) = mpsc::unbounded_channel();
     let mut tasks = JoinSet::new();
     let mut task_messages = HashMap::new();
     for (idx, message) in messages.iter().enumerate() {
         let pipeline = Arc::clone(pipeline);
         let message = Arc::clone(message);
+        let parked_tx = parked_tx.clone();
         let span = tracing::info_span!(
             "message",
             message_id = %message.id,
@@ -53,7 +65,14 @@ pub async fn handle_batch(
         );
         // Boxed: the processing future is several kilobytes (state stage, retries), and
         // tokio moves a task's future on spawn and again as the task runs.
-        let process = Box::pin(async move { (idx, pipeline.process(&message).await) });
+        let process = Box::pin(async move {
+            // Sending fails only once the batch has ended, which it does not while this
+            // message runs unparked.
+            let parked = move || {
+                let _ = parked_tx.send(idx);
+            };
+            (idx, pipeline.process_parking(&message, parked).await)
+        });
         let task = tasks.spawn(process.instrument(span));
         task_messages.insert(task.id(), idx);
     }
@@ -68,9 +87,17 @@ pub async fn handle_batch(
     let mut ticks = tokio::time::interval_at(received_at + period, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
+    drop(parked_tx);
     let mut done = Vec::new();
     let mut abandoned = false;
-    while !tasks.is_empty() {
+    let running = |unfinished: &[bool], waiting: &[bool]| {
+        unfinished
+            .iter()
+            .zip(waiting)
+            .any(|(unfinished, waiting)| *unfinished && !*waiting)
+    };
+    // Aborted at the hard stop, the waiting are released here with the rest.
+    while !tasks.is_empty() && (abandoned || running(&unfinished, &waiting)) {
         tokio::select! {
             biased;
             joined = tasks.join_next() => {
@@ -104,6 +131,11 @@ pub async fn handle_batch(
                     }
                 }
             }
+            Some(idx) = parked_rx.recv() => {
+                if let Some(waiting) = waiting.get_mut(idx) {
+                    *waiting = true;
+                }
+            }
             _ = hard_stop.cancelled(), if !abandoned => {
                 abandoned = true;
                 tasks.abort_all();
@@ -117,6 +149,26 @@ pub async fn handle_batch(
                 }
             }
         }
+    }
+
+    let mut n_parked = 0;
+    if !tasks.is_empty() {
+        let parked: Vec<(usize, Arc<Message>)> = (0..n_messages)
+            .filter(|&idx| unfinished[idx])
+            .map(|idx| (idx, Arc::clone(&messages[idx])))
+            .collect();
+        n_parked = parked.len();
+        for (idx, _) in &parked {
+            unfinished[*idx] = false;
+        }
+        let parked = Parked {
+            tasks,
+            messages: parked,
+            task_messages,
+            received_at,
+            ticks,
+        };
+        hold.adopt(parked, &mut reserved);
     }
 
     let done: Vec<&Message> = done.iter().map(AsRef::as_ref).collect();
@@ -149,7 +201,10 @@ pub async fn handle_batch(
             .emit(metrics);
         }
     }
-    metrics.messages_in_flight.dec_by(n_messages as i64);
+    // The held ones are counted down by the hold.
+    metrics
+        .messages_in_flight
+        .dec_by((n_messages - n_parked) as i64);
 }
 
 /// The messages still flagged.
