@@ -13,7 +13,12 @@
 //! one held by another delivery's dedup claim comes back after the same backoff, then, if the
 //! claim still stands, once it has run out ([`in_flight_after`]). Poison
 //! keeps the queue's visibility timeout: the redrive policy moves it to the DLQ soon.
+//!
+//! A batch ends once each of its messages is finished or only waits for its groups' flushes:
+//! those are handed to the [`Hold`], which sees them to the end, so that the poller receives
+//! again meanwhile.
 
+use super::hold::{Hold, Parked, Reserved};
 use super::pipeline::{Pipeline, Verdict};
 use crate::source::{Message, Source};
 use crate::telemetry::Metrics;
@@ -22,6 +27,7 @@ use crate::telemetry::metrics::FailReason;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -62,14 +68,16 @@ pub fn in_flight_after(visibility: Duration, receive_count: u32, remaining: Dura
         .min(MAX_VISIBILITY)
 }
 
-/// Processes one batch to the end. `hard_stop` fires when the shutdown grace is about to
-/// run out: unfinished messages are then abandoned and made visible again.
+/// Processes one batch until each message is finished or waits for its groups (handed to
+/// `hold`, in places `reserved` for the batch). `hard_stop` fires when the shutdown grace is
+/// about to run out: unfinished messages are then abandoned and made visible again.
 pub async fn handle_batch(
     source: &Source,
     pipeline: &Arc<Pipeline>,
     metrics: &Metrics,
     messages: Vec<Message>,
     hard_stop: &CancellationToken,
+    (hold, mut reserved): (&Hold, Reserved),
 ) {
     let n_messages = messages.len();
     let received_at = Instant::now();
@@ -83,11 +91,15 @@ pub async fn handle_batch(
     // received and processed again by another consumer (a second alert, were it not for
     // dedup); the ones left for redelivery are not renewed.
     let mut held = vec![true; n_messages];
+    // Messages that only wait for their groups' flushes (they say so on `parked`).
+    let mut waiting = vec![false; n_messages];
+    let (parked_tx, mut parked_rx) = mpsc::unbounded_channel();
     let mut tasks = JoinSet::new();
     let mut task_messages = HashMap::new();
     for (idx, message) in messages.iter().enumerate() {
         let pipeline = Arc::clone(pipeline);
         let message = Arc::clone(message);
+        let parked_tx = parked_tx.clone();
         let span = tracing::info_span!(
             "message",
             message_id = %message.id,
@@ -95,7 +107,14 @@ pub async fn handle_batch(
         );
         // Boxed: the processing future is several kilobytes (state stage, retries), and
         // tokio moves a task's future on spawn and again as the task runs.
-        let process = Box::pin(async move { (idx, pipeline.process(&message).await) });
+        let process = Box::pin(async move {
+            // Sending fails only once the batch has ended, which it does not while this
+            // message runs unparked.
+            let parked = move || {
+                let _ = parked_tx.send(idx);
+            };
+            (idx, pipeline.process_parking(&message, parked).await)
+        });
         let task = tasks.spawn(process.instrument(span));
         task_messages.insert(task.id(), idx);
     }
@@ -110,12 +129,20 @@ pub async fn handle_batch(
     let mut ticks = tokio::time::interval_at(received_at + period, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
+    drop(parked_tx);
     let mut done = Vec::new();
     // Messages left for redelivery, and when each should come back. They stay held until
     // the batch ends, then get that visibility (one call for all, not one per failure).
-    let mut retries: Vec<(Arc<Message>, Duration)> = Vec::new();
+    let mut retries: Retries = Vec::new();
     let mut abandoned = false;
-    while !tasks.is_empty() {
+    let running = |unfinished: &[bool], waiting: &[bool]| {
+        unfinished
+            .iter()
+            .zip(waiting)
+            .any(|(unfinished, waiting)| *unfinished && !*waiting)
+    };
+    // Aborted at the hard stop, the waiting are released here with the rest.
+    while !tasks.is_empty() && (abandoned || running(&unfinished, &waiting)) {
         tokio::select! {
             biased;
             joined = tasks.join_next() => {
@@ -125,26 +152,10 @@ pub async fn handle_batch(
                         unfinished[idx] = false;
                         let message = &messages[idx];
                         metrics.message_processing_seconds.observe(received_at.elapsed().as_secs_f64());
-                        match verdict {
-                            Verdict::Done => done.push(Arc::clone(message)),
-                            // Poison was logged and counted where it was found.
-                            Verdict::Poison => held[idx] = false,
-                            Verdict::Failed(reason) => {
-                                let retry_in = renewal.map(|visibility| retry_after(visibility, message.receive_count));
-                                MessageLeft { message_id: &message.id, reason, retry_in }.emit(metrics);
-                                match retry_in {
-                                    Some(retry_in) => retries.push((Arc::clone(message), retry_in)),
-                                    None => held[idx] = false,
-                                }
-                            }
-                            Verdict::InFlight { remaining } => {
-                                let retry_in = renewal.map(|visibility| in_flight_after(visibility, message.receive_count, remaining));
-                                MessageLeft { message_id: &message.id, reason: FailReason::InFlight, retry_in }.emit(metrics);
-                                match retry_in {
-                                    Some(retry_in) => retries.push((Arc::clone(message), retry_in)),
-                                    None => held[idx] = false,
-                                }
-                            }
+                        match outcome(message, verdict, renewal, metrics) {
+                            Outcome::Delete => done.push(Arc::clone(message)),
+                            Outcome::Leave => held[idx] = false,
+                            Outcome::Retry(retry_in) => retries.push((Arc::clone(message), retry_in)),
                         }
                     }
                     // Aborted at the hard stop: released below.
@@ -161,21 +172,98 @@ pub async fn handle_batch(
                     }
                 }
             }
+            Some(idx) = parked_rx.recv() => {
+                if let Some(waiting) = waiting.get_mut(idx) {
+                    *waiting = true;
+                }
+            }
             _ = hard_stop.cancelled(), if !abandoned => {
                 abandoned = true;
                 tasks.abort_all();
             }
             _ = ticks.tick(), if renewal.is_some() => {
                 let Some(timeout) = renewal else { continue };
-                let pending = select(&messages, &held);
-                metrics.visibility_extensions.inc_by(pending.len() as u64);
-                for failure in source.change_visibility(&pending, timeout).await {
-                    EntryFailed { operation: "change_visibility", failure: &failure }.emit(metrics);
-                }
+                renew(source, metrics, &select(&messages, &held), timeout).await;
             }
         }
     }
 
+    let mut n_parked = 0;
+    if !tasks.is_empty() {
+        let parked: Vec<(usize, Arc<Message>)> = (0..n_messages)
+            .filter(|&idx| unfinished[idx])
+            .map(|idx| (idx, Arc::clone(&messages[idx])))
+            .collect();
+        n_parked = parked.len();
+        for (idx, _) in &parked {
+            unfinished[*idx] = false;
+        }
+        let parked = Parked {
+            tasks,
+            messages: parked,
+            task_messages,
+            received_at,
+            ticks,
+        };
+        hold.adopt(parked, &mut reserved);
+    }
+
+    delete(source, metrics, &done).await;
+    set_visibility(source, metrics, retries).await;
+    release(source, metrics, &select(&messages, &unfinished)).await;
+    // The held ones are counted down by the hold.
+    metrics
+        .messages_in_flight
+        .dec_by((n_messages - n_parked) as i64);
+}
+
+/// Messages left for redelivery, each with when it should come back.
+pub(super) type Retries = Vec<(Arc<Message>, Duration)>;
+
+/// What becomes of a message whose processing is over.
+pub(super) enum Outcome {
+    Delete,
+    /// Left to the queue's visibility timeout (poison, or a source without one).
+    Leave,
+    /// Left for redelivery after this long (set as its visibility timeout).
+    Retry(Duration),
+}
+
+/// What becomes of `message` after `verdict` (`renewal`: the source's visibility timeout);
+/// a message left for redelivery is logged and counted with why.
+pub(super) fn outcome(
+    message: &Message,
+    verdict: Verdict,
+    renewal: Option<Duration>,
+    metrics: &Metrics,
+) -> Outcome {
+    let (reason, retry_in) = match verdict {
+        Verdict::Done => return Outcome::Delete,
+        // Poison was logged and counted where it was found.
+        Verdict::Poison => return Outcome::Leave,
+        Verdict::Failed(reason) => (
+            reason,
+            renewal.map(|visibility| retry_after(visibility, message.receive_count)),
+        ),
+        Verdict::InFlight { remaining } => (
+            FailReason::InFlight,
+            renewal.map(|visibility| in_flight_after(visibility, message.receive_count, remaining)),
+        ),
+    };
+    MessageLeft {
+        message_id: &message.id,
+        reason,
+        retry_in,
+    }
+    .emit(metrics);
+    retry_in.map_or(Outcome::Leave, Outcome::Retry)
+}
+
+/// Deletes the done messages, counting those deleted and logging those SQS refused.
+pub(super) async fn delete(source: &Source, metrics: &Metrics, done: &[Arc<Message>]) {
+    if done.is_empty() {
+        return;
+    }
     let done: Vec<&Message> = done.iter().map(AsRef::as_ref).collect();
     let failures = source.delete(&done).await;
     for failure in &failures {
@@ -188,8 +276,22 @@ pub async fn handle_batch(
     metrics
         .messages_deleted
         .inc_by((done.len() - failures.len().min(done.len())) as u64);
+}
 
-    // Grouped by delay: a batch's failures mostly share one receive count.
+/// Keeps `pending` invisible for another `timeout`.
+pub(super) async fn renew(
+    source: &Source,
+    metrics: &Metrics,
+    pending: &[&Message],
+    timeout: Duration,
+) {
+    metrics.visibility_extensions.inc_by(pending.len() as u64);
+    change_visibility(source, metrics, pending, timeout).await;
+}
+
+/// Gives each message left for redelivery its delay, in one call per delay (a batch's
+/// failures mostly share one receive count).
+pub(super) async fn set_visibility(source: &Source, metrics: &Metrics, mut retries: Retries) {
     retries.sort_by_key(|(_, retry_in)| *retry_in);
     for same_delay in retries.chunk_by(|a, b| a.1 == b.1) {
         let retry_in = same_delay[0].1;
@@ -197,34 +299,39 @@ pub async fn handle_batch(
             .iter()
             .map(|(message, _)| message.as_ref())
             .collect();
-        for failure in source.change_visibility(&messages, retry_in).await {
-            EntryFailed {
-                operation: "change_visibility",
-                failure: &failure,
-            }
-            .emit(metrics);
-        }
+        change_visibility(source, metrics, &messages, retry_in).await;
     }
+}
 
-    let pending = select(&messages, &unfinished);
-    if !pending.is_empty() {
-        for message in &pending {
-            MessageLeft {
-                message_id: &message.id,
-                reason: FailReason::Shutdown,
-                retry_in: Some(Duration::ZERO),
-            }
-            .emit(metrics);
-        }
-        for failure in source.change_visibility(&pending, Duration::ZERO).await {
-            EntryFailed {
-                operation: "change_visibility",
-                failure: &failure,
-            }
-            .emit(metrics);
-        }
+/// Makes messages abandoned at the hard stop visible again at once, saying so.
+pub(super) async fn release(source: &Source, metrics: &Metrics, pending: &[&Message]) {
+    if pending.is_empty() {
+        return;
     }
-    metrics.messages_in_flight.dec_by(n_messages as i64);
+    for message in pending {
+        MessageLeft {
+            message_id: &message.id,
+            reason: FailReason::Shutdown,
+            retry_in: Some(Duration::ZERO),
+        }
+        .emit(metrics);
+    }
+    change_visibility(source, metrics, pending, Duration::ZERO).await;
+}
+
+async fn change_visibility(
+    source: &Source,
+    metrics: &Metrics,
+    messages: &[&Message],
+    timeout: Duration,
+) {
+    for failure in source.change_visibility(messages, timeout).await {
+        EntryFailed {
+            operation: "change_visibility",
+            failure: &failure,
+        }
+        .emit(metrics);
+    }
 }
 
 /// The messages still flagged.

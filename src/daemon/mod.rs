@@ -3,6 +3,8 @@
 //!
 //! - [`pipeline`]: one message: decode, evaluate, publish with retries → a verdict.
 //! - [`ack`]: one batch: concurrent processing, visibility renewal, batched delete, release.
+//! - [`hold`]: messages waiting for their groups' flushes, held apart from their batch so
+//!   that pollers go on receiving; bounded.
 //! - [`reload`]: rules hot reload (directory watch, SIGHUP).
 //! - [`signal`]: SIGTERM/SIGINT as one future.
 //!
@@ -12,9 +14,11 @@
 //! left invisible for the visibility timeout with its receive count spent for nothing. In-flight
 //! batches get the grace period less a margin to finish and delete; then `hard_stop` abandons
 //! what is left (a receive still in flight included) and makes it visible again at once.
-//! Publish → delete is never cut short by `shutdown` itself.
+//! Publish → delete is never cut short by `shutdown` itself. Held messages (waiting for their
+//! groups, which flush at once on `shutdown`) drain the same way.
 
 pub mod ack;
+pub mod hold;
 pub mod pipeline;
 pub mod reload;
 pub mod signal;
@@ -32,6 +36,7 @@ use crate::telemetry::events::{
 use crate::telemetry::metrics::FailReason;
 use anyhow::Context;
 use arc_swap::ArcSwap;
+use hold::Hold;
 use pipeline::{Backoff, Pipeline};
 use std::path::Path;
 use std::sync::Arc;
@@ -53,6 +58,8 @@ pub struct Settings {
     pub pollers: usize,
     /// The shutdown grace period.
     pub grace: Duration,
+    /// Messages held at most while they wait for their groups ([`hold`]).
+    pub max_held: usize,
 }
 
 impl Settings {
@@ -91,13 +98,23 @@ pub struct Shared {
 /// within the grace period.
 pub async fn run(settings: Settings, shared: Shared, shutdown: CancellationToken) -> Stopped {
     let hard_stop = CancellationToken::new();
+    // Pollers and the hold's tasks: draining waits for held messages too.
     let pollers = TaskTracker::new();
+    let hold = Hold::new(
+        Arc::clone(&shared.source),
+        Arc::clone(&shared.metrics),
+        pollers.clone(),
+        hard_stop.clone(),
+        settings.max_held,
+    );
     for poller_idx in 0..settings.pollers.max(1) {
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         let hard_stop = hard_stop.clone();
-        pollers.spawn(async move { poll(poller_idx, &shared, &shutdown, &hard_stop).await });
+        let hold = hold.clone();
+        pollers.spawn(async move { poll(poller_idx, &shared, &shutdown, &hard_stop, &hold).await });
     }
+    // Closed with pollers still running: held messages are tracked before the last ends.
     pollers.close();
 
     // Shutdown first: pollers stop as soon as it fires, and their end must then count as a
@@ -137,15 +154,24 @@ pub async fn run(settings: Settings, shared: Shared, shutdown: CancellationToken
     Stopped::GraceExceeded
 }
 
-/// One poller: receive, process the batch, repeat.
+/// One poller: receive, process the batch (handing what waits for its groups to `hold`),
+/// repeat.
 async fn poll(
     poller_idx: usize,
     shared: &Shared,
     shutdown: &CancellationToken,
     hard_stop: &CancellationToken,
+    hold: &Hold,
 ) {
     let mut n_failures = 0;
     while !shutdown.is_cancelled() {
+        // Places first: a batch received with the hold full could not be held, and would
+        // wait unrenewed.
+        let reserved = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            reserved = hold.reserve() => reserved,
+        };
         let started = tokio::time::Instant::now();
         // A queue's receive is not cut by `shutdown`: it may already hold messages, which
         // would stay invisible for the visibility timeout; only the hard stop drops it. A
@@ -179,6 +205,7 @@ async fn poll(
                     &shared.metrics,
                     messages,
                     hard_stop,
+                    (hold, reserved),
                 )
                 .await;
             }
@@ -371,6 +398,7 @@ pub async fn serve(
     let settings = Settings {
         pollers,
         grace: Duration::from_secs(config.shutdown.grace_secs),
+        max_held: hold::DEFAULT_MAX_HELD,
     };
     let absence_task = (!replay).then(|| {
         tokio::spawn(absence_checks(
@@ -526,9 +554,12 @@ fn display_paths(paths: &[std::path::PathBuf]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::pipeline::tests::{FAILING_RULE, ok_event, rules, throttled};
+    use crate::daemon::pipeline::tests::{
+        FAILING_RULE, GROUPED_RULE, fixture, ok_event, rules, throttled,
+    };
     use crate::sink::MemorySink;
     use crate::source::MemorySource;
+    use crate::state::MemoryStore;
 
     struct Harness {
         shared: Shared,
@@ -559,6 +590,40 @@ mod tests {
                     pipeline: Arc::new(pipeline),
                     metrics,
                     health,
+                },
+            }
+        }
+
+        /// With the grouped rule (`GROUPED_RULE`, or as `with_rule` changes it) and an
+        /// ungrouped critical one, and groups that flush at once when `shutdown` fires (as
+        /// the daemon's do).
+        fn grouped(source: MemorySource, backoff: Backoff, shutdown: &CancellationToken) -> Self {
+            Harness::grouped_as(source, backoff, shutdown, GROUPED_RULE)
+        }
+
+        fn grouped_as(
+            source: MemorySource,
+            backoff: Backoff,
+            shutdown: &CancellationToken,
+            grouped_rule: &str,
+        ) -> Self {
+            let harness = Harness::new(source, backoff.clone());
+            let noise = Noise::new(
+                Store::Memory(MemoryStore::default()),
+                crate::state::Clock::tokio_from(jiff::Timestamp::UNIX_EPOCH),
+                shutdown.clone(),
+            );
+            let pipeline = Pipeline::new(
+                rules(&format!("{grouped_rule}{CRITICAL_RULE}")),
+                vec![NamedSink::new("memory", Sink::Memory(MemorySink::new()))],
+                backoff,
+                Arc::clone(&harness.shared.metrics),
+            )
+            .with_noise(Arc::new(noise));
+            Harness {
+                shared: Shared {
+                    pipeline: Arc::new(pipeline),
+                    ..harness.shared
                 },
             }
         }
@@ -594,7 +659,196 @@ mod tests {
         Settings {
             pollers: 2,
             grace: Duration::from_secs(grace_secs),
+            max_held: hold::DEFAULT_MAX_HELD,
         }
+    }
+
+    const CRITICAL_RULE: &str = "[[rule]]\nid = \"critical-product\"\ntitle = \"Invalid product code\"\nseverity = \"critical\"\n\
+        match.detail.errorCode = [\"InvalidProductCodeException\"]\n";
+
+    fn critical() -> String {
+        fixture("failing/meterusage-invalid-product-code.eventbridge.json")
+    }
+
+    fn published_rules(harness: &Harness) -> Vec<String> {
+        harness
+            .sink()
+            .alerts()
+            .iter()
+            .map(|alert| alert.rule.to_string())
+            .collect()
+    }
+
+    /// Lets the daemon's tasks run until `at` (after the test started).
+    async fn until(started: tokio::time::Instant, at: Duration) {
+        tokio::time::sleep_until(started + at).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_waiting_for_its_group_does_not_hold_up_the_next() {
+        // One poller, one message a batch: before, the critical message waited for the
+        // grouped one's flush.
+        let source = MemorySource::new([throttled(), critical()], 1)
+            .keep_open()
+            .with_visibility_timeout(Duration::from_secs(10));
+        let shutdown = CancellationToken::new();
+        let harness = Harness::grouped(source, quick_backoff(3), &shutdown);
+        let settings = Settings {
+            pollers: 1,
+            ..settings(30)
+        };
+        let started = tokio::time::Instant::now();
+        let task = tokio::spawn(run(settings, harness.shared.clone(), shutdown.clone()));
+
+        until(started, Duration::from_millis(100)).await;
+        assert_eq!(published_rules(&harness), ["critical-product"]);
+        assert_eq!(harness.source().deleted(), ["m1"], "m0 waits for its group");
+        assert!(
+            harness
+                .metrics()
+                .contains("meterwatch_messages_in_flight 1")
+        );
+
+        // A group's first batch waits 2 s.
+        until(started, Duration::from_millis(2_100)).await;
+        assert_eq!(
+            published_rules(&harness),
+            ["critical-product", "throttled-burst"]
+        );
+        assert_eq!(harness.source().deleted(), ["m1", "m0"]);
+        assert!(
+            harness
+                .metrics()
+                .contains("meterwatch_messages_in_flight 0")
+        );
+
+        shutdown.cancel();
+        assert_eq!(task.await.expect("joins"), Stopped::Drained);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_message_stays_invisible_until_its_group_is_out() {
+        let source = MemorySource::new([throttled()], 1)
+            .keep_open()
+            .with_visibility_timeout(Duration::from_secs(10));
+        let shutdown = CancellationToken::new();
+        let rule = GROUPED_RULE.replace("wait = \"2s\"", "wait = \"62s\"");
+        let harness = Harness::grouped_as(source, quick_backoff(3), &shutdown, &rule);
+        let started = tokio::time::Instant::now();
+        let task = tokio::spawn(run(settings(30), harness.shared.clone(), shutdown.clone()));
+        let renewals = || {
+            let changes = harness.source().visibility_changes();
+            assert!(
+                changes
+                    .iter()
+                    .all(|change| *change == ("m0".to_owned(), Duration::from_secs(10))),
+                "{changes:?}"
+            );
+            changes.len()
+        };
+
+        until(started, Duration::from_secs(61)).await;
+        assert!(harness.source().deleted().is_empty());
+        // Every 5 s (half the timeout) since it was received.
+        assert_eq!(renewals(), 12);
+        until(started, Duration::from_secs(63)).await;
+        assert_eq!(harness.source().deleted(), ["m0"]);
+        assert_eq!(harness.sink().accepted(), 1);
+        until(started, Duration::from_secs(90)).await;
+        assert_eq!(renewals(), 12, "none once deleted");
+
+        shutdown.cancel();
+        assert_eq!(task.await.expect("joins"), Stopped::Drained);
+    }
+
+    fn throttled_with_id(event_id: &str) -> String {
+        let mut event: serde_json::Value =
+            serde_json::from_str(&throttled()).expect("fixture is JSON");
+        event["detail"]["eventID"] = serde_json::Value::String(event_id.to_owned());
+        event.to_string()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_flushes_held_groups_and_the_drain_waits_for_them() {
+        let source = MemorySource::new([throttled()], 1).keep_open();
+        let shutdown = CancellationToken::new();
+        let rule = GROUPED_RULE.replace("wait = \"2s\"", "wait = \"10m\"");
+        let harness = Harness::grouped_as(source, quick_backoff(3), &shutdown, &rule);
+        let started = tokio::time::Instant::now();
+        let task = tokio::spawn(run(settings(5), harness.shared.clone(), shutdown.clone()));
+        until(started, Duration::from_millis(500)).await;
+        assert!(harness.source().deleted().is_empty());
+        shutdown.cancel();
+        assert_eq!(task.await.expect("joins"), Stopped::Drained);
+        // Not the group's 10-minute wait: only the receive in flight is let finish.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(harness.source().deleted(), ["m0"]);
+        assert_eq!(published_rules(&harness), ["throttled-burst"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn held_messages_are_released_when_grace_runs_out() {
+        let source = MemorySource::new([throttled(), throttled_with_id("b")], 1).keep_open();
+        let shutdown = CancellationToken::new();
+        let backoff = Backoff {
+            max_attempts: 100,
+            initial: Duration::from_secs(60),
+            max: Duration::from_secs(60),
+        };
+        let harness = Harness::grouped(source, backoff, &shutdown);
+        harness.sink().fail_next(1_000, true);
+        let task = tokio::spawn(run(settings(8), harness.shared.clone(), shutdown.clone()));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        shutdown.cancel();
+        assert_eq!(task.await.expect("joins"), Stopped::GraceExceeded);
+        assert!(harness.source().deleted().is_empty());
+        let mut released = harness.source().visibility_changes();
+        released.sort();
+        assert_eq!(
+            released,
+            [
+                ("m0".to_owned(), Duration::ZERO),
+                ("m1".to_owned(), Duration::ZERO)
+            ]
+        );
+        assert!(
+            harness
+                .metrics()
+                .contains("meterwatch_messages_failed_total{reason=\"shutdown\"} 2")
+        );
+        assert!(
+            harness
+                .metrics()
+                .contains("meterwatch_messages_in_flight 0")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_hold_keeps_pollers_from_receiving() {
+        // Room for one message: the critical one is received only once the grouped one is
+        // out of the hold.
+        let source = MemorySource::new([throttled(), critical()], 1).keep_open();
+        let shutdown = CancellationToken::new();
+        let harness = Harness::grouped(source, quick_backoff(3), &shutdown);
+        let settings = Settings {
+            max_held: 1,
+            ..settings(30)
+        };
+        let started = tokio::time::Instant::now();
+        let task = tokio::spawn(run(settings, harness.shared.clone(), shutdown.clone()));
+        until(started, Duration::from_millis(1_900)).await;
+        assert!(published_rules(&harness).is_empty());
+        until(started, Duration::from_millis(2_100)).await;
+        assert_eq!(
+            published_rules(&harness),
+            ["throttled-burst", "critical-product"]
+        );
+        shutdown.cancel();
+        assert_eq!(task.await.expect("joins"), Stopped::Drained);
     }
 
     #[tokio::test(start_paused = true)]

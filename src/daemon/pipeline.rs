@@ -7,6 +7,7 @@ use crate::envelope::{self, DecodeError};
 use crate::rules::{BodyError, RuleSet};
 use crate::sink::{NamedSink, PublishError, Router};
 use crate::source::Message;
+use crate::state::stage::{Entered, Waiting};
 use crate::state::{Noise, Settled};
 use crate::telemetry::Metrics;
 use crate::telemetry::events::{MessagePoison, PublishAttemptFailed};
@@ -134,6 +135,13 @@ impl Pipeline {
     /// The message is evaluated against one snapshot of the rules: a reload during it takes
     /// effect from the next message, so no event is evaluated by half of each set.
     pub async fn process(&self, message: &Message) -> Verdict {
+        self.process_parking(message, || {}).await
+    }
+
+    /// [`Pipeline::process`], calling `parked` once the message has nothing left to do but
+    /// wait for its groups' flushes (every finding admitted, every other alert out), so that
+    /// its caller can go on with other messages meanwhile. Not called when nothing waits.
+    pub async fn process_parking(&self, message: &Message, parked: impl FnOnce()) -> Verdict {
         tracing::trace!(body = %message.body, "Processing message.");
         let rule_set = self.rules.load_full();
         // Without a state stage heartbeats would only be dropped: absence rules are not
@@ -161,6 +169,8 @@ impl Pipeline {
                 .collect();
             return self.publish_each(findings).await;
         };
+        let mut waiting = Vec::new();
+        let mut failed = None;
         for (event, findings) in per_event {
             // A replay keeps its own time: absences due by this event's time are judged
             // before its findings (a no-op on a queue, which has the wall clock's ticker).
@@ -169,66 +179,103 @@ impl Pipeline {
             {
                 record_absence_check(&self.metrics, result);
             }
-            if let Some(verdict) = self.admit_all(noise, &event, &rule_set, findings).await {
-                return verdict;
+            failed = self
+                .admit_all(noise, &event, &rule_set, findings, &mut waiting)
+                .await;
+            if failed.is_some() {
+                break;
             }
         }
-        Verdict::Done
+        if waiting.is_empty() {
+            return failed.unwrap_or(Verdict::Done);
+        }
+        // Settled even after a failure: a batch this message leads is flushed by nobody
+        // else. All at once: several matches of one group join one summary, and matches
+        // leading and following different groups never wait on each other in turn.
+        parked();
+        let settled = futures_util::future::join_all(waiting.into_iter().map(|waiting| {
+            let rule_id = Arc::clone(waiting.rule());
+            async move { (rule_id, noise.settle(waiting, self).await) }
+        }))
+        .await;
+        for (rule_id, settled) in settled {
+            match settled {
+                Settled::Grouped => self.count_settled(&rule_id, settled),
+                Settled::Failed => {
+                    failed.get_or_insert(Verdict::Failed(FailReason::Publish));
+                }
+                _ => {}
+            }
+        }
+        failed.unwrap_or(Verdict::Done)
     }
 
     /// Takes findings through the state stage, which publishes what should be sent and says
-    /// whether the message may go: a held group member returns only once its group's alert
-    /// is out; a dedup claim held elsewhere leaves the message for later. `Some` verdict when
-    /// the message must stay.
-    async fn admit_all(
+    /// whether the message may go: a grouped match (outside a replay) is put in its group's
+    /// batch and pushed onto `waiting`, to be settled once the group flushes; a dedup claim
+    /// held elsewhere leaves the message for later. `Some` verdict when the message must
+    /// stay.
+    async fn admit_all<'n>(
         &self,
-        noise: &Noise,
+        noise: &'n Noise,
         event: &envelope::Event,
         rule_set: &RuleSet,
         findings: Vec<crate::rules::Finding>,
+        waiting: &mut Vec<Waiting<'n>>,
     ) -> Option<Verdict> {
         for finding in findings {
             // A label is made only for what is counted by rule (not for published alerts).
             let rule_id = Arc::clone(&finding.alert.rule);
-            let settled = match noise.admit(finding, event, rule_set, self).await {
-                Ok(settled) => settled,
+            let settled = match noise.enter(finding, event, rule_set, self).await {
+                Ok(Entered::Settled(settled)) => settled,
+                Ok(Entered::Waiting(entered)) => {
+                    waiting.push(*entered);
+                    continue;
+                }
                 Err(error) => {
                     self.metrics.state_errors.inc();
                     tracing::warn!(rule = %rule_id, error = %error, "State store failed; leaving the message for redelivery.");
                     return Some(Verdict::Failed(FailReason::State));
                 }
             };
-            let rule = || rule_id.to_string();
             match settled {
-                // A replay's group summary is counted when the group flushes.
-                Settled::Published | Settled::Held => {}
-                Settled::Grouped => {
-                    self.metrics
-                        .alerts_grouped
-                        .get_or_create(&RuleLabels { rule: rule() })
-                        .inc();
-                }
-                Settled::Heartbeat => {
-                    self.metrics
-                        .heartbeats
-                        .get_or_create(&RuleLabels { rule: rule() })
-                        .inc();
-                }
-                Settled::Suppressed(reason) => {
-                    tracing::debug!(rule = %rule_id, reason = reason.as_str(), "Alert suppressed.");
-                    self.metrics
-                        .alerts_suppressed
-                        .get_or_create(&SuppressedLabels {
-                            rule: rule(),
-                            reason: reason.as_str(),
-                        })
-                        .inc();
-                }
                 Settled::InFlight { remaining } => return Some(Verdict::InFlight { remaining }),
                 Settled::Failed => return Some(Verdict::Failed(FailReason::Publish)),
+                settled => self.count_settled(&rule_id, settled),
             }
         }
         None
+    }
+
+    /// Counts a finding settled without fault by what became of it.
+    fn count_settled(&self, rule_id: &Arc<str>, settled: Settled) {
+        let rule = || rule_id.to_string();
+        match settled {
+            // A replay's group summary is counted when the group flushes.
+            Settled::Published | Settled::Held | Settled::InFlight { .. } | Settled::Failed => {}
+            Settled::Grouped => {
+                self.metrics
+                    .alerts_grouped
+                    .get_or_create(&RuleLabels { rule: rule() })
+                    .inc();
+            }
+            Settled::Heartbeat => {
+                self.metrics
+                    .heartbeats
+                    .get_or_create(&RuleLabels { rule: rule() })
+                    .inc();
+            }
+            Settled::Suppressed(reason) => {
+                tracing::debug!(rule = %rule_id, reason = reason.as_str(), "Alert suppressed.");
+                self.metrics
+                    .alerts_suppressed
+                    .get_or_create(&SuppressedLabels {
+                        rule: rule(),
+                        reason: reason.as_str(),
+                    })
+                    .inc();
+            }
+        }
     }
 
     /// Without a state stage: publishes every finding's alert, skipping heartbeats (an
@@ -626,6 +673,75 @@ pub(crate) mod tests {
             pipeline.process(&message(throttled())).await,
             Verdict::Failed(FailReason::Publish)
         );
+    }
+
+    /// A rule grouping throttled calls by product: its first match waits `wait`, the next
+    /// batch `interval` after the previous flush.
+    pub(crate) const GROUPED_RULE: &str = "[[rule]]\nid = \"throttled-burst\"\ntitle = \"Throttled burst\"\nseverity = \"low\"\n\
+        match.detail.errorCode = [\"ThrottlingException\"]\n\
+        [rule.group]\ngroup_by = [\"detail.requestParameters.productCode\"]\nwait = \"2s\"\ninterval = \"60s\"\n";
+
+    /// One `{"Records": [...]}` message of `n` throttled calls (distinct event ids).
+    pub(crate) fn throttled_records(n: usize) -> String {
+        let envelope: serde_json::Value =
+            serde_json::from_str(&throttled()).expect("fixture is JSON");
+        let records: Vec<serde_json::Value> = (0..n)
+            .map(|idx| {
+                let mut record = envelope["detail"].clone();
+                record["eventID"] = serde_json::Value::String(format!("throttled-{idx}"));
+                record
+            })
+            .collect();
+        serde_json::json!({ "Records": records }).to_string()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn several_matches_of_one_group_in_one_message_make_one_summary() {
+        let metrics = Arc::new(Metrics::default());
+        let pipeline = Pipeline::new(
+            rules(GROUPED_RULE),
+            vec![NamedSink::new("memory", Sink::Memory(MemorySink::new()))],
+            Backoff::from(&RetryConfig::default()),
+            Arc::clone(&metrics),
+        );
+        let started = Instant::now();
+        let n_parked = std::sync::atomic::AtomicUsize::new(0);
+        let verdict = pipeline
+            .process_parking(&message(throttled_records(3)), || {
+                n_parked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            })
+            .await;
+        assert_eq!(verdict, Verdict::Done);
+        assert_eq!(n_parked.into_inner(), 1, "parked once, for every match");
+        let alerts = memory(&pipeline).alerts();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        let group = alerts[0].group.as_ref().expect("a summary");
+        assert_eq!(group.count, 3);
+        assert_eq!(
+            group.event_ids,
+            ["throttled-0", "throttled-1", "throttled-2"]
+        );
+        // The group's wait (to the millisecond: the default state's clock is the system's),
+        // not one interval per match after the first.
+        assert!(
+            started.elapsed() <= Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            metrics
+                .encode()
+                .contains("meterwatch_alerts_grouped_total{rule=\"throttled-burst\"} 2")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_without_grouped_matches_is_never_parked() {
+        let (pipeline, _) = pipeline(MemorySink::new(), 3);
+        let verdict = pipeline
+            .process_parking(&message(throttled()), || panic!("nothing waits"))
+            .await;
+        assert_eq!(verdict, Verdict::Done);
     }
 
     #[tokio::test(start_paused = true)]

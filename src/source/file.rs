@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
 
 /// Messages handed out per receive. One: a batch's messages are processed concurrently, and
 /// people reading alerts from files expect them in the files' order.
-const BATCH_SIZE: usize = 1;
+pub(super) const BATCH_SIZE: usize = 1;
 
 /// Files or standard input, read in order.
 #[derive(Debug)]

@@ -148,6 +148,10 @@ impl MemorySource {
         Vec::new()
     }
 
+    pub(super) fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
     pub(super) fn visibility_timeout(&self) -> Option<Duration> {
         self.visibility_timeout
     }

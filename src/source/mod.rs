@@ -145,6 +145,15 @@ impl Source {
         }
     }
 
+    /// The most messages one receive returns.
+    pub fn batch_size(&self) -> usize {
+        match self {
+            Source::Sqs(sqs) => sqs.batch_size(),
+            Source::File(_) => file::BATCH_SIZE,
+            Source::Memory(memory) => memory.batch_size(),
+        }
+    }
+
     /// Checks the source is reachable and reports how it is set up.
     pub async fn probe(&self) -> Result<SourceInfo, SourceError> {
         match self {

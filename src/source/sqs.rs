@@ -37,6 +37,10 @@ impl SqsSource {
         &self.queue_url
     }
 
+    pub(super) fn batch_size(&self) -> usize {
+        usize::try_from(self.max_messages).unwrap_or(1)
+    }
+
     pub(super) fn visibility_timeout(&self) -> Duration {
         self.visibility_timeout
     }

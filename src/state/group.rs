@@ -9,9 +9,13 @@
 //! and tells the others), every later match *follows* (awaits the leader's result). Each
 //! message's `process` thus finishes only once its group's alert was accepted by the sinks,
 //! and the message is deleted then; if publishing fails, every message of the batch is left
-//! for redelivery. Meanwhile the batch handler keeps renewing the messages' visibility, and
-//! the dedup claim (whose lease covers `wait` + `interval`) keeps a redelivery from joining
-//! twice. On shutdown every batch flushes at once, so draining is not held up by `interval`.
+//! for redelivery. A message first puts all its matches into their batches, then waits for
+//! every flush at once ([`super::stage::Noise::enter`], then `settle`): several matches of one
+//! group in one message join one summary. Meanwhile the message waits apart from its SQS
+//! batch (`daemon::hold`), which keeps renewing its visibility, so the poller goes on
+//! receiving; the dedup claim (whose lease covers `wait` + `interval`) keeps a redelivery
+//! from joining twice. On shutdown every batch flushes at once, so draining is not held up
+//! by `interval`.
 //!
 //! # Replays
 //! A replay (event files, stdin) reads one message at a time, and its time is the events'

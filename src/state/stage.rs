@@ -5,7 +5,9 @@
 //! absence) decides whether and what to send; the alert is published through the caller's
 //! `publish`; then the dedup claim is confirmed, or taken back (with the gate's write) if the
 //! publish failed, so the message's redelivery decides again. [`Settled`] tells the pipeline
-//! whether the message may be deleted.
+//! whether the message may be deleted. A grouped match is settled in two steps
+//! ([`Noise::enter`] puts it in its group's batch, [`Noise::settle`] waits for the flush), so
+//! that a message enters all its matches before it waits for any.
 //!
 //! Absence checks run on the wall clock by a ticker ([`Noise::run_absence_checks`]) for a
 //! queue. A finite source (event files, stdin) is a replay: its [`Clock::Events`] follows the
@@ -92,6 +94,41 @@ impl Settled {
     }
 }
 
+/// What [`Noise::enter`] made of one finding.
+#[derive(Debug)]
+pub enum Entered<'n> {
+    /// Settled for good.
+    Settled(Settled),
+    /// A grouped match in its group's batch: [`Noise::settle`] waits for the flush. (Boxed:
+    /// a dedup claim's undo is large beside a verdict.)
+    Waiting(Box<Waiting<'n>>),
+}
+
+/// A grouped match waiting for its batch's flush (see [`Noise::settle`]).
+#[derive(Debug)]
+pub struct Waiting<'n> {
+    rule: Arc<str>,
+    /// The group key's text.
+    key: String,
+    joined: Joined,
+    claim: Option<Claim<'n>>,
+}
+
+impl Waiting<'_> {
+    /// The rule whose group the match joined.
+    pub fn rule(&self) -> &Arc<str> {
+        &self.rule
+    }
+}
+
+/// A dedup claim taken for a finding, until it is settled.
+#[derive(Debug)]
+struct Claim<'n> {
+    key: String,
+    window: Duration,
+    unsent: Unsent<'n>,
+}
+
 /// What one absence check found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AbsenceReport {
@@ -156,7 +193,8 @@ impl Noise {
     /// Takes one finding through dedup and its rule's gate; `publish` sends an alert to every
     /// sink and says whether all accepted it. `event` and `rules` are what raised the
     /// finding: a heartbeat's alert is bare (see [`Finding::is_heartbeat`]), and built whole
-    /// from them only when it ends an absence.
+    /// from them only when it ends an absence. A grouped match returns once its group's alert
+    /// is out ([`Noise::enter`], then [`Noise::settle`]).
     pub async fn admit(
         &self,
         finding: Finding,
@@ -164,6 +202,26 @@ impl Noise {
         rules: &RuleSet,
         publish: &impl Publish,
     ) -> Result<Settled, StateError> {
+        Ok(match self.enter(finding, event, rules, publish).await? {
+            Entered::Settled(settled) => settled,
+            Entered::Waiting(waiting) => self.settle(*waiting, publish).await,
+        })
+    }
+
+    /// [`Noise::admit`] up to a group's flush: every finding is settled as `admit` would,
+    /// except a grouped match (outside a replay), which joins its group's batch and is
+    /// returned as [`Entered::Waiting`], to be given to [`Noise::settle`]. So a message can
+    /// put all its matches into their batches before waiting for any flush (they then join
+    /// one summary), and its caller learns when only the flushes are left.
+    ///
+    /// A `Waiting` must be settled: if it leads its batch, nobody else flushes it.
+    pub async fn enter(
+        &self,
+        finding: Finding,
+        event: &Event,
+        rules: &RuleSet,
+        publish: &impl Publish,
+    ) -> Result<Entered<'_>, StateError> {
         let Finding {
             mut alert,
             controls,
@@ -181,43 +239,127 @@ impl Noise {
                     })
                     .await?;
                 match verdict {
-                    dedup::Verdict::Duplicate => return Ok(Settled::Suppressed(Reason::Duplicate)),
+                    dedup::Verdict::Duplicate => {
+                        return Ok(Entered::Settled(Settled::Suppressed(Reason::Duplicate)));
+                    }
                     dedup::Verdict::InFlight { until } => {
                         let remaining = u64::try_from(until.saturating_sub(now)).unwrap_or(0);
-                        return Ok(Settled::InFlight {
+                        return Ok(Entered::Settled(Settled::InFlight {
                             remaining: Duration::from_millis(remaining),
-                        });
+                        }));
                     }
-                    dedup::Verdict::Fresh => {
-                        Some((dedup_key, window, Unsent::new(&self.store, undo)))
-                    }
+                    dedup::Verdict::Fresh => Some(Claim {
+                        key: dedup_key,
+                        window,
+                        unsent: Unsent::new(&self.store, undo),
+                    }),
                 }
             }
             None => None,
         };
+        if let Gate::Group(spec) = &controls.gate {
+            let joined = self.groups.join(spec, &key, &alert, self.clock.now());
+            // A replay's time moves only with its input, which waiting would hold up: its
+            // batches are flushed as event time passes them.
+            let settled = match joined {
+                Joined::Lead { .. } if self.is_replay() => Settled::Held,
+                Joined::Follow(_) if self.is_replay() => Settled::Grouped,
+                joined => {
+                    return Ok(Entered::Waiting(Box::new(Waiting {
+                        rule: alert.rule,
+                        key: key.text,
+                        joined,
+                        claim,
+                    })));
+                }
+            };
+            self.finish_claim(claim, Ok(&settled)).await;
+            return Ok(Entered::Settled(settled));
+        }
         let settled = self
             .gate(&mut alert, &controls, &key, (event, rules), publish)
             .await;
-        if let Some((dedup_key, window, unsent)) = claim {
-            match &settled {
-                Ok(settled) if settled.is_done() => {
-                    let undo = unsent.settled();
-                    let now = self.clock.now();
-                    // The alert is out: failing to remember it risks a duplicate only if the
-                    // same event arrives again after the claim's lease, so warn and go on.
-                    let confirm = dedup::confirm(now, window).write;
-                    if let Err(error) = self.store.replace_mine(&undo, now, confirm).await {
-                        tracing::warn!(key = %dedup_key, error = %error, "Could not confirm a dedup claim.");
-                    }
+        self.finish_claim(claim, settled.as_ref()).await;
+        settled.map(Entered::Settled)
+    }
+
+    /// Waits for a grouped match's batch to flush (the leader sleeps until then, builds the
+    /// summary and publishes it; a follower awaits its result), then confirms or releases
+    /// the match's dedup claim.
+    pub async fn settle(&self, waiting: Waiting<'_>, publish: &impl Publish) -> Settled {
+        let Waiting {
+            rule,
+            key,
+            joined,
+            claim,
+        } = waiting;
+        let settled = match joined {
+            Joined::Lead { flush_at } => {
+                let wait = u64::try_from(flush_at.saturating_sub(self.clock.now())).unwrap_or(0);
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                    () = self.shutdown.cancelled() => {}
                 }
-                _ => {
-                    if let Err(error) = unsent.undo().await {
-                        tracing::warn!(key = %dedup_key, error = %error, "Could not release a dedup claim; a redelivery waits for its lease.");
+                match self.groups.take(&rule, &key, self.clock.now()) {
+                    Some(flushed) => {
+                        let ok = publish.publish(&flushed.alert).await;
+                        flushed.done.send_replace(Some(ok));
+                        if ok {
+                            Settled::Published
+                        } else {
+                            Settled::Failed
+                        }
                     }
+                    // Only the leader takes its batch; nothing to do if it is gone.
+                    None => Settled::Failed,
+                }
+            }
+            Joined::Follow(mut done) => {
+                // An error means the batch is gone without a result (its leader was
+                // dropped): leave the message for redelivery.
+                let ok = match done.wait_for(Option::is_some).await {
+                    Ok(outcome) => *outcome == Some(true),
+                    Err(_) => false,
+                };
+                if ok {
+                    Settled::Grouped
+                } else {
+                    Settled::Failed
+                }
+            }
+        };
+        self.finish_claim(claim, Ok(&settled)).await;
+        settled
+    }
+
+    /// Confirms a dedup claim once its finding is settled for good, or takes it back (with
+    /// whatever the gate wrote) so that the message's redelivery decides again.
+    async fn finish_claim(&self, claim: Option<Claim<'_>>, settled: Result<&Settled, &StateError>) {
+        let Some(Claim {
+            key,
+            window,
+            unsent,
+        }) = claim
+        else {
+            return;
+        };
+        match settled {
+            Ok(settled) if settled.is_done() => {
+                let undo = unsent.settled();
+                let now = self.clock.now();
+                // The alert is out: failing to remember it risks a duplicate only if the
+                // same event arrives again after the claim's lease, so warn and go on.
+                let confirm = dedup::confirm(now, window).write;
+                if let Err(error) = self.store.replace_mine(&undo, now, confirm).await {
+                    tracing::warn!(key = %key, error = %error, "Could not confirm a dedup claim.");
+                }
+            }
+            _ => {
+                if let Err(error) = unsent.undo().await {
+                    tracing::warn!(key = %key, error = %error, "Could not release a dedup claim; a redelivery waits for its lease.");
                 }
             }
         }
-        settled
     }
 
     async fn gate(
@@ -335,55 +477,9 @@ impl Noise {
                     }
                 }
             }
-            Gate::Group(spec) => self.group(alert, spec, key, publish).await,
-        }
-    }
-
-    async fn group(
-        &self,
-        alert: &Alert,
-        spec: &group::Spec,
-        key: &GroupKey,
-        publish: &impl Publish,
-    ) -> Result<Settled, StateError> {
-        let now = self.clock.now();
-        match self.groups.join(spec, key, alert, now) {
-            // A replay's time moves only with its input, which waiting would hold up: its
-            // batches are flushed as event time passes them.
-            Joined::Lead { .. } if self.is_replay() => Ok(Settled::Held),
-            Joined::Follow(_) if self.is_replay() => Ok(Settled::Grouped),
-            Joined::Lead { flush_at } => {
-                let wait = u64::try_from(flush_at.saturating_sub(now)).unwrap_or(0);
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(wait)) => {}
-                    () = self.shutdown.cancelled() => {}
-                }
-                let taken = self.groups.take(&alert.rule, &key.text, self.clock.now());
-                let Some(flushed) = taken else {
-                    // Only the leader takes its batch; nothing to do if it is gone.
-                    return Ok(Settled::Failed);
-                };
-                let ok = publish.publish(&flushed.alert).await;
-                flushed.done.send_replace(Some(ok));
-                Ok(if ok {
-                    Settled::Published
-                } else {
-                    Settled::Failed
-                })
-            }
-            Joined::Follow(mut done) => {
-                // An error means the leader is gone without a result (it panicked): leave
-                // the message for redelivery.
-                let ok = match done.wait_for(Option::is_some).await {
-                    Ok(outcome) => *outcome == Some(true),
-                    Err(_) => false,
-                };
-                Ok(if ok {
-                    Settled::Grouped
-                } else {
-                    Settled::Failed
-                })
-            }
+            // Never reached: `enter` takes grouped matches before the gate. (Failing would
+            // leave the message for redelivery: nothing lost.)
+            Gate::Group(_) => Ok(Settled::Failed),
         }
     }
 
@@ -640,6 +736,7 @@ enum AbsenceSent {
 /// once in memory; a DynamoDB write cannot be taken back from a drop, so it is logged: a
 /// dedup claim then stands until its lease runs out (its alert is sent late), other writes
 /// keep their alert back (see `dedup`'s module comment).
+#[derive(Debug)]
 #[must_use = "settle or undo it"]
 struct Unsent<'a> {
     store: &'a Store,
