@@ -933,7 +933,9 @@ mod tests {
     async fn slow_messages_have_their_visibility_renewed() {
         let source =
             MemorySource::new([throttled()], 10).with_visibility_timeout(Duration::from_secs(10));
-        // Four retryable failures, 4 s apart at most: up to 16 s of work on one message.
+        // Four retryable failures, 4 s apart at most: up to 16 s of work on one message (the
+        // jitter seeded, so the same every run).
+        fastrand::seed(20_200_710);
         let backoff = Backoff {
             max_attempts: 5,
             initial: Duration::from_secs(4),
@@ -967,8 +969,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_done_message_stays_invisible_while_its_batch_waits_for_a_slow_one() {
-        // m1 raises no alert and is done at once; m0 retries 20 times, 0 to 4 s apart
-        // (about 40 s; under 5 s, when no renewal is due, has a negligible chance).
+        // m1 raises no alert and is done at once; m0 retries 20 times, 0 to 4 s apart (about
+        // 40 s). The jitter is seeded: the runtime runs on this thread, so the waits, and the
+        // renewals due, are the same every run.
+        fastrand::seed(20_200_710);
         let source = MemorySource::new([throttled(), ok_event()], 10)
             .with_visibility_timeout(Duration::from_secs(10));
         let backoff = Backoff {
