@@ -255,32 +255,8 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Stopped> {
     let metrics = Arc::new(Metrics::default());
-    let rule_set = RuleSet::load(&config.rules.paths).map_err(|error| {
-        anyhow::anyhow!("{error}").context(format!(
-            "loading rules from {}",
-            display_paths(&config.rules.paths)
-        ))
-    })?;
+    let rule_set = load_rules(config)?;
     let n_rules = rule_set.len();
-    // Not fatal here (unlike `check --config`): a reload may add the rule back, and routes
-    // that match nothing lose nothing.
-    for problem in config.unmatched_route_rules(rule_set.rules().iter().map(|rule| &*rule.id)) {
-        tracing::warn!(problem = %problem, "Route names no loaded rule.");
-    }
-    if matches!(config.source, SourceConfig::Sqs(_)) && config.state.kind == StateKind::Memory {
-        let rules: Vec<&str> = rule_set
-            .rules()
-            .iter()
-            .filter(|rule| rule.enabled && rule.controls.needs_every_event())
-            .map(|rule| &*rule.id)
-            .collect();
-        if !rules.is_empty() {
-            tracing::warn!(
-                rules = %rules.join(", "),
-                "State is in memory: run one consumer on this queue, or use [state] type = \"dynamodb\". Absence and threshold rules judge every event of a key, and consumers sharing a queue each see only their share (false absences, thresholds never reached)."
-            );
-        }
-    }
     let rules = Arc::new(ArcSwap::from_pointee(rule_set));
     RulesReloaded {
         n_rules,
@@ -299,70 +275,14 @@ pub async fn serve(
     } else {
         None
     };
+    let sdk_config = sdk_config.as_ref();
 
-    let (source, pollers, health) = match &config.source {
-        SourceConfig::Sqs(sqs) => {
-            let sdk_config = sdk_config
-                .as_ref()
-                .context("AWS config is loaded for sqs")?;
-            let wait_time = Duration::from_secs(u64::from(sqs.wait_time_secs));
-            let client = crate::aws::sqs_client(sdk_config, wait_time);
-            // Ready means a receive answered within three long polls (and at least a minute).
-            let stale_after = (wait_time * 3).max(Duration::from_secs(60));
-            (
-                Source::Sqs(SqsSource::new(client, sqs)),
-                sqs.pollers.get(),
-                Health::remote(stale_after),
-            )
-        }
-        SourceConfig::File { paths } => (
-            Source::File(FileSource::files(paths).context("reading event files")?),
-            1,
-            Health::local(),
-        ),
-        SourceConfig::Stdin {} => (Source::File(FileSource::stdin()), 1, Health::local()),
-    };
+    let (source, pollers, health) = build_source(config, sdk_config)?;
     let source = Arc::new(source);
     let health = Arc::new(health);
     health.set_rules_loaded();
-
-    let mut sinks = Vec::new();
-    for (name, sink) in config.effective_sinks() {
-        let sink = match sink {
-            SinkConfig::Sns { topic_arn, format } => {
-                let sdk_config = sdk_config
-                    .as_ref()
-                    .context("AWS config is loaded for sns")?;
-                Sink::Sns(SnsSink::new(
-                    crate::aws::sns_client(sdk_config),
-                    topic_arn,
-                    format,
-                ))
-            }
-            SinkConfig::Stdout {} => Sink::Stdout(StdoutSink),
-            SinkConfig::File { path } => Sink::File(
-                FileSink::open(&path)
-                    .with_context(|| format!("opening sink {name} at {}", path.display()))?,
-            ),
-        };
-        sinks.push(NamedSink::new(name, sink));
-    }
-    let store = match (config.state.kind, &config.state.table) {
-        (StateKind::Memory, _) => Store::Memory(MemoryStore::default()),
-        (StateKind::Dynamodb, table) => {
-            // `validate` requires the table with `type = "dynamodb"`.
-            let table = table
-                .as_ref()
-                .context("state.table is required with dynamodb")?;
-            let sdk_config = sdk_config
-                .as_ref()
-                .context("AWS config is loaded for dynamodb")?;
-            Store::Dynamodb(DynamoStore::new(
-                crate::aws::dynamodb_client(sdk_config),
-                table.clone(),
-            ))
-        }
-    };
+    let sinks = build_sinks(config, sdk_config)?;
+    let store = build_store(config, sdk_config)?;
     // A finite source is a replay: judged in its events' time, absences included, so that
     // its output depends on its input only (see `state::stage`). A queue is live.
     let replay = !source.is_remote();
@@ -394,12 +314,12 @@ pub async fn serve(
         .with_router(router)
         .with_noise(Arc::clone(&noise)),
     );
-    // A replay's absences are checked by the pipeline, in event time.
     let settings = Settings {
         pollers,
         grace: Duration::from_secs(config.shutdown.grace_secs),
         max_held: hold::DEFAULT_MAX_HELD,
     };
+    // A replay's absences are checked by the pipeline, in event time.
     let absence_task = (!replay).then(|| {
         tokio::spawn(absence_checks(
             Arc::clone(&noise),
@@ -411,23 +331,7 @@ pub async fn serve(
     });
 
     let http_stop = CancellationToken::new();
-    let http_task = match config.effective_listen() {
-        Some(listen) => {
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding the HTTP server to {listen}"))?;
-            let local_addr = listener.local_addr().context("reading the HTTP address")?;
-            tracing::info!(listen = %local_addr, "Serving /healthz, /readyz and /metrics.");
-            let (health, metrics, stop) =
-                (Arc::clone(&health), Arc::clone(&metrics), http_stop.clone());
-            Some(tokio::spawn(async move {
-                if let Err(error) = http::serve(listener, health, metrics, stop).await {
-                    tracing::error!(error = %error, "HTTP server failed.");
-                }
-            }))
-        }
-        None => None,
-    };
+    let http_task = spawn_http(config, &health, &metrics, &http_stop).await?;
 
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -438,28 +342,8 @@ pub async fn serve(
         listen = config.effective_listen().map(|l| l.to_string()).unwrap_or_else(|| "(off)".to_owned()),
         "meterwatch starting."
     );
-
     if source.is_remote() {
-        match source.probe().await {
-            Ok(info) => {
-                health.queue_answered();
-                if info.has_redrive_policy {
-                    tracing::info!(
-                        max_receive_count = info.max_receive_count,
-                        "Queue has a redrive policy."
-                    );
-                } else {
-                    tracing::warn!(
-                        queue_url = %source.describe(),
-                        "Queue has no redrive policy: undecodable (poison) messages will be received \
-                         again and again forever. Attach a dead-letter queue (RedrivePolicy with maxReceiveCount)."
-                    );
-                }
-            }
-            Err(error) => {
-                tracing::warn!(error = %error, "Cannot read the queue's attributes; not ready until it answers.")
-            }
-        }
+        probe_queue(&source, &health).await;
     }
 
     let reload_stop = CancellationToken::new();
@@ -502,6 +386,161 @@ pub async fn serve(
     }
     tracing::info!(?stopped, "meterwatch stopped.");
     Ok(stopped)
+}
+
+/// The rules `serve` starts with, and the warnings they call for with this config.
+fn load_rules(config: &Config) -> anyhow::Result<RuleSet> {
+    let rule_set = RuleSet::load(&config.rules.paths).map_err(|error| {
+        anyhow::anyhow!("{error}").context(format!(
+            "loading rules from {}",
+            display_paths(&config.rules.paths)
+        ))
+    })?;
+    // Not fatal here (unlike `check --config`): a reload may add the rule back, and routes
+    // that match nothing lose nothing.
+    for problem in config.unmatched_route_rules(rule_set.rules().iter().map(|rule| &*rule.id)) {
+        tracing::warn!(problem = %problem, "Route names no loaded rule.");
+    }
+    if matches!(config.source, SourceConfig::Sqs(_)) && config.state.kind == StateKind::Memory {
+        let rules: Vec<&str> = rule_set
+            .rules()
+            .iter()
+            .filter(|rule| rule.enabled && rule.controls.needs_every_event())
+            .map(|rule| &*rule.id)
+            .collect();
+        if !rules.is_empty() {
+            tracing::warn!(
+                rules = %rules.join(", "),
+                "State is in memory: run one consumer on this queue, or use [state] type = \"dynamodb\". Absence and threshold rules judge every event of a key, and consumers sharing a queue each see only their share (false absences, thresholds never reached)."
+            );
+        }
+    }
+    Ok(rule_set)
+}
+
+/// The configured source, how many pollers read it, and what readiness means for it.
+fn build_source(
+    config: &Config,
+    sdk_config: Option<&aws_config::SdkConfig>,
+) -> anyhow::Result<(Source, usize, Health)> {
+    Ok(match &config.source {
+        SourceConfig::Sqs(sqs) => {
+            let sdk_config = sdk_config.context("AWS config is loaded for sqs")?;
+            let wait_time = Duration::from_secs(u64::from(sqs.wait_time_secs));
+            let client = crate::aws::sqs_client(sdk_config, wait_time);
+            // Ready means a receive answered within three long polls (and at least a minute).
+            let stale_after = (wait_time * 3).max(Duration::from_secs(60));
+            (
+                Source::Sqs(SqsSource::new(client, sqs)),
+                sqs.pollers.get(),
+                Health::remote(stale_after),
+            )
+        }
+        SourceConfig::File { paths } => (
+            Source::File(FileSource::files(paths).context("reading event files")?),
+            1,
+            Health::local(),
+        ),
+        SourceConfig::Stdin {} => (Source::File(FileSource::stdin()), 1, Health::local()),
+    })
+}
+
+/// The configured sinks, by name.
+fn build_sinks(
+    config: &Config,
+    sdk_config: Option<&aws_config::SdkConfig>,
+) -> anyhow::Result<Vec<NamedSink>> {
+    let mut sinks = Vec::new();
+    for (name, sink) in config.effective_sinks() {
+        let sink = match sink {
+            SinkConfig::Sns { topic_arn, format } => {
+                let sdk_config = sdk_config.context("AWS config is loaded for sns")?;
+                Sink::Sns(SnsSink::new(
+                    crate::aws::sns_client(sdk_config),
+                    topic_arn,
+                    format,
+                ))
+            }
+            SinkConfig::Stdout {} => Sink::Stdout(StdoutSink),
+            SinkConfig::File { path } => Sink::File(
+                FileSink::open(&path)
+                    .with_context(|| format!("opening sink {name} at {}", path.display()))?,
+            ),
+        };
+        sinks.push(NamedSink::new(name, sink));
+    }
+    Ok(sinks)
+}
+
+/// Where the state stage keeps its state.
+fn build_store(
+    config: &Config,
+    sdk_config: Option<&aws_config::SdkConfig>,
+) -> anyhow::Result<Store> {
+    Ok(match (config.state.kind, &config.state.table) {
+        (StateKind::Memory, _) => Store::Memory(MemoryStore::default()),
+        (StateKind::Dynamodb, table) => {
+            // `validate` requires the table with `type = "dynamodb"`.
+            let table = table
+                .as_ref()
+                .context("state.table is required with dynamodb")?;
+            let sdk_config = sdk_config.context("AWS config is loaded for dynamodb")?;
+            Store::Dynamodb(DynamoStore::new(
+                crate::aws::dynamodb_client(sdk_config),
+                table.clone(),
+            ))
+        }
+    })
+}
+
+/// Serves `/healthz`, `/readyz` and `/metrics` until `stop`, when the config listens.
+async fn spawn_http(
+    config: &Config,
+    health: &Arc<Health>,
+    metrics: &Arc<Metrics>,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    Ok(match config.effective_listen() {
+        Some(listen) => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding the HTTP server to {listen}"))?;
+            let local_addr = listener.local_addr().context("reading the HTTP address")?;
+            tracing::info!(listen = %local_addr, "Serving /healthz, /readyz and /metrics.");
+            let (health, metrics, stop) = (Arc::clone(health), Arc::clone(metrics), stop.clone());
+            Some(tokio::spawn(async move {
+                if let Err(error) = http::serve(listener, health, metrics, stop).await {
+                    tracing::error!(error = %error, "HTTP server failed.");
+                }
+            }))
+        }
+        None => None,
+    })
+}
+
+/// Asks the queue for its attributes at start-up: readiness comes sooner when it answers,
+/// and a queue without a redrive policy (no DLQ for poison) is warned about.
+async fn probe_queue(source: &Source, health: &Health) {
+    match source.probe().await {
+        Ok(info) => {
+            health.queue_answered();
+            if info.has_redrive_policy {
+                tracing::info!(
+                    max_receive_count = info.max_receive_count,
+                    "Queue has a redrive policy."
+                );
+            } else {
+                tracing::warn!(
+                    queue_url = %source.describe(),
+                    "Queue has no redrive policy: undecodable (poison) messages will be received \
+                     again and again forever. Attach a dead-letter queue (RedrivePolicy with maxReceiveCount)."
+                );
+            }
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "Cannot read the queue's attributes; not ready until it answers.")
+        }
+    }
 }
 
 /// The absence ticker: checks every absence rule's keys until `shutdown`, publishing through
