@@ -1,7 +1,8 @@
 # Named after the daemon's settings: queue_url -> METERWATCH_QUEUE_URL ([source] queue_url),
 # topic_arn -> METERWATCH_TOPIC_ARN ([sinks.alerts] topic_arn), chatbot_topic_arn ->
 # METERWATCH_CHATBOT_TOPIC_ARN ([sinks.chatbot], format chatbot), state_table_name ->
-# METERWATCH_STATE_TABLE ([state] table). Same outputs as the CloudFormation stack.
+# METERWATCH_STATE_TABLE ([state] table, and type = "dynamodb"). Same outputs as the
+# CloudFormation stack.
 
 output "queue_url" {
   description = "[source] queue_url / METERWATCH_QUEUE_URL"
@@ -39,7 +40,7 @@ output "rule_arn" {
 }
 
 output "state_table_name" {
-  description = "[state] table / METERWATCH_STATE_TABLE (with type = \"dynamodb\"); null when disabled"
+  description = "[state] table / METERWATCH_STATE_TABLE (which selects type = \"dynamodb\"); null when disabled"
   value       = var.enable_state_table ? aws_dynamodb_table.state[0].name : null
 }
 

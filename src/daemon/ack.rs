@@ -33,8 +33,12 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-/// SQS's longest visibility timeout.
+/// SQS's longest visibility timeout, counted from the message's receive: a longer change is
+/// refused.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+
+/// Kept under what is left of [`MAX_VISIBILITY`], for the time the change takes to reach SQS.
+const VISIBILITY_MARGIN: Duration = Duration::from_secs(60);
 
 /// How many times longer each redelivery after a failure waits than the one before.
 const RETRY_GROWTH: u32 = 4;
@@ -152,7 +156,7 @@ pub async fn handle_batch(
                         unfinished[idx] = false;
                         let message = &messages[idx];
                         metrics.message_processing_seconds.observe(received_at.elapsed().as_secs_f64());
-                        match outcome(message, verdict, renewal, metrics) {
+                        match outcome(message, verdict, (renewal, received_at), metrics) {
                             Outcome::Delete => done.push(Arc::clone(message)),
                             Outcome::Leave => held[idx] = false,
                             Outcome::Retry(retry_in) => retries.push((Arc::clone(message), retry_in)),
@@ -160,14 +164,18 @@ pub async fn handle_batch(
                     }
                     // Aborted at the hard stop: released below.
                     Err(error) if error.is_cancelled() => {}
-                    // A panic is a bug: log it and leave the message for redelivery after its
-                    // visibility timeout (not at once: a message that panics would spin).
+                    // A panic is a bug: logged, and the message left for redelivery after the
+                    // backoff of a failure (not at once: a message that panics would spin).
                     Err(error) => {
                         tracing::error!(error = %error, "Message task panicked.");
                         if let Some(&idx) = task_messages.get(&error.id()) {
                             unfinished[idx] = false;
-                            held[idx] = false;
-                            MessageLeft { message_id: &messages[idx].id, reason: FailReason::Internal, retry_in: None }.emit(metrics);
+                            let message = &messages[idx];
+                            let verdict = Verdict::Failed(FailReason::Internal);
+                            match outcome(message, verdict, (renewal, received_at), metrics) {
+                                Outcome::Retry(retry_in) => retries.push((Arc::clone(message), retry_in)),
+                                Outcome::Delete | Outcome::Leave => held[idx] = false,
+                            }
                         }
                     }
                 }
@@ -234,7 +242,7 @@ pub(super) enum Outcome {
 pub(super) fn outcome(
     message: &Message,
     verdict: Verdict,
-    renewal: Option<Duration>,
+    (renewal, received_at): (Option<Duration>, Instant),
     metrics: &Metrics,
 ) -> Outcome {
     let (reason, retry_in) = match verdict {
@@ -250,6 +258,9 @@ pub(super) fn outcome(
             renewal.map(|visibility| in_flight_after(visibility, message.receive_count, remaining)),
         ),
     };
+    // SQS counts its 12 hours from the receive, so what is left of them bounds the delay.
+    let left = MAX_VISIBILITY.saturating_sub(received_at.elapsed() + VISIBILITY_MARGIN);
+    let retry_in = retry_in.map(|retry_in| retry_in.min(left));
     MessageLeft {
         message_id: &message.id,
         reason,

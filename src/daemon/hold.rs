@@ -128,7 +128,7 @@ impl Hold {
                     let (mut done, mut retries) = (Vec::new(), Vec::new());
                     let mut joined = joined;
                     while let Some(result) = joined {
-                        let idx = self.finished(result, &task_messages, &mut unfinished, (&mut done, &mut retries));
+                        let idx = self.finished(result, (&task_messages, received_at), &mut unfinished, (&mut done, &mut retries));
                         if let Some(idx) = idx {
                             self.metrics
                                 .message_processing_seconds
@@ -166,7 +166,7 @@ impl Hold {
     fn finished(
         &self,
         result: Result<(usize, Verdict), JoinError>,
-        task_messages: &HashMap<tokio::task::Id, usize>,
+        (task_messages, received_at): (&HashMap<tokio::task::Id, usize>, Instant),
         unfinished: &mut HashMap<usize, Arc<Message>>,
         (done, retries): (&mut Vec<Arc<Message>>, &mut ack::Retries),
     ) -> Option<usize> {
@@ -183,7 +183,7 @@ impl Hold {
         };
         let message = unfinished.remove(&idx)?;
         let renewal = self.source.visibility_timeout();
-        match ack::outcome(&message, verdict, renewal, &self.metrics) {
+        match ack::outcome(&message, verdict, (renewal, received_at), &self.metrics) {
             // Counted out of flight once deleted.
             Outcome::Delete => {
                 done.push(message);

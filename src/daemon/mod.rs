@@ -13,7 +13,8 @@
 //! answers within `wait_time_secs`): what it returned is made visible again at once, not
 //! left invisible for the visibility timeout with its receive count spent for nothing. In-flight
 //! batches get the grace period less a margin to finish and delete; then `hard_stop` abandons
-//! what is left (a receive still in flight included) and makes it visible again at once.
+//! what is left and makes it visible again at once. A receive still in flight then is
+//! dropped: what SQS had handed it comes back after the visibility timeout.
 //! Publish → delete is never cut short by `shutdown` itself. Held messages (waiting for their
 //! groups, which flush at once on `shutdown`) drain the same way.
 
@@ -30,10 +31,7 @@ use crate::sink::{FileSink, NamedSink, Sink, SnsSink, StdoutSink};
 use crate::source::{FileSource, Message, Received, Source, SqsSource};
 use crate::state::{DynamoStore, MemoryStore, Noise, Store};
 use crate::telemetry::Metrics;
-use crate::telemetry::events::{
-    EntryFailed, MessageLeft, ReceiveFailed, ReloadTrigger, RulesReloaded,
-};
-use crate::telemetry::metrics::FailReason;
+use crate::telemetry::events::{ReceiveFailed, ReloadTrigger, RulesReloaded};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use hold::Hold;
@@ -195,7 +193,9 @@ async fn poll(
                     continue;
                 }
                 if shutdown.is_cancelled() {
-                    release(&shared.source, &shared.metrics, &messages).await;
+                    // Received after shutdown began: visible again at once, unprocessed.
+                    let messages: Vec<&Message> = messages.iter().collect();
+                    ack::release(&shared.source, &shared.metrics, &messages).await;
                     break;
                 }
                 tracing::debug!(poller_idx, n_messages = messages.len(), "Received batch.");
@@ -224,26 +224,6 @@ async fn poll(
                 }
             }
         }
-    }
-}
-
-/// Makes messages received after shutdown began visible again at once, unprocessed.
-async fn release(source: &Source, metrics: &Metrics, messages: &[Message]) {
-    let messages: Vec<&Message> = messages.iter().collect();
-    for message in &messages {
-        MessageLeft {
-            message_id: &message.id,
-            reason: FailReason::Shutdown,
-            retry_in: Some(Duration::ZERO),
-        }
-        .emit(metrics);
-    }
-    for failure in source.change_visibility(&messages, Duration::ZERO).await {
-        EntryFailed {
-            operation: "change_visibility",
-            failure: &failure,
-        }
-        .emit(metrics);
     }
 }
 
@@ -1038,6 +1018,30 @@ mod tests {
             (n_due, n_due),
             "{renewals:?}"
         );
+    }
+
+    /// SQS refuses a visibility beyond 12 hours from the receive: a late failure's backoff
+    /// is cut to what is left of them.
+    #[tokio::test(start_paused = true)]
+    async fn a_backoff_ends_within_twelve_hours_of_the_receive() {
+        let message = crate::source::Message {
+            id: "m0".to_owned(),
+            body: String::new(),
+            receipt: crate::source::Receipt("r0".to_owned()),
+            receive_count: 5,
+        };
+        let metrics = Metrics::default();
+        let received_at = tokio::time::Instant::now();
+        let visibility = Some(Duration::from_secs(300));
+        let verdict = || pipeline::Verdict::Failed(crate::telemetry::metrics::FailReason::Publish);
+        // 300 s × 4^4 is over 21 hours: at the receive, the 12 hours less a margin.
+        let at_once = ack::outcome(&message, verdict(), (visibility, received_at), &metrics);
+        assert!(
+            matches!(at_once, ack::Outcome::Retry(d) if d == Duration::from_secs(12 * 3600 - 60))
+        );
+        tokio::time::advance(Duration::from_secs(11 * 3600)).await;
+        let late = ack::outcome(&message, verdict(), (visibility, received_at), &metrics);
+        assert!(matches!(late, ack::Outcome::Retry(d) if d == Duration::from_secs(3600 - 60)));
     }
 
     #[test]

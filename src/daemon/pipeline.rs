@@ -29,8 +29,9 @@ pub enum Verdict {
     /// Keep it for redelivery, after a backoff that grows with its receive count.
     Failed(FailReason),
     /// An earlier delivery of the same event holds its dedup claim for `remaining`: keep it
-    /// for redelivery once the claim is settled or has expired (not sooner: each receive
-    /// counts towards the redrive policy's limit).
+    /// for redelivery after a failure's backoff, or, on a later receive, once the claim has
+    /// run out (each receive counts towards the redrive policy's limit; see
+    /// `ack::in_flight_after`).
     InFlight { remaining: Duration },
 }
 

@@ -4,10 +4,11 @@
 //! The key is the alert id, a UUIDv5 of rule, `eventID` and element path. A key is first
 //! *claimed* (`Pending`, with a lease) before the alert is sent, and *confirmed* (`Sent`,
 //! kept for the window) after. A second delivery that finds a live claim neither sends nor
-//! deletes ([`Verdict::InFlight`]): its message is kept invisible until the claim's lease has
-//! run out (the verdict says how long that is; see `daemon::ack`), by which time the claim is
-//! confirmed (a duplicate: deleted), taken back after a failed publish, or expired because its
-//! holder was killed before it could confirm or undo (claimed again: sent).
+//! deletes ([`Verdict::InFlight`], which says when the claim runs out): its message comes back
+//! after a failure's backoff, and, should the claim still stand then, once it has run out (see
+//! `daemon::ack::in_flight_after`). By then the claim is confirmed (a duplicate: deleted),
+//! taken back after a failed publish, or expired because its holder was killed before it could
+//! confirm or undo (claimed again: sent).
 //!
 //! What holds: no interleaving of replicas sends an alert twice within the window while its
 //! claim stands. A claim left by a killed holder delays the alert by up to [`LEASE`], and costs
