@@ -108,10 +108,40 @@ pub enum Entered<'n> {
 #[derive(Debug)]
 pub struct Waiting<'n> {
     rule: Arc<str>,
-    /// The group key's text.
-    key: String,
     joined: Joined,
     claim: Option<Claim<'n>>,
+    /// For the batch's leader, until it takes the batch.
+    leading: Option<Leading<'n>>,
+}
+
+/// A batch's leader that has not taken its batch yet. Dropped before it does (a panic while
+/// its message is processed, an abort), it closes the batch as failed: its followers are
+/// then left for redelivery instead of waiting for a flush nobody makes, and later matches
+/// of the group open a batch of their own.
+#[derive(Debug)]
+struct Leading<'n> {
+    noise: &'n Noise,
+    /// The group (rule, key text); `None` once the batch is taken.
+    group: Option<(Arc<str>, String)>,
+}
+
+impl Leading<'_> {
+    /// Takes the batch to flush it, which this leader now answers for.
+    fn take(mut self) -> Option<group::Flushed> {
+        let (rule, key) = self.group.take()?;
+        self.noise.groups.take(&rule, &key, self.noise.clock.now())
+    }
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        let Some((rule, key)) = self.group.take() else {
+            return;
+        };
+        if let Some(flushed) = self.noise.groups.take(&rule, &key, self.noise.clock.now()) {
+            flushed.done.send_replace(Some(false));
+        }
+    }
 }
 
 impl Waiting<'_> {
@@ -265,11 +295,15 @@ impl Noise {
                 Joined::Lead { .. } if self.is_replay() => Settled::Held,
                 Joined::Follow(_) if self.is_replay() => Settled::Grouped,
                 joined => {
+                    let leading = matches!(joined, Joined::Lead { .. }).then(|| Leading {
+                        noise: self,
+                        group: Some((Arc::clone(&alert.rule), key.text)),
+                    });
                     return Ok(Entered::Waiting(Box::new(Waiting {
                         rule: alert.rule,
-                        key: key.text,
                         joined,
                         claim,
+                        leading,
                     })));
                 }
             };
@@ -288,10 +322,10 @@ impl Noise {
     /// the match's dedup claim.
     pub async fn settle(&self, waiting: Waiting<'_>, publish: &impl Publish) -> Settled {
         let Waiting {
-            rule,
-            key,
             joined,
             claim,
+            leading,
+            ..
         } = waiting;
         let settled = match joined {
             Joined::Lead { flush_at } => {
@@ -300,7 +334,7 @@ impl Noise {
                     () = tokio::time::sleep(Duration::from_millis(wait)) => {}
                     () = self.shutdown.cancelled() => {}
                 }
-                match self.groups.take(&rule, &key, self.clock.now()) {
+                match leading.and_then(Leading::take) {
                     Some(flushed) => {
                         let ok = publish.publish(&flushed.alert).await;
                         flushed.done.send_replace(Some(ok));
@@ -1199,6 +1233,37 @@ mod tests {
             admit(&noise, &rule_set, &second, &sink),
         );
         assert_eq!([a, b].concat(), [Settled::Failed, Settled::Failed]);
+    }
+
+    /// A leader lost before its flush (its message's processing panicked or was aborted)
+    /// fails its followers rather than leaving them waiting for ever, and the next match
+    /// opens a batch of its own.
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_leader_fails_its_followers_and_frees_its_group() {
+        let rule_set = rules(&format!("{FAILED}[rule.group]\nwait = \"10s\"\n"));
+        let (noise, sink) = (noise(), Published::default());
+        let enter = |id: &'static str| {
+            let (noise, rule_set, sink) = (&noise, &rule_set, &sink);
+            async move {
+                let events = envelope::decode(&event(id, "p", 0, Some("X"))).expect("decodes");
+                let event = &events[0];
+                let finding = rule_set.findings(event).expect("evaluates").remove(0);
+                match noise.enter(finding, event, rule_set, sink).await {
+                    Ok(Entered::Waiting(waiting)) => *waiting,
+                    other => panic!("a grouped match waits: {other:?}"),
+                }
+            }
+        };
+        let leader = enter("e-0").await;
+        let follower = enter("e-1").await;
+        drop(leader);
+        let settled = tokio::time::timeout(Duration::from_secs(60), noise.settle(follower, &sink))
+            .await
+            .expect("the follower is not left waiting");
+        assert_eq!(settled, Settled::Failed);
+        assert!(sink.take().is_empty());
+        let next = enter("e-2").await;
+        assert_eq!(noise.settle(next, &sink).await, Settled::Published);
     }
 
     #[tokio::test(start_paused = true)]
