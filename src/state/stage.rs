@@ -349,8 +349,9 @@ impl Noise {
                 }
             }
             Joined::Follow(mut done) => {
-                // An error means the batch is gone without a result (its leader was
-                // dropped): leave the message for redelivery.
+                // `false` (the flush failed, or its leader was lost before it: see
+                // `Leading`) or an error (the taken batch was dropped mid-publish): leave
+                // the message for redelivery.
                 let ok = match done.wait_for(Option::is_some).await {
                     Ok(outcome) => *outcome == Some(true),
                     Err(_) => false,
