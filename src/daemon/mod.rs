@@ -585,6 +585,16 @@ mod tests {
     }
 
     impl Harness {
+        /// Runs the daemon until its source is exhausted, with `grace_secs` of grace.
+        async fn run_to_end(&self, grace_secs: u64) -> Stopped {
+            run(
+                settings(grace_secs),
+                self.shared.clone(),
+                CancellationToken::new(),
+            )
+            .await
+        }
+
         fn new(source: MemorySource, backoff: Backoff) -> Self {
             let metrics = Arc::new(Metrics::default());
             // State on tokio's clock: paused time moves dedup leases too.
@@ -667,10 +677,15 @@ mod tests {
     }
 
     fn quick_backoff(max_attempts: u32) -> Backoff {
+        fixed_backoff(max_attempts, Duration::from_millis(10))
+    }
+
+    /// Waits of up to `wait` between attempts, never more.
+    fn fixed_backoff(max_attempts: u32, wait: Duration) -> Backoff {
         Backoff {
             max_attempts,
-            initial: Duration::from_millis(10),
-            max: Duration::from_millis(10),
+            initial: wait,
+            max: wait,
         }
     }
 
@@ -813,11 +828,7 @@ mod tests {
     async fn held_messages_are_released_when_grace_runs_out() {
         let source = MemorySource::new([throttled(), throttled_with_id("b")], 1).keep_open();
         let shutdown = CancellationToken::new();
-        let backoff = Backoff {
-            max_attempts: 100,
-            initial: Duration::from_secs(60),
-            max: Duration::from_secs(60),
-        };
+        let backoff = fixed_backoff(100, Duration::from_secs(60));
         let harness = Harness::grouped(source, backoff, &shutdown);
         harness.sink().fail_next(1_000, true);
         let task = tokio::spawn(run(settings(8), harness.shared.clone(), shutdown.clone()));
@@ -910,12 +921,7 @@ mod tests {
     async fn failed_publish_leaves_the_message() {
         let harness = Harness::new(MemorySource::new([throttled()], 10), quick_backoff(3));
         harness.sink().fail_next(3, true);
-        run(
-            settings(5),
-            harness.shared.clone(),
-            CancellationToken::new(),
-        )
-        .await;
+        harness.run_to_end(5).await;
         assert!(harness.source().deleted().is_empty());
         assert_eq!(harness.sink().attempts(), 3);
         assert!(
@@ -930,12 +936,7 @@ mod tests {
         let source = MemorySource::new([throttled(), throttled()], 10);
         source.fail_delete_of("m1");
         let harness = Harness::new(source, quick_backoff(1));
-        run(
-            settings(5),
-            harness.shared.clone(),
-            CancellationToken::new(),
-        )
-        .await;
+        harness.run_to_end(5).await;
         assert_eq!(harness.source().deleted(), ["m0"]);
         let text = harness.metrics();
         assert!(
@@ -955,20 +956,11 @@ mod tests {
         // Four retryable failures, 4 s apart at most: up to 16 s of work on one message (the
         // jitter seeded, so the same every run).
         fastrand::seed(20_200_710);
-        let backoff = Backoff {
-            max_attempts: 5,
-            initial: Duration::from_secs(4),
-            max: Duration::from_secs(4),
-        };
+        let backoff = fixed_backoff(5, Duration::from_secs(4));
         let harness = Harness::new(source, backoff);
         harness.sink().fail_next(4, true);
         let started = tokio::time::Instant::now();
-        run(
-            settings(60),
-            harness.shared.clone(),
-            CancellationToken::new(),
-        )
-        .await;
+        harness.run_to_end(60).await;
         let elapsed = started.elapsed();
         assert_eq!(harness.source().deleted(), ["m0"]);
         let renewals = harness.source().visibility_changes();
@@ -994,20 +986,11 @@ mod tests {
         fastrand::seed(20_200_710);
         let source = MemorySource::new([throttled(), ok_event()], 10)
             .with_visibility_timeout(Duration::from_secs(10));
-        let backoff = Backoff {
-            max_attempts: 21,
-            initial: Duration::from_secs(4),
-            max: Duration::from_secs(4),
-        };
+        let backoff = fixed_backoff(21, Duration::from_secs(4));
         let harness = Harness::new(source, backoff);
         harness.sink().fail_next(20, true);
         let started = tokio::time::Instant::now();
-        run(
-            settings(60),
-            harness.shared.clone(),
-            CancellationToken::new(),
-        )
-        .await;
+        harness.run_to_end(60).await;
         let n_due = (started.elapsed().as_secs() / 5) as usize;
         assert_eq!(harness.source().deleted(), ["m1", "m0"], "in one batch");
         let renewals = harness.source().visibility_changes();
@@ -1079,12 +1062,7 @@ mod tests {
             .with_receive_count(3);
         let harness = Harness::new(source, quick_backoff(3));
         harness.sink().fail_next(3, true);
-        run(
-            settings(5),
-            harness.shared.clone(),
-            CancellationToken::new(),
-        )
-        .await;
+        harness.run_to_end(5).await;
         assert!(harness.source().deleted().is_empty());
         assert_eq!(
             harness.source().visibility_changes(),
@@ -1098,12 +1076,7 @@ mod tests {
             .with_visibility_timeout(Duration::from_secs(60))
             .with_receive_count(3);
         let harness = Harness::new(source, quick_backoff(3));
-        run(
-            settings(5),
-            harness.shared.clone(),
-            CancellationToken::new(),
-        )
-        .await;
+        harness.run_to_end(5).await;
         assert!(harness.source().deleted().is_empty());
         assert!(harness.source().visibility_changes().is_empty());
     }
@@ -1118,12 +1091,7 @@ mod tests {
             .with_receive_count(2);
         let harness = Harness::new(source, quick_backoff(3));
         harness.sink().fail_next(2, true);
-        run(
-            settings(5),
-            harness.shared.clone(),
-            CancellationToken::new(),
-        )
-        .await;
+        harness.run_to_end(5).await;
         let deleted = harness.source().deleted();
         assert_eq!(deleted.len(), 1, "{deleted:?}");
         assert_eq!(harness.sink().accepted(), 1);
@@ -1151,12 +1119,7 @@ mod tests {
             .with_visibility_timeout(Duration::from_secs(60));
         let harness = Harness::new(source, quick_backoff(3));
         harness.sink().fail_next(2, true);
-        run(
-            settings(5),
-            harness.shared.clone(),
-            CancellationToken::new(),
-        )
-        .await;
+        harness.run_to_end(5).await;
         let deleted = harness.source().deleted();
         let held = if deleted[0] == "m0" { "m1" } else { "m0" };
         assert_eq!(
@@ -1207,11 +1170,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn unfinished_messages_are_released_when_grace_runs_out() {
         let source = MemorySource::new([throttled(), ok_event()], 10).keep_open();
-        let backoff = Backoff {
-            max_attempts: 100,
-            initial: Duration::from_secs(60),
-            max: Duration::from_secs(60),
-        };
+        let backoff = fixed_backoff(100, Duration::from_secs(60));
         let harness = Harness::new(source, backoff);
         harness.sink().fail_next(1_000, true);
         let shutdown = CancellationToken::new();
