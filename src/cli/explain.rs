@@ -164,22 +164,30 @@ fn render_condition(out: &mut String, condition: &ConditionTrace, indent: usize)
     } else {
         values.join(", ")
     };
-    if condition.any.is_empty() {
-        let note = condition
-            .note
-            .as_ref()
-            .map(|note| format!(" — {note}"))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{pad}{} {}: {values}{note}",
-            mark(condition.holds),
-            condition.condition
-        );
-    } else {
-        let _ = writeln!(out, "{pad}{} any of:", mark(condition.holds));
-        for alternative in &condition.any {
-            render_condition(out, alternative, indent + 4);
+    let group = match (condition.any.as_slice(), condition.all.as_slice()) {
+        ([], []) => None,
+        (entries, []) => Some(("any", entries)),
+        (_, entries) => Some(("all", entries)),
+    };
+    match group {
+        None => {
+            let note = condition
+                .note
+                .as_ref()
+                .map(|note| format!(" — {note}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{pad}{} {}: {values}{note}",
+                mark(condition.holds),
+                condition.condition
+            );
+        }
+        Some((kind, entries)) => {
+            let _ = writeln!(out, "{pad}{} {kind} of:", mark(condition.holds));
+            for entry in entries {
+                render_condition(out, entry, indent + 4);
+            }
         }
     }
 }

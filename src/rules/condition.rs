@@ -34,6 +34,8 @@ pub enum Condition {
     },
     /// Holds when any alternative does.
     Any(Vec<Condition>),
+    /// Holds when every entry does.
+    All(Vec<Condition>),
 }
 
 /// A field a condition reads: its path, and where the rule set's matching pass keeps its
@@ -186,6 +188,7 @@ impl Condition {
     pub fn holds(&self, values: &impl Values) -> bool {
         match self {
             Condition::Any(alternatives) => alternatives.iter().any(|c| c.holds(values)),
+            Condition::All(entries) => entries.iter().all(|c| c.holds(values)),
             Condition::Test { fields, test, .. } => test.holds(fields, values),
         }
     }
@@ -193,8 +196,8 @@ impl Condition {
     /// The fields this condition reads, for the alert's `matched` values.
     pub fn fields(&self) -> Vec<&Field> {
         match self {
-            Condition::Any(alternatives) => {
-                alternatives.iter().flat_map(Condition::fields).collect()
+            Condition::Any(group) | Condition::All(group) => {
+                group.iter().flat_map(Condition::fields).collect()
             }
             Condition::Test { fields, test, .. } => {
                 let mut read: Vec<&Field> = fields.iter().collect();
@@ -214,9 +217,9 @@ impl Condition {
         patterns: &mut Vec<&'c mut PatternTest>,
     ) {
         match self {
-            Condition::Any(alternatives) => {
-                for alternative in alternatives {
-                    alternative.parts_mut(fields, patterns);
+            Condition::Any(group) | Condition::All(group) => {
+                for entry in group {
+                    entry.parts_mut(fields, patterns);
                 }
             }
             Condition::Test {

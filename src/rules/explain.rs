@@ -84,6 +84,8 @@ pub struct ConditionTrace {
     pub values: Vec<Value>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub any: Vec<ConditionTrace>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub all: Vec<ConditionTrace>,
     /// Why values were of no use to the test, when that is not plain (a time test's value
     /// that is no timestamp).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -258,6 +260,15 @@ fn trace(condition: &Condition, subject: &Parsed<'_>) -> ConditionTrace {
             holds: condition.holds(subject),
             values: Vec::new(),
             any: alternatives.iter().map(|c| trace(c, subject)).collect(),
+            all: Vec::new(),
+            note: None,
+        },
+        Condition::All(entries) => ConditionTrace {
+            condition: "all".into(),
+            holds: condition.holds(subject),
+            values: Vec::new(),
+            any: Vec::new(),
+            all: entries.iter().map(|c| trace(c, subject)).collect(),
             note: None,
         },
         Condition::Test { fields, test, text } => {
@@ -292,6 +303,7 @@ fn trace(condition: &Condition, subject: &Parsed<'_>) -> ConditionTrace {
                 holds: condition.holds(subject),
                 values,
                 any: Vec::new(),
+                all: Vec::new(),
                 note,
             }
         }

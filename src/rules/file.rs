@@ -172,8 +172,9 @@ fn enabled_by_default() -> bool {
     true
 }
 
-/// One `[[rule.where]]` entry: a field (or several) and exactly one test on it, or an `any`
-/// group of which one entry must hold.
+/// One `[[rule.where]]` entry: a field (or several) and exactly one test on it, an `any`
+/// group of which one entry must hold, or an `all` group of which every entry must (inside
+/// `any`, one alternative made of several tests).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConditionDef {
@@ -211,6 +212,9 @@ pub(crate) struct ConditionDef {
     /// Alternatives: the entry holds when any of them does.
     #[schemars(with = "Option<Vec<ConditionDef>>")]
     pub any: Option<Vec<Spanned<ConditionDef>>>,
+    /// Entries that must all hold: one alternative of an `any` made of several tests.
+    #[schemars(with = "Option<Vec<ConditionDef>>")]
+    pub all: Option<Vec<Spanned<ConditionDef>>>,
 }
 
 /// A field given as one path or a list of paths.

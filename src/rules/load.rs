@@ -589,25 +589,41 @@ impl RuleContext<'_> {
     fn condition(&mut self, def: Spanned<ConditionDef>) -> Option<Condition> {
         let span = def.span();
         let mut def = def.into_inner();
-        if let Some(alternatives) = def.any.take() {
+        let group = match (def.any.take(), def.all.take()) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    Some(span),
+                    "give either `any` or `all`, not both: nest one in the other".into(),
+                );
+                return None;
+            }
+            (Some(entries), None) => Some(("any", entries)),
+            (None, Some(entries)) => Some(("all", entries)),
+            (None, None) => None,
+        };
+        if let Some((kind, entries)) = group {
             if def.field.is_some() || has_test(&def) {
-                self.error(Some(span), "an `any` entry holds only alternatives: move `field` and its test into one of them".into());
+                self.error(Some(span), format!("an `{kind}` entry holds only other entries: move `field` and its test into one of them"));
                 return None;
             }
-            if alternatives.is_empty() {
-                self.error(Some(span), "`any` needs at least one alternative".into());
+            if entries.is_empty() {
+                self.error(Some(span), format!("`{kind}` needs at least one entry"));
                 return None;
             }
-            let compiled: Vec<Condition> = alternatives
+            let compiled: Vec<Condition> = entries
                 .into_iter()
-                .filter_map(|alternative| self.condition(alternative))
+                .filter_map(|entry| self.condition(entry))
                 .collect();
-            return Some(Condition::Any(compiled));
+            return Some(if kind == "any" {
+                Condition::Any(compiled)
+            } else {
+                Condition::All(compiled)
+            });
         }
         let Some(field) = def.field.clone() else {
             self.error(
                 Some(span),
-                "missing `field`: the dotted path of the field to test (or `any = [...]`)".into(),
+                "missing `field`: the dotted path of the field to test (or `any = [...]`, `all = [...]`)".into(),
             );
             return None;
         };
@@ -1203,6 +1219,31 @@ mod tests {
             "r.toml:11:1: error[r]: duplicate rule id `r`: already defined in r.toml:5:1; ids must be unique across all rule files",
         ];
         assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn all_groups_hold_when_every_entry_does() {
+        let rule_set = rule(
+            "match.detail.eventName = [\"MeterUsage\"]\n\
+             [[rule.where]]\nany = [\n  { field = \"detail.a\", match = [\"x\"] },\n  \
+             { all = [{ field = \"detail.b\", match = [\"y\"] }, { field = \"detail.c\", match = [\"z\"] }] },\n]\n",
+        );
+        let fires = |detail: serde_json::Value| !fired(&rule_set, record(detail)).is_empty();
+        assert!(fires(serde_json::json!({"a": "x"})));
+        assert!(fires(serde_json::json!({"b": "y", "c": "z"})));
+        assert!(!fires(serde_json::json!({"b": "y"})));
+        assert!(!fires(serde_json::json!({"c": "z"})));
+        let found = errors(&format!(
+            "{HEAD}match.detail.x = [1]\n[[rule.where]]\nall = []\n\
+             [[rule.where]]\nany = [{{ field = \"detail.a\", match = [1] }}]\nall = [{{ field = \"detail.a\", match = [1] }}]\n"
+        ));
+        assert_eq!(
+            found,
+            [
+                "r.toml:6:1: error[r]: `all` needs at least one entry",
+                "r.toml:8:1: error[r]: give either `any` or `all`, not both: nest one in the other",
+            ]
+        );
     }
 
     #[test]

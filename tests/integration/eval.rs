@@ -323,41 +323,76 @@ fn a_pipes_alerts_come_out_as_its_lines_arrive() {
     assert_eq!(child.wait().expect("meterwatch exits").code(), Some(0));
 }
 
-/// Every shipped rule that reads a list stays quiet while its list is empty ("not
-/// configured"), as each rule's description says: callers with no ARN included.
-#[test]
-fn shipped_rules_stay_quiet_on_empty_lists() {
+/// The shipped rules with `lists` for rules/lists.toml, evaluating a MeterUsage record by
+/// each of `identities`: what `eval` prints.
+fn eval_with_lists(lists: &str, identities: &[Value]) -> String {
     let dir = tempfile::tempdir().expect("temp dir");
     for file in ["identity.toml", "metering.toml"] {
         std::fs::copy(Path::new("rules").join(file), dir.path().join(file)).expect("copy rules");
     }
-    std::fs::write(
-        dir.path().join("lists.toml"),
-        "[lists]\nallowed_principals = []\nproduction_accounts = []\nexpected_product_codes = []\n",
-    )
-    .expect("write lists");
-    let detail = |identity: Value| {
-        json!({
+    std::fs::write(dir.path().join("lists.toml"), lists).expect("write lists");
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    for identity in identities {
+        let record = json!({
             "eventSource": "metering-marketplace.amazonaws.com", "eventName": "MeterUsage",
             "eventID": "q-1", "eventTime": "2020-07-10T23:06:42Z", "awsRegion": "us-east-1",
             "recipientAccountId": "123456789012", "userIdentity": identity,
             "requestParameters": {"productCode": "prod-unlisted", "dryRun": true,
                                   "timestamp": "Jul 10, 2020 11:00:00 PM"}
-        })
-    };
-    let mut file = tempfile::NamedTempFile::new().expect("temp file");
-    for identity in [
-        json!({"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/mallory"}),
-        json!({"type": "AWSService", "invokedBy": "ec2.amazonaws.com"}),
-        json!({"type": "AWSAccount", "principalId": "AIDAEXAMPLE", "accountId": "111122223333"}),
-    ] {
-        writeln!(file, "{}", detail(identity)).expect("write body");
+        });
+        writeln!(file, "{record}").expect("write body");
     }
     let rules = dir.path().to_str().expect("utf-8 temp path");
     let events = file.path().to_str().expect("utf-8 temp path");
     let output = meterwatch(&["eval", "--rules", rules, events]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert_eq!(stdout(&output), "");
+    stdout(&output)
+}
+
+fn identities() -> [Value; 3] {
+    [
+        json!({"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/mallory"}),
+        json!({"type": "AWSService", "invokedBy": "ec2.amazonaws.com"}),
+        json!({"type": "AWSAccount", "principalId": "AIDAEXAMPLE", "accountId": "111122223333"}),
+    ]
+}
+
+/// Every shipped rule that reads a list stays quiet while its list is empty ("not
+/// configured"), as each rule's description says: callers with no ARN included.
+#[test]
+fn shipped_rules_stay_quiet_on_empty_lists() {
+    let empty =
+        "[lists]\nallowed_principals = []\nproduction_accounts = []\nexpected_product_codes = []\n";
+    assert_eq!(eval_with_lists(empty, &identities()), "");
+}
+
+/// A caller with no ARN is allowed by the service that invoked it or by its account id; an
+/// unlisted one, like an unlisted ARN, is unexpected.
+#[test]
+fn callers_with_no_arn_are_allowed_by_service_or_account() {
+    let lists = |allowed: &str| {
+        format!(
+            "[lists]\nallowed_principals = [{allowed}]\nproduction_accounts = []\nexpected_product_codes = []\n"
+        )
+    };
+    let flagged = |output: String| -> Vec<String> {
+        output
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).expect("an alert"))
+            .filter(|alert| alert["rule"] == "unexpected-principal")
+            .map(|alert| alert["principal"]["type"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    let unrelated = lists("\"arn:aws:iam::123456789012:role/Alice\"");
+    assert_eq!(
+        flagged(eval_with_lists(&unrelated, &identities())),
+        ["IAMUser", "AWSService", "AWSAccount"]
+    );
+    let listed = lists("\"ec2.amazonaws.com\", \"111122223333\"");
+    assert_eq!(
+        flagged(eval_with_lists(&listed, &identities())),
+        ["IAMUser"]
+    );
 }
 
 /// `--rules` takes several paths the same way in every command: the flag repeated, or one
