@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -151,33 +151,15 @@ pub async fn handle_batch(
             biased;
             joined = tasks.join_next() => {
                 let Some(joined) = joined else { break };
-                match joined {
-                    Ok((idx, verdict)) => {
-                        unfinished[idx] = false;
-                        let message = &messages[idx];
-                        metrics.message_processing_seconds.observe(received_at.elapsed().as_secs_f64());
-                        match outcome(message, verdict, (renewal, received_at), metrics) {
-                            Outcome::Delete => done.push(Arc::clone(message)),
-                            Outcome::Leave => held[idx] = false,
-                            Outcome::Retry(retry_in) => retries.push((Arc::clone(message), retry_in)),
-                        }
-                    }
-                    // Aborted at the hard stop: released below.
-                    Err(error) if error.is_cancelled() => {}
-                    // A panic is a bug: logged, and the message left for redelivery after the
-                    // backoff of a failure (not at once: a message that panics would spin).
-                    Err(error) => {
-                        tracing::error!(error = %error, "Message task panicked.");
-                        if let Some(&idx) = task_messages.get(&error.id()) {
-                            unfinished[idx] = false;
-                            let message = &messages[idx];
-                            let verdict = Verdict::Failed(FailReason::Internal);
-                            match outcome(message, verdict, (renewal, received_at), metrics) {
-                                Outcome::Retry(retry_in) => retries.push((Arc::clone(message), retry_in)),
-                                Outcome::Delete | Outcome::Leave => held[idx] = false,
-                            }
-                        }
-                    }
+                // Aborted at the hard stop: released below.
+                let Some((idx, verdict)) = verdict_of(joined, &task_messages) else { continue };
+                unfinished[idx] = false;
+                let message = &messages[idx];
+                metrics.message_processing_seconds.observe(received_at.elapsed().as_secs_f64());
+                match outcome(message, verdict, (renewal, received_at), metrics) {
+                    Outcome::Delete => done.push(Arc::clone(message)),
+                    Outcome::Leave => held[idx] = false,
+                    Outcome::Retry(retry_in) => retries.push((Arc::clone(message), retry_in)),
                 }
             }
             Some(idx) = parked_rx.recv() => {
@@ -223,6 +205,24 @@ pub async fn handle_batch(
     metrics
         .messages_in_flight
         .dec_by((n_messages - n_parked) as i64);
+}
+
+/// The message index and verdict of a joined task: a panicked one's is a failure (logged;
+/// its message comes back after a failure's backoff, not at once: a message that panics
+/// would spin). `None` for a task aborted at the hard stop, whose message is released.
+pub(super) fn verdict_of(
+    joined: Result<(usize, Verdict), JoinError>,
+    task_messages: &HashMap<tokio::task::Id, usize>,
+) -> Option<(usize, Verdict)> {
+    match joined {
+        Ok(finished) => Some(finished),
+        Err(error) if error.is_cancelled() => None,
+        Err(error) => {
+            tracing::error!(error = %error, "Message task panicked.");
+            let idx = *task_messages.get(&error.id())?;
+            Some((idx, Verdict::Failed(FailReason::Internal)))
+        }
+    }
 }
 
 /// Messages left for redelivery, each with when it should come back.

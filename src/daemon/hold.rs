@@ -19,7 +19,6 @@ use super::ack::{self, Outcome};
 use super::pipeline::Verdict;
 use crate::source::{Message, Source};
 use crate::telemetry::Metrics;
-use crate::telemetry::metrics::FailReason;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -170,17 +169,7 @@ impl Hold {
         unfinished: &mut HashMap<usize, Arc<Message>>,
         (done, retries): (&mut Vec<Arc<Message>>, &mut ack::Retries),
     ) -> Option<usize> {
-        let (idx, verdict) = match result {
-            Ok(result) => result,
-            Err(error) if error.is_cancelled() => return None,
-            // A bug: logged, and the message left for redelivery (not at once: a message
-            // that panics would spin).
-            Err(error) => {
-                tracing::error!(error = %error, "Message task panicked.");
-                let idx = *task_messages.get(&error.id())?;
-                (idx, Verdict::Failed(FailReason::Internal))
-            }
-        };
+        let (idx, verdict) = ack::verdict_of(result, task_messages)?;
         let message = unfinished.remove(&idx)?;
         let renewal = self.source.visibility_timeout();
         match ack::outcome(&message, verdict, (renewal, received_at), &self.metrics) {

@@ -597,11 +597,11 @@ impl RuleContext<'_> {
                 );
                 return None;
             }
-            (Some(entries), None) => Some(("any", entries)),
-            (None, Some(entries)) => Some(("all", entries)),
+            (Some(entries), None) => Some(("any", entries, Condition::Any as fn(_) -> _)),
+            (None, Some(entries)) => Some(("all", entries, Condition::All as fn(_) -> _)),
             (None, None) => None,
         };
-        if let Some((kind, entries)) = group {
+        if let Some((kind, entries, group)) = group {
             if def.field.is_some() || has_test(&def) {
                 self.error(Some(span), format!("an `{kind}` entry holds only other entries: move `field` and its test into one of them"));
                 return None;
@@ -614,11 +614,7 @@ impl RuleContext<'_> {
                 .into_iter()
                 .filter_map(|entry| self.condition(entry))
                 .collect();
-            return Some(if kind == "any" {
-                Condition::Any(compiled)
-            } else {
-                Condition::All(compiled)
-            });
+            return Some(group(compiled));
         }
         let Some(field) = def.field.clone() else {
             self.error(
