@@ -11,6 +11,7 @@ use super::diagnostic::Diagnostic;
 use super::field::FieldPath;
 use super::file::{ConditionDef, ForEachDef, RuleDef};
 use super::lists::List;
+use super::locate;
 use super::view::FieldTree;
 use super::{ForEach, Rule, RuleSet};
 use crate::alert::template::{DEFAULT_SUMMARY, Kind, Templates};
@@ -570,7 +571,11 @@ impl RuleContext<'_> {
         match Pattern::from_json(&json) {
             Ok(pattern) => Some((pattern, json)),
             Err(error) => {
-                self.error(Some(value.span()), pattern_message(key, &error));
+                let keys: Vec<&str> = key.split('.').collect();
+                let text = &self.loader.sources[self.source].text;
+                let span =
+                    locate::pattern_key(text, &self.span, &keys, error.path(), error.reason());
+                self.error(span.or(Some(value.span())), pattern_message(key, &error));
                 None
             }
         }

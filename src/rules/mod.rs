@@ -15,6 +15,7 @@
 //! - `diagnostic`: `path:line:col: error[rule-id]: message` with the source line.
 //! - `field`: dotted paths and the values an event holds at them.
 //! - `lists`: named lists with wildcard entries.
+//! - `locate`: where in a rule file a rejected pattern's faulty key is written.
 //! - `controls`: the noise-control tables (`[rule.dedup]`, `[rule.throttle]`...) → `Controls`.
 //! - [`cases`]: rule tests (`rules/tests/*.toml`), run by `meterwatch test`.
 //! - `condition`: the `where` tests.
@@ -30,6 +31,7 @@ mod field;
 mod file;
 mod lists;
 mod load;
+mod locate;
 mod view;
 
 pub use diagnostic::{Diagnostic, Position};
