@@ -13,6 +13,7 @@ pub const FIELDS: &[&str] = &[
     "detail.userIdentity.type",
     "detail.userIdentity.arn",
     "detail.userIdentity.accountId",
+    "detail.userIdentity.invokedBy",
     "detail.userIdentity.sessionContext.sessionIssuer.arn",
     "detail.requestParameters.productCode",
     "detail.requestParameters.usageDimension",
@@ -40,6 +41,7 @@ pub fn principal(detail: &impl Tree) -> Option<Principal> {
                 .and_then(|issuer| issuer.member("arn")),
         ),
         account_id: text(identity.member("accountId")),
+        invoked_by: text(identity.member("invokedBy")),
     })
 }
 

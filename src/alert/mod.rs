@@ -268,6 +268,28 @@ pub struct Principal {
     /// The role behind an assumed-role session (`sessionContext.sessionIssuer.arn`).
     pub role_arn: Option<String>,
     pub account_id: Option<String>,
+    /// `userIdentity.invokedBy`: the AWS service that made the call for the principal.
+    pub invoked_by: Option<String>,
+}
+
+impl Principal {
+    /// Who called, in a few words: the ARN, or for a caller with none (an AWS service,
+    /// another account) its type and the service or account it is known by.
+    pub fn caller(&self) -> Option<String> {
+        if let Some(arn) = &self.arn {
+            return Some(arn.clone());
+        }
+        let by = match (&self.invoked_by, &self.account_id) {
+            (Some(service), _) => Some(format!("invoked by {service}")),
+            (None, Some(account)) => Some(format!("account {account}")),
+            (None, None) => None,
+        };
+        match (&self.kind, by) {
+            (Some(kind), Some(by)) => Some(format!("{kind}, {by}")),
+            (Some(kind), None) => Some(kind.clone()),
+            (None, by) => by,
+        }
+    }
 }
 
 /// One usage record of a metering call.
@@ -281,6 +303,31 @@ pub struct UsageRecord {
     /// BatchMeterUsage's per-record status (`Success`, `CustomerNotSubscribed`,
     /// `DuplicateRecord`), or `Unprocessed` for an `unprocessedRecords` entry.
     pub status: Option<String>,
+}
+
+impl UsageRecord {
+    /// The record in one line, e.g. `customer c-1, dimension users, quantity 3, at
+    /// 2020-07-10T23:00:00Z: CustomerNotSubscribed`; missing or null parts left out.
+    pub fn describe(&self) -> String {
+        let quantity = self.quantity.as_ref().filter(|q| !q.is_null());
+        let parts: Vec<String> = [
+            self.customer.as_ref().map(|c| format!("customer {c}")),
+            self.dimension.as_ref().map(|d| format!("dimension {d}")),
+            quantity.map(|q| format!("quantity {q}")),
+            self.timestamp.as_ref().map(|t| format!("at {t}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut text = parts.join(", ");
+        if let Some(status) = &self.status {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(status);
+        }
+        text
+    }
 }
 
 /// The array element a per-element alert is about.
@@ -382,6 +429,7 @@ mod tests {
             arn: Some("arn:aws:sts::1:assumed-role/R/s".into()),
             role_arn: Some("arn:aws:iam::1:role/R".into()),
             account_id: Some("1".into()),
+            invoked_by: Some("ecs-tasks.amazonaws.com".into()),
         });
         full.product_code = Some("p".into());
         full.records = vec![UsageRecord {

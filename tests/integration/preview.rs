@@ -94,7 +94,7 @@ fn chatbot_notifications_have_every_field_chatbot_requires() {
         );
         n += 1;
     }
-    assert_eq!(n, 2, "two alerts, two notifications");
+    assert_eq!(n, 1, "one alert, one notification");
 }
 
 /// The README's email and Slack examples are `preview` output, not hand-written: the email

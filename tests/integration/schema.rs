@@ -79,7 +79,7 @@ fn every_alert_document_validates_against_the_alert_schema() {
         assert!(errors.is_empty(), "{errors:?}");
         n_alerts += 1;
     }
-    assert_eq!(n_alerts, 6);
+    assert_eq!(n_alerts, 5);
 }
 
 #[test]

@@ -5,22 +5,39 @@
 //! severity, the description is Slack markdown, `nextSteps` come from the rule, and
 //! `metadata.threadId` groups repeats of one problem (rule, account, product) in one thread.
 
+use super::cut;
+use super::escape::{line, plain, slack, slack_code};
 use crate::alert::{Alert, Severity, Status};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::fmt::Write as _;
 
 /// Chatbot's limit on a description, with room to spare.
-const MAX_DESCRIPTION_CHARS: usize = 3500;
+const MAX_DESCRIPTION_BYTES: usize = 3500;
+/// The summary and the body each take at most this much of it, so that the facts after them
+/// (account, caller, product, error, link) are always shown.
+const MAX_TEXT_BYTES: usize = 1000;
+/// A field's value, a keyword or a related resource.
+const MAX_VALUE_BYTES: usize = 256;
+/// The rule's next steps shown, and each one's length.
+const MAX_NEXT_STEPS: usize = 10;
+const MAX_STEP_BYTES: usize = 500;
 
-/// The notification for `alert`, as JSON text.
+/// The notification for `alert`, as JSON text. Every part is bounded, so the whole stays far
+/// below SNS's limit whatever the event holds; event values are escaped for Slack.
 pub fn notification(alert: &Alert) -> String {
     let mut description = String::new();
-    let _ = writeln!(description, "{}", alert.summary);
+    let _ = writeln!(
+        description,
+        "{}",
+        slack(&cut(&alert.summary, MAX_TEXT_BYTES))
+    );
     for note in super::noise_notes(alert) {
-        let _ = writeln!(description, "_{note}_");
+        let _ = writeln!(description, "_{}_", slack(&cut(&note, MAX_TEXT_BYTES)));
     }
-    if let Some(body) = alert.body.as_deref().filter(|b| !b.is_empty()) {
-        let _ = writeln!(description, "\n{body}");
+    // A resolved notice says what ended; the firing alert's advice no longer applies.
+    let firing = alert.status == Status::Firing;
+    if let Some(body) = alert.body.as_deref().filter(|b| firing && !b.is_empty()) {
+        let _ = writeln!(description, "\n{}", slack(&cut(body, MAX_TEXT_BYTES)));
     }
     let _ = writeln!(description);
     let mut field = |label: &str, value: Option<String>| {
@@ -28,71 +45,72 @@ pub fn notification(alert: &Alert) -> String {
             let _ = writeln!(description, "*{label}:* {value}");
         }
     };
+    let code = |text: &str| slack_code(&cut(text, MAX_VALUE_BYTES));
     field(
         "Rule",
-        Some(format!("`{}` ({})", alert.rule, alert.severity)),
+        Some(format!("{} ({})", code(&alert.rule), alert.severity)),
     );
+    field("Call", alert.event_name.as_deref().map(code));
     field(
         "Account",
-        alert.account.as_ref().map(|account| match &alert.region {
-            Some(region) => format!("`{account}` ({region})"),
-            None => format!("`{account}`"),
+        alert.account.as_deref().map(|account| match &alert.region {
+            Some(region) => format!("{} ({})", code(account), value(region)),
+            None => code(account),
         }),
     );
     if let Some(principal) = &alert.principal {
-        field(
-            "Caller",
-            principal.arn.as_ref().map(|arn| format!("`{arn}`")),
-        );
-        field(
-            "Role",
-            principal.role_arn.as_ref().map(|arn| format!("`{arn}`")),
-        );
+        field("Caller", principal.caller().as_deref().map(code));
+        field("Role", principal.role_arn.as_deref().map(code));
     }
-    field(
-        "Product",
-        alert.product_code.as_ref().map(|p| format!("`{p}`")),
-    );
+    field("Product", alert.product_code.as_deref().map(code));
     field(
         "Error",
-        alert.error_code.as_ref().map(|code| format!("`{code}`")),
+        alert
+            .error_code
+            .as_deref()
+            .map(|error| match &alert.error_message {
+                Some(message) => format!("{}: {}", code(error), value(message)),
+                None => code(error),
+            }),
     );
-    field("When", alert.event_time.clone());
+    field("When", alert.event_time.as_deref().map(value));
     if let Some(element) = &alert.element {
-        field("About", Some(format!("`{}`", element.path)));
+        field("About", Some(code(&element.path)));
     }
-    let failed: Vec<String> = alert
+    // A batch's results say which records failed; a single call's record is its usage.
+    let with_status = alert.records.iter().any(|record| record.status.is_some());
+    let records: Vec<String> = alert
         .records
         .iter()
-        .filter(|record| record.status.as_deref().is_some_and(|s| s != "Success"))
-        .map(|record| {
-            format!(
-                "• {} {} → {}",
-                record.customer.as_deref().unwrap_or("?"),
-                record.dimension.as_deref().unwrap_or(""),
-                record.status.as_deref().unwrap_or("")
-            )
-        })
+        .filter(|record| !with_status || record.status.as_deref() != Some("Success"))
+        .map(|record| format!("• {}", value(&record.describe())))
         .collect();
-    if !failed.is_empty() {
-        let _ = writeln!(description, "*Records not metered:*\n{}", failed.join("\n"));
+    if !records.is_empty() {
+        let heading = if with_status {
+            "Records not metered"
+        } else {
+            "Usage"
+        };
+        let _ = writeln!(description, "*{heading}:*\n{}", records.join("\n"));
     }
     if let Some(url) = &alert.console_url {
         let _ = writeln!(description, "<{url}|Open the event in CloudTrail>");
     }
-    let description: String = description
-        .trim_end()
-        .chars()
-        .take(MAX_DESCRIPTION_CHARS)
-        .collect();
+    let description = cut(description.trim_end(), MAX_DESCRIPTION_BYTES);
 
-    let mut next_steps: Vec<Value> = alert.next_steps.iter().map(|s| json!(s)).collect();
+    let mut next_steps: Vec<Value> = alert
+        .next_steps
+        .iter()
+        .filter(|_| firing)
+        .take(MAX_NEXT_STEPS)
+        .map(|step| json!(cut(&plain(step), MAX_STEP_BYTES)))
+        .collect();
     if next_steps.is_empty() {
         if let Some(url) = &alert.console_url {
             next_steps.push(json!(format!("Review the call in CloudTrail: {url}")));
         }
     }
-    let keywords: Vec<&str> = [
+    let keywords: Vec<String> = [
         Some(alert.severity.as_str()),
         Some(&*alert.rule),
         alert.event_name.as_deref(),
@@ -101,42 +119,57 @@ pub fn notification(alert: &Alert) -> String {
     ]
     .into_iter()
     .flatten()
+    .map(value)
     .collect();
-    let related: Vec<&str> = alert
+    let related: Vec<String> = alert
         .principal
         .iter()
         .flat_map(|p| [p.role_arn.as_deref(), p.arn.as_deref()])
         .flatten()
+        .map(value)
         .collect();
+    // Chatbot takes strings only: absent values are left out, not sent as null.
+    let mut context = Map::new();
+    for (key, text) in [
+        ("severity", Some(alert.severity.as_str())),
+        ("eventId", alert.event_id.as_deref()),
+        ("eventName", alert.event_name.as_deref()),
+        ("alertId", Some(alert.id.as_str())),
+        ("status", Some(alert.status.as_str())),
+    ] {
+        if let Some(text) = text {
+            context.insert(key.into(), Value::String(value(text)));
+        }
+    }
+    let title = match alert.status {
+        Status::Firing => format!("{} {}", emoji(alert.severity), alert.title),
+        Status::Resolved => format!(":white_check_mark: Resolved: {}", alert.title),
+    };
     json!({
         "version": "1.0",
         "source": "custom",
         "id": alert.id,
         "content": {
             "textType": "client-markdown",
-            "title": match alert.status {
-                Status::Firing => format!("{} {}", emoji(alert.severity), alert.title),
-                Status::Resolved => format!(":white_check_mark: Resolved: {}", alert.title),
-            },
+            "title": slack(&line(&cut(&title, MAX_VALUE_BYTES))),
             "description": description,
             "nextSteps": next_steps,
             "keywords": keywords,
         },
         "metadata": {
             "threadId": super::thread_id(alert),
-            "summary": alert.summary,
+            "summary": slack(&line(&cut(&alert.summary, MAX_TEXT_BYTES))),
             "eventType": &*alert.rule,
             "relatedResources": related,
-            "additionalContext": {
-                "severity": alert.severity.as_str(),
-                "eventId": alert.event_id,
-                "eventName": alert.event_name,
-                "alertId": alert.id,
-                "status": alert.status.as_str(),
-            },
+            "additionalContext": context,
         },
     })
     .to_string()
+}
+
+/// An event value as Slack text: one line, escaped, bounded.
+fn value(text: &str) -> String {
+    slack(&line(&cut(text, MAX_VALUE_BYTES)))
 }
 
 fn emoji(severity: Severity) -> &'static str {

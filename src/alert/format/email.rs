@@ -2,36 +2,40 @@
 //! link to the event. Plain text because SNS email is plain text, and it reads well in any
 //! client and in a pager's SMS-to-email gateway.
 
+use super::escape::{line, plain};
 use crate::alert::{Alert, Status};
 use std::fmt::Write as _;
 
-/// The email body for `alert`.
+/// The email body for `alert`. Event values are shown as plain text, one line each (see
+/// [`escape`](super::escape)).
 pub fn text(alert: &Alert) -> String {
     let mut out = String::new();
     let label = match alert.status {
         Status::Firing => alert.severity.as_str().to_uppercase(),
         Status::Resolved => "RESOLVED".to_owned(),
     };
-    let _ = writeln!(out, "[{label}] {}", alert.title);
+    let _ = writeln!(out, "[{label}] {}", line(&alert.title));
     let _ = writeln!(out);
-    let _ = writeln!(out, "{}", alert.summary);
+    let _ = writeln!(out, "{}", plain(&alert.summary));
     for note in super::noise_notes(alert) {
-        let _ = writeln!(out, "{note}");
+        let _ = writeln!(out, "{}", plain(&note));
     }
-    if let Some(body) = alert.body.as_deref().filter(|b| !b.is_empty()) {
+    // A resolved notice says what ended; the firing alert's advice no longer applies.
+    let firing = alert.status == Status::Firing;
+    if let Some(body) = alert.body.as_deref().filter(|b| firing && !b.is_empty()) {
         let _ = writeln!(out);
-        let _ = writeln!(out, "{body}");
+        let _ = writeln!(out, "{}", plain(body));
     }
     let _ = writeln!(out);
-    let mut line = |label: &str, value: Option<String>| {
+    let mut field = |label: &str, value: Option<String>| {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
-            let _ = writeln!(out, "{label:<12} {value}");
+            let _ = writeln!(out, "{label:<12} {}", line(&value));
         }
     };
-    line("Rule", Some(format!("{} ({})", alert.rule, alert.severity)));
-    line("When", alert.event_time.clone());
-    line("Call", alert.event_name.clone());
-    line(
+    field("Rule", Some(format!("{} ({})", alert.rule, alert.severity)));
+    field("When", alert.event_time.clone());
+    field("Call", alert.event_name.clone());
+    field(
         "Account",
         alert.account.as_ref().map(|account| match &alert.region {
             Some(region) => format!("{account} ({region})"),
@@ -39,11 +43,11 @@ pub fn text(alert: &Alert) -> String {
         }),
     );
     if let Some(principal) = &alert.principal {
-        line("Caller", principal.arn.clone());
-        line("Role", principal.role_arn.clone());
+        field("Caller", principal.caller());
+        field("Role", principal.role_arn.clone());
     }
-    line("Product", alert.product_code.clone());
-    line(
+    field("Product", alert.product_code.clone());
+    field(
         "Error",
         alert
             .error_code
@@ -53,29 +57,32 @@ pub fn text(alert: &Alert) -> String {
                 None => code.clone(),
             }),
     );
-    line("Event ID", alert.event_id.clone());
+    field("Event ID", alert.event_id.clone());
     if let Some(element) = &alert.element {
-        line("About", Some(element.path.clone()));
+        field("About", Some(element.path.clone()));
     }
-    if !alert.records.is_empty() {
+    let records: Vec<String> = alert
+        .records
+        .iter()
+        .map(|record| record.describe())
+        .filter(|text| !text.is_empty())
+        .collect();
+    if !records.is_empty() {
         let _ = writeln!(out, "Records");
-        for record in &alert.records {
-            let parts: Vec<String> = [
-                record.customer.clone().map(|c| format!("customer {c}")),
-                record.dimension.clone().map(|d| format!("dimension {d}")),
-                record.quantity.as_ref().map(|q| format!("quantity {q}")),
-                record.timestamp.clone(),
-                record.status.clone(),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            let _ = writeln!(out, "  - {}", parts.join(", "));
+        for record in records {
+            let _ = writeln!(out, "  - {}", line(&record));
+        }
+    }
+    if firing && !alert.next_steps.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "What to do");
+        for (n, step) in alert.next_steps.iter().enumerate() {
+            let _ = writeln!(out, "  {}. {}", n + 1, line(step));
         }
     }
     if !alert.description.is_empty() {
         let _ = writeln!(out);
-        let _ = writeln!(out, "Why this matters: {}", alert.description);
+        let _ = writeln!(out, "Why this matters: {}", plain(&alert.description));
     }
     if let Some(url) = &alert.console_url {
         let _ = writeln!(out);

@@ -12,6 +12,7 @@
 
 pub mod chatbot;
 pub mod email;
+pub mod escape;
 
 use super::{Alert, Status};
 use serde_json::{Map, Value};
@@ -58,63 +59,96 @@ pub struct Message {
     pub deduplication_id: String,
 }
 
-/// The SNS message for `alert` in `format`.
+/// The SNS message for `alert` in `format`. Message attributes count towards SNS's size
+/// limit, so the body gets what they leave.
 pub fn message(alert: &Alert, format: Format) -> Message {
+    let attributes = attributes(alert);
+    let attribute_bytes: usize = attributes
+        .iter()
+        .map(|(name, value)| name.len() + "String".len() + value.len())
+        .sum();
+    let limit = MAX_MESSAGE_BYTES - attribute_bytes;
     let body = match format {
-        Format::Json => structured(alert),
+        Format::Json => structured(alert, limit),
         Format::Chatbot => chatbot::notification(alert),
     };
     Message {
         body,
         structured: format == Format::Json,
         subject: subject(alert),
-        attributes: attributes(alert),
+        attributes,
         group_id: thread_id(alert),
         deduplication_id: alert.id.clone(),
     }
 }
 
-/// The alert document, cut to `limit` bytes if it must be.
+/// Top-level fields a cut document keeps whole: what filters and scripts key on.
+const KEPT_WHOLE: [&str; 6] = ["version", "id", "rule", "severity", "status", "event_id"];
+/// Entries a cut document keeps of an array or object (records, matched values).
+const MAX_ENTRIES: usize = 100;
+
+/// The alert document within `limit` bytes. One over it keeps its shape, every field of its
+/// type, so that it still reads by the schema: long strings anywhere in it are cut with a
+/// visible marker, long arrays and objects keep their first entries, and `truncated` says
+/// the document was cut.
 pub fn document(alert: &Alert, limit: usize) -> String {
     let text = alert.to_json();
     if text.len() <= limit {
         return text;
     }
-    // Keep every small field; cut the ones that can grow (templates' text, matched values,
-    // records) and say so in the document itself.
-    let mut value = serde_json::to_value(alert).unwrap_or(Value::Null);
-    if let Some(object) = value.as_object_mut() {
-        object.insert("truncated".into(), Value::Bool(true));
-        for key in ["body", "description", "summary"] {
-            if let Some(Value::String(text)) = object.get_mut(key) {
-                *text = cut(text, limit / 8);
-            }
-        }
-        for key in ["matched", "element", "records"] {
-            if let Some(part) = object.get_mut(key) {
-                if part.to_string().len() > limit / 8 {
-                    *part = Value::String(format!("[truncated: {} bytes]", part.to_string().len()));
+    if let Ok(Value::Object(whole)) = serde_json::to_value(alert) {
+        let mut max_string = limit / 8;
+        while max_string >= 64 {
+            let mut object = whole.clone();
+            for (key, value) in object.iter_mut() {
+                if !KEPT_WHOLE.contains(&key.as_str()) {
+                    shrink(value, max_string);
                 }
             }
+            object.insert("truncated".into(), Value::Bool(true));
+            let text = Value::Object(object).to_string();
+            if text.len() <= limit {
+                return text;
+            }
+            max_string /= 2;
         }
     }
-    let text = value.to_string();
-    if text.len() <= limit {
-        text
-    } else {
-        // Only a pathological title could get here; keep the essentials.
-        serde_json::json!({
-            "version": alert.version, "id": alert.id, "rule": &*alert.rule,
-            "severity": alert.severity, "title": cut(&alert.title, 200),
-            "event_id": alert.event_id, "truncated": true,
-        })
-        .to_string()
+    // Only an alert with thousands of values could get here: the required fields alone.
+    serde_json::json!({
+        "version": alert.version, "id": alert.id, "rule": &*alert.rule,
+        "severity": alert.severity, "status": alert.status, "event_id": alert.event_id,
+        "title": cut(&alert.title, 200), "summary": cut(&alert.summary, 1000),
+        "description": cut(&alert.description, 1000), "records": [], "matched": {},
+        "truncated": true,
+    })
+    .to_string()
+}
+
+/// `value` with every string cut to `max` bytes and every array or object to its first
+/// [`MAX_ENTRIES`] entries.
+fn shrink(value: &mut Value, max: usize) {
+    match value {
+        Value::String(text) if text.len() > max => *text = cut(text, max),
+        Value::Array(items) => {
+            items.truncate(MAX_ENTRIES);
+            items.iter_mut().for_each(|item| shrink(item, max));
+        }
+        Value::Object(entries) => {
+            if entries.len() > MAX_ENTRIES {
+                *entries = std::mem::take(entries)
+                    .into_iter()
+                    .take(MAX_ENTRIES)
+                    .collect();
+            }
+            entries.values_mut().for_each(|entry| shrink(entry, max));
+        }
+        _ => {}
     }
 }
 
-/// The per-protocol message for `MessageStructure: "json"`, within SNS's limit.
-fn structured(alert: &Alert) -> String {
-    let mut budget = MAX_MESSAGE_BYTES / 2;
+/// The per-protocol message for `MessageStructure: "json"`, within `limit` bytes.
+fn structured(alert: &Alert, limit: usize) -> String {
+    let mut budget = limit / 2;
     loop {
         let document = document(alert, budget);
         let email = cut(&email::text(alert), budget);
@@ -123,7 +157,7 @@ fn structured(alert: &Alert) -> String {
         protocols.insert("email".into(), Value::String(email));
         let text = Value::Object(protocols).to_string();
         // JSON escaping can grow the strings; shrink until the whole fits.
-        if text.len() <= MAX_MESSAGE_BYTES || budget < 1024 {
+        if text.len() <= limit || budget < 1024 {
             return text;
         }
         budget /= 2;
@@ -209,7 +243,12 @@ pub(crate) fn noise_notes(alert: &Alert) -> Vec<String> {
     notes
 }
 
-/// Message attributes for filter policies: present fields only (SNS refuses empty values).
+/// An attribute's longest value: filter policies match short values, and attributes count
+/// towards the message's size.
+const MAX_ATTRIBUTE_BYTES: usize = 256;
+
+/// Message attributes for filter policies: present fields only (SNS refuses empty values),
+/// each within [`MAX_ATTRIBUTE_BYTES`].
 pub fn attributes(alert: &Alert) -> Vec<(&'static str, String)> {
     let mut attributes = vec![
         ("severity", alert.severity.as_str().to_owned()),
@@ -222,7 +261,7 @@ pub fn attributes(alert: &Alert) -> Vec<(&'static str, String)> {
         ("product_code", &alert.product_code),
     ] {
         if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
-            attributes.push((name, value.clone()));
+            attributes.push((name, escape::line(&cut(value, MAX_ATTRIBUTE_BYTES))));
         }
     }
     attributes
@@ -321,19 +360,47 @@ mod tests {
         }
     }
 
-    #[test]
-    fn oversized_alerts_are_cut_with_a_marker_not_rejected() {
+    /// Message and attributes together, as SNS counts them.
+    fn published_bytes(message: &Message) -> usize {
+        let attributes: usize = message
+            .attributes
+            .iter()
+            .map(|(name, value)| name.len() + "String".len() + value.len())
+            .sum();
+        message.body.len() + attributes
+    }
+
+    /// An alert whose event holds far more than SNS takes, everywhere a caller can write.
+    fn oversized() -> Alert {
         let mut alert = alert();
+        alert.title = "t".repeat(5_000);
         alert.body = Some("é".repeat(400_000));
+        alert.error_code = Some("ThrottlingException".into());
+        alert.error_message = Some("m".repeat(9_000));
+        alert.product_code = Some("p".repeat(200_000));
         alert
             .matched
             .insert("detail.big".into(), Value::String("x".repeat(300_000)));
+        alert.records = (0..500)
+            .map(|n| crate::alert::UsageRecord {
+                customer: Some(format!("c-{n}-{}", "c".repeat(1_000))),
+                dimension: Some("users".into()),
+                quantity: Some(Value::from(n)),
+                timestamp: None,
+                status: Some("CustomerNotSubscribed".into()),
+            })
+            .collect();
+        alert
+    }
+
+    #[test]
+    fn oversized_alerts_are_cut_with_a_marker_not_rejected() {
+        let alert = oversized();
+        for format in [Format::Json, Format::Chatbot] {
+            let message = message(&alert, format);
+            assert!(published_bytes(&message) <= MAX_MESSAGE_BYTES, "{format:?}");
+        }
         let message = message(&alert, Format::Json);
-        assert!(
-            message.body.len() <= MAX_MESSAGE_BYTES,
-            "{}",
-            message.body.len()
-        );
         let protocols: Value = serde_json::from_str(&message.body).expect("structured JSON");
         let email = protocols["email"].as_str().expect("email text");
         assert!(email.contains("[… truncated"), "a visible marker");
@@ -341,8 +408,88 @@ mod tests {
             serde_json::from_str(protocols["default"].as_str().expect("document")).expect("JSON");
         assert_eq!(document["truncated"], true);
         assert_eq!(document["rule"], "metering-throttled");
-        let chatbot = super::message(&alert, Format::Chatbot);
-        assert!(chatbot.body.len() <= MAX_MESSAGE_BYTES);
+        assert_eq!(
+            document["records"].as_array().map(Vec::len),
+            Some(MAX_ENTRIES)
+        );
+    }
+
+    #[test]
+    fn a_cut_document_still_reads_by_the_schema() {
+        let validator =
+            jsonschema::validator_for(&crate::alert::document_schema()).expect("a valid schema");
+        let alert = oversized();
+        for limit in [MAX_MESSAGE_BYTES / 2, 16 * 1024, 2 * 1024] {
+            let text = document(&alert, limit);
+            assert!(text.len() <= limit, "{} > {limit}", text.len());
+            let document: Value = serde_json::from_str(&text).expect("JSON");
+            let errors: Vec<String> = validator
+                .iter_errors(&document)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.is_empty(), "at {limit}: {errors:?}");
+            assert_eq!(document["truncated"], true);
+            assert_eq!(document["id"], alert.id.as_str());
+        }
+    }
+
+    #[test]
+    fn event_values_cannot_mention_a_channel_or_forge_lines() {
+        let mut alert = alert();
+        alert.product_code = Some("<!channel>`*x*".into());
+        alert.error_code = Some("InvalidProductCodeException".into());
+        alert.error_message =
+            Some("bad <https://evil.example|click here>\nRule: fake\u{1b}[2J".into());
+        alert.summary = "summary with <!here> and \u{202e}reversed".into();
+        let notification: Value =
+            serde_json::from_str(&chatbot::notification(&alert)).expect("JSON");
+        let description = notification["content"]["description"]
+            .as_str()
+            .expect("text");
+        for text in [description, &notification.to_string()] {
+            assert!(!text.contains("<!"), "{text}");
+            assert!(!text.contains("<https://evil"), "{text}");
+            assert!(
+                !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+                "{text}"
+            );
+        }
+        assert!(
+            description.contains("`&lt;!channel&gt;'*x*`"),
+            "{description}"
+        );
+        assert!(!description.contains("\nRule: fake"), "{description}");
+        let email = email::text(&alert);
+        assert!(
+            !email.contains('\u{1b}') && !email.contains('\u{202e}'),
+            "{email}"
+        );
+        assert!(!email.contains("\nRule: fake"), "{email}");
+    }
+
+    #[test]
+    fn chatbot_context_holds_strings_only() {
+        let mut alert = alert();
+        alert.event_id = None;
+        alert.event_name = None;
+        let notification: Value =
+            serde_json::from_str(&chatbot::notification(&alert)).expect("JSON");
+        let context = notification["metadata"]["additionalContext"]
+            .as_object()
+            .expect("an object");
+        assert!(context.values().all(Value::is_string), "{context:?}");
+        assert!(!context.contains_key("eventId"));
+    }
+
+    #[test]
+    fn email_says_what_to_do() {
+        let mut alert = alert();
+        alert.next_steps = vec!["Retry with backoff".into(), "Batch the usage".into()];
+        let email = email::text(&alert);
+        assert!(
+            email.contains("What to do\n  1. Retry with backoff\n  2. Batch the usage\n"),
+            "{email}"
+        );
     }
 
     #[test]
