@@ -324,13 +324,30 @@ pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
     if text.starts_with(|c: char| c.is_ascii_digit()) {
         return text.parse::<Timestamp>().ok();
     }
-    if let Some(timestamp) = parse_cloudtrail_exactly(text) {
-        return Some(timestamp);
-    }
-    DateTime::strptime(CLOUDTRAIL_TIMESTAMP, text)
-        .ok()
-        .and_then(|civil| civil.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
-        .map(|zoned| zoned.timestamp())
+    let read = |text: &str| {
+        parse_cloudtrail_exactly(text).or_else(|| {
+            DateTime::strptime(CLOUDTRAIL_TIMESTAMP, text)
+                .ok()
+                .and_then(|civil| civil.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
+                .map(|zoned| zoned.timestamp())
+        })
+    };
+    read(text).or_else(|| read(&classic_form(text)?))
+}
+
+/// Java 20 and later (CLDR 42) write the same timestamps as `Jul 10, 2020, 11:06:41 PM` with
+/// a comma after the year and a narrow no-break space before AM/PM: a JDK upgrade behind
+/// CloudTrail must not blind the age tests. That form rewritten as the classic one, or
+/// `None` when `text` is not it.
+fn classic_form(text: &str) -> Option<String> {
+    let spaced = text.replace(['\u{202f}', '\u{a0}'], " ");
+    // The first ", " follows the day, a second one the year.
+    let classic = match spaced.match_indices(", ").nth(1) {
+        Some((at, _)) => format!("{} {}", &spaced[..at], &spaced[at + 2..]),
+        None if spaced != text => spaced,
+        None => return None,
+    };
+    Some(classic)
 }
 
 /// CloudTrail's request-parameter timestamps as CloudTrail writes them (`Jul 10, 2020
@@ -433,6 +450,21 @@ mod tests {
                 None => prop_assert!(!canonical, "{} is CloudTrail's own form", text),
             }
         }
+    }
+
+    #[test]
+    fn the_java_20_form_of_cloudtrail_timestamps_is_read_too() {
+        let classic = parse_timestamp("Jul 10, 2020 11:06:41 PM");
+        assert!(classic.is_some());
+        for text in [
+            "Jul 10, 2020, 11:06:41\u{202f}PM",
+            "Jul 10, 2020, 11:06:41 PM",
+            "Jul 10, 2020 11:06:41\u{a0}PM",
+        ] {
+            assert_eq!(parse_timestamp(text), classic, "{text:?}");
+        }
+        assert_eq!(parse_timestamp("Jul 10, 2020, 11:06:41, PM"), None);
+        assert_eq!(classic_form("not, a timestamp"), None);
     }
 
     #[test]
