@@ -77,6 +77,10 @@ pub fn notification(alert: &Alert) -> String {
     if let Some(element) = &alert.element {
         field("About", Some(code(&element.path)));
     }
+    // The link before the records, which are the part a cut description loses.
+    if let Some(url) = &alert.console_url {
+        let _ = writeln!(description, "<{url}|Open the event in CloudTrail>");
+    }
     // A batch's results say which records failed; a single call's record is its usage.
     let with_status = alert.records.iter().any(|record| record.status.is_some());
     let records: Vec<String> = alert
@@ -92,9 +96,6 @@ pub fn notification(alert: &Alert) -> String {
             "Usage"
         };
         let _ = writeln!(description, "*{heading}:*\n{}", records.join("\n"));
-    }
-    if let Some(url) = &alert.console_url {
-        let _ = writeln!(description, "<{url}|Open the event in CloudTrail>");
     }
     let description = cut(description.trim_end(), MAX_DESCRIPTION_BYTES);
 
