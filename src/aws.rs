@@ -34,8 +34,19 @@ const THROTTLING_CODES: [&str; 9] = [
 ];
 
 /// The shared SDK configuration from the default chain.
-pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+/// Fails without a region: every call would fail to sign, and retrying cannot fix that.
+pub async fn sdk_config() -> anyhow::Result<SdkConfig> {
+    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    match config.region() {
+        Some(region) => {
+            tracing::info!(region = %region, "AWS region resolved.");
+            Ok(config)
+        }
+        None => anyhow::bail!(
+            "no AWS region: set AWS_REGION (or a profile's region); on ECS and EKS the \
+             task's or pod's environment normally provides it"
+        ),
+    }
 }
 
 /// An SQS client whose attempts may last a whole long poll (`wait_time`) and then some.
@@ -93,6 +104,29 @@ pub fn is_retryable<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) 
                     .is_some_and(|code| THROTTLING_CODES.contains(&code))
         }
         _ => false,
+    }
+}
+
+/// An SDK error in one line for logs and alerts: the service's code and message when the
+/// service answered (its `Display` context would add the raw response, headers and body,
+/// kilobytes a line), else the whole chain of causes (a refused connection, a timeout).
+pub fn describe<E>(error: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match error {
+        SdkError::ServiceError(service_error) => {
+            let error = service_error.err();
+            match (error.code(), error.message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(code), None) => code.to_owned(),
+                _ => format!(
+                    "HTTP {} from the service",
+                    service_error.raw().status().as_u16()
+                ),
+            }
+        }
+        other => aws_sdk_sqs::error::DisplayErrorContext(other).to_string(),
     }
 }
 

@@ -412,7 +412,7 @@ data "aws_iam_policy_document" "daemon" {
   }
   statement {
     sid       = "PublishAlerts"
-    actions   = ["sns:Publish"]
+    actions   = ["sns:Publish", "sns:GetTopicAttributes"]
     resources = concat([aws_sns_topic.alerts.arn], aws_sns_topic.chatbot[*].arn)
   }
 }
@@ -449,9 +449,7 @@ data "aws_iam_policy_document" "daemon_state" {
     actions = [
       "dynamodb:GetItem",
       "dynamodb:PutItem",
-      "dynamodb:UpdateItem",
       "dynamodb:DeleteItem",
-      "dynamodb:Query",
     ]
     resources = [aws_dynamodb_table.state[0].arn]
   }

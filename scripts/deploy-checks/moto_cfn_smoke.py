@@ -60,14 +60,13 @@ DAEMON_ACTIONS = {
     "sqs:ChangeMessageVisibility",
     "sqs:GetQueueAttributes",
     "sns:Publish",
+    "sns:GetTopicAttributes",
 }
 KMS_ACTIONS = {"kms:Decrypt", "kms:GenerateDataKey"}
 STATE_ACTIONS = {
     "dynamodb:GetItem",
     "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
-    "dynamodb:Query",
 }
 
 FAILING_METER_USAGE = {

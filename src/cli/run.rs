@@ -83,7 +83,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let signals = tokio::spawn({
             let shutdown = shutdown.clone();
@@ -96,8 +96,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let stopped = daemon::serve(&config, args.config.as_deref(), shutdown).await;
         signals.abort();
         stopped
-    })?;
-    Ok(ExitCode::SUCCESS)
+    });
+    match served {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        // Logging is up: the reason goes where the logs go (JSON in production), once.
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "meterwatch cannot run.");
+            Ok(ExitCode::from(2))
+        }
+    }
 }
 
 /// `meterwatch check --config FILE`: parses and validates a config file (unknown keys,

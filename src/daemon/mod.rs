@@ -28,7 +28,7 @@ use crate::config::{Config, SinkConfig, SourceConfig, StateKind};
 use crate::http::{self, Health};
 use crate::rules::RuleSet;
 use crate::sink::{FileSink, NamedSink, Sink, SnsSink, StdoutSink};
-use crate::source::{FileSource, Message, Received, Source, SqsSource};
+use crate::source::{FileSource, Message, Received, Source, SourceError, SqsSource};
 use crate::state::{DynamoStore, MemoryStore, Noise, Store};
 use crate::telemetry::Metrics;
 use crate::telemetry::events::{ReceiveFailed, ReloadTrigger, RulesReloaded};
@@ -251,7 +251,7 @@ pub async fn serve(
             .values()
             .any(|sink| matches!(sink, SinkConfig::Sns { .. }));
     let sdk_config = if needs_aws {
-        Some(crate::aws::sdk_config().await)
+        Some(crate::aws::sdk_config().await?)
     } else {
         None
     };
@@ -323,8 +323,9 @@ pub async fn serve(
         "meterwatch starting."
     );
     if source.is_remote() {
-        probe_queue(&source, &health).await;
+        probe_queue(&source, &health).await?;
     }
+    probe_sinks(pipeline.sinks()).await?;
 
     let reload_stop = CancellationToken::new();
     let reload_task = tokio::spawn(reload::run(
@@ -499,8 +500,10 @@ async fn spawn_http(
 }
 
 /// Asks the queue for its attributes at start-up: readiness comes sooner when it answers,
-/// and a queue without a redrive policy (no DLQ for poison) is warned about.
-async fn probe_queue(source: &Source, health: &Health) {
+/// a queue without a redrive policy (no DLQ for poison) is warned about, and an answer no
+/// retry can change (no such queue, access denied, no region) stops the daemon: polling it
+/// for ever would only look healthy.
+async fn probe_queue(source: &Source, health: &Health) -> anyhow::Result<()> {
     match source.probe().await {
         Ok(info) => {
             health.queue_answered();
@@ -517,10 +520,40 @@ async fn probe_queue(source: &Source, health: &Health) {
                 );
             }
         }
+        Err(SourceError::Call {
+            retryable: false,
+            ref message,
+            ..
+        }) => anyhow::bail!(
+            "cannot use the queue {}: {message} (check the queue URL, the region, and that the \
+             daemon's role may call sqs:GetQueueAttributes on it)",
+            source.describe()
+        ),
         Err(error) => {
             tracing::warn!(error = %error, "Cannot read the queue's attributes; not ready until it answers.")
         }
     }
+    Ok(())
+}
+
+/// Probes every sink at start-up (see [`Sink::probe`]): one that can never be published to
+/// stops the daemon, rather than failing every alert later.
+async fn probe_sinks(sinks: &[NamedSink]) -> anyhow::Result<()> {
+    for NamedSink { name, sink } in sinks {
+        match sink.probe().await {
+            Ok(()) => {}
+            Err(error) if !error.retryable => anyhow::bail!(
+                "sink {name}: {error} (check its topic_arn, the region, and that the daemon's \
+                 role may call sns:GetTopicAttributes and sns:Publish on it)"
+            ),
+            Err(error) => tracing::warn!(
+                sink = %name,
+                error = %error,
+                "Cannot reach the sink yet; alerts to it are retried."
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// The absence ticker: checks every absence rule's keys until `shutdown`, publishing through

@@ -70,6 +70,15 @@ impl Sink {
             Sink::Memory(memory) => memory.publish(alert),
         }
     }
+
+    /// Checks at start-up that the sink can be published to, where asking costs nothing:
+    /// an SNS topic's attributes. Local sinks were checked when opened.
+    pub async fn probe(&self) -> Result<(), PublishError> {
+        match self {
+            Sink::Sns(sns) => sns.probe().await,
+            Sink::Stdout(_) | Sink::File(_) | Sink::Memory(_) => Ok(()),
+        }
+    }
 }
 
 /// A sink with the name it has in the config (`[sinks.NAME]`), used in logs and metrics.

@@ -10,7 +10,6 @@ use super::PublishError;
 use crate::alert::Alert;
 use crate::alert::format::{self, Format};
 use aws_sdk_sns::Client;
-use aws_sdk_sns::error::DisplayErrorContext;
 use aws_sdk_sns::types::MessageAttributeValue;
 
 /// One SNS topic.
@@ -35,6 +34,28 @@ impl SnsSink {
 
     pub fn topic_arn(&self) -> &str {
         &self.topic_arn
+    }
+
+    /// Asks for the topic's attributes: a wrong ARN, region or permission shows at start-up
+    /// rather than at the first alert.
+    pub(super) async fn probe(&self) -> Result<(), PublishError> {
+        self.client
+            .get_topic_attributes()
+            .topic_arn(&self.topic_arn)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| {
+                PublishError::new(
+                    crate::aws::is_retryable(&error),
+                    crate::aws::error_code(&error),
+                    format!(
+                        "GetTopicAttributes on {} failed: {}",
+                        self.topic_arn,
+                        crate::aws::describe(&error)
+                    ),
+                )
+            })
     }
 
     pub(super) async fn publish(&self, alert: &Alert) -> Result<(), PublishError> {
@@ -63,7 +84,7 @@ impl SnsSink {
                 format!(
                     "Publish to {} failed: {}",
                     self.topic_arn,
-                    DisplayErrorContext(&error)
+                    crate::aws::describe(&error)
                 ),
             )
         })

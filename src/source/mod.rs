@@ -75,6 +75,9 @@ pub enum SourceError {
     Call {
         operation: &'static str,
         message: String,
+        /// Whether trying again may succeed (throttling, a timeout, a dropped connection),
+        /// unlike a missing queue, denied access or no region, which need an operator.
+        retryable: bool,
         #[source]
         source: Option<BoxError>,
     },

@@ -4,7 +4,8 @@
 use super::{EntryFailure, Message, Receipt, Received, SourceError, SourceInfo};
 use crate::config::{MAX_RECEIVE_MESSAGES, SqsSourceConfig};
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
     BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
@@ -209,7 +210,7 @@ where
     E: std::error::Error + aws_sdk_sqs::error::ProvideErrorMetadata + 'static,
 {
     let code = crate::aws::error_code(error);
-    let reason = format!("{operation} failed: {}", DisplayErrorContext(error));
+    let reason = format!("{operation} failed: {}", crate::aws::describe(error));
     chunk
         .iter()
         .map(|message| EntryFailure {
@@ -220,17 +221,14 @@ where
         .collect()
 }
 
-fn call_error<E, R>(
-    operation: &'static str,
-    error: aws_sdk_sqs::error::SdkError<E, R>,
-) -> SourceError
+fn call_error<E>(operation: &'static str, error: SdkError<E, HttpResponse>) -> SourceError
 where
-    E: std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
 {
     SourceError::Call {
         operation,
-        message: DisplayErrorContext(&error).to_string(),
+        message: crate::aws::describe(&error),
+        retryable: crate::aws::is_retryable(&error),
         source: Some(Box::new(error)),
     }
 }

@@ -46,7 +46,8 @@
 
 use super::{Change, Entry, Millis, StateError, Token, Undo, Write, Written};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 /// Attempts at one key's read-decide-write before giving up (the message is then left for
@@ -396,10 +397,13 @@ fn is_condition_failure<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> b
     error.code() == Some("ConditionalCheckFailedException")
 }
 
-fn store_error<E, R>(operation: &'static str, key: &str, error: &SdkError<E, R>) -> StateError
+fn store_error<E>(
+    operation: &'static str,
+    key: &str,
+    error: &SdkError<E, HttpResponse>,
+) -> StateError
 where
     E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug,
 {
     // Throttling, timeouts and dispatch failures pass; a missing table or denied access
     // needs an operator.
@@ -420,7 +424,7 @@ where
     StateError::Store {
         operation,
         key: key.to_owned(),
-        message: DisplayErrorContext(error).to_string(),
+        message: crate::aws::describe(error),
         retryable,
     }
 }

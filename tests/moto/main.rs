@@ -93,6 +93,31 @@ impl Scenario {
     }
 }
 
+/// A queue or topic no retry can reach (here: one that does not exist) stops the daemon at
+/// start-up with exit 2 and says which, rather than looking healthy while it polls or fails
+/// every alert.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_queue_or_topic_stops_the_daemon_at_start_up() {
+    let s = Scenario::start("missing", 1000, false, Rules::Test).await;
+    let mut daemon = Daemon::spawn(&s.moto, &s.config);
+    let status = daemon.wait(Duration::from_secs(30)).await;
+    let logs = daemon.logs();
+    assert_eq!(status.code(), Some(2), "{logs}");
+    assert!(logs.contains(&s.resources.topic_arn), "{logs}");
+    assert!(logs.contains("sns:GetTopicAttributes"), "{logs}");
+
+    s.clients.create_topic(&s.resources).await;
+    let gone = format!("{}-gone", s.resources.queue_url);
+    let config = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(&s.config, config.replace(&s.resources.queue_url, &gone)).unwrap();
+    let mut daemon = Daemon::spawn(&s.moto, &s.config);
+    let status = daemon.wait(Duration::from_secs(30)).await;
+    let logs = daemon.logs();
+    assert_eq!(status.code(), Some(2), "{logs}");
+    assert!(logs.contains(&gone), "{logs}");
+    assert!(logs.contains("sqs:GetQueueAttributes"), "{logs}");
+}
+
 /// The seed's four records and the failing variants, as EventBridge envelopes.
 pub(crate) fn seed_and_failing() -> Vec<String> {
     let mut bodies: Vec<String> = eventbridge_fixtures("envelopes")
@@ -252,9 +277,10 @@ async fn poison_is_never_deleted_and_lands_in_the_dlq() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nothing_is_deleted_while_sns_fails_and_everything_arrives_after() {
-    // The topic does not exist yet: every Publish fails.
-    let s = Scenario::start("snsdown", 1000, false, Rules::Test).await;
+    let s = Scenario::start("snsdown", 1000, true, Rules::Test).await;
     let daemon = Daemon::start(&s.moto, &s.config).await;
+    // The topic goes away once the daemon runs: every Publish fails.
+    s.clients.delete_topic(&s.resources).await;
 
     let bodies: Vec<String> = eventbridge_fixtures("failing")
         .into_iter()

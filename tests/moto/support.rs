@@ -271,6 +271,17 @@ impl Clients {
             .await;
     }
 
+    /// Deletes the scenario's alert topic (and so its subscriptions): publishes fail until
+    /// [`Clients::create_topic`] makes it again.
+    pub async fn delete_topic(&self, resources: &Resources) {
+        self.sns
+            .delete_topic()
+            .topic_arn(&resources.topic_arn)
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// Creates an SNS topic; returns its ARN.
     pub async fn create_named_topic(&self, name: &str) -> String {
         self.sns
@@ -554,7 +565,8 @@ impl Daemon {
         daemon
     }
 
-    fn spawn(moto: &Moto, config: &Path) -> Daemon {
+    /// Starts `meterwatch run --config CONFIG` against moto, without waiting for anything.
+    pub fn spawn(moto: &Moto, config: &Path) -> Daemon {
         let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let log = config.with_extension("log");
         let log_file = std::fs::File::create(&log).unwrap();
