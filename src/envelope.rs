@@ -355,6 +355,19 @@ pub enum DecodeErrorKind {
 }
 
 impl DecodeErrorKind {
+    /// Every [`label`](Self::label), so that metrics can show each at 0 before it happens.
+    pub const LABELS: [&'static str; 9] = [
+        "too_large",
+        "not_json",
+        "not_an_object",
+        "unknown_shape",
+        "bad_field",
+        "empty_records",
+        "record_not_an_object",
+        "sns_message_not_json",
+        "nested_sns",
+    ];
+
     /// A short fixed name for the kind, for metric labels (`reason`) and log fields.
     ///
     /// An error inside an SNS `Message` has the label of the inner error, except
@@ -1195,6 +1208,36 @@ mod tests {
             let kind = decode_err(&fixture(&format!("poison/{name}")));
             assert_eq!(kind.label(), label, "{name}: {kind}");
         }
+    }
+
+    /// `LABELS` lists every label a kind can have (metrics start each series at 0 from it).
+    #[test]
+    fn every_label_is_listed() {
+        let not_json = || serde_json::from_str::<Value>("{").expect_err("not JSON");
+        let kinds = [
+            DecodeErrorKind::TooLarge { bytes: 0 },
+            DecodeErrorKind::NotJson { error: not_json() },
+            DecodeErrorKind::NotAnObject { found: "an array" },
+            DecodeErrorKind::UnknownShape {
+                keys: Vec::new(),
+                n_keys: 0,
+            },
+            DecodeErrorKind::BadField {
+                at: Location::Envelope,
+                field: "detail",
+                expected: "an object",
+                found: "nothing",
+            },
+            DecodeErrorKind::EmptyRecords,
+            DecodeErrorKind::RecordNotAnObject {
+                index: 0,
+                found: "a string",
+            },
+            DecodeErrorKind::SnsMessageNotJson { error: not_json() },
+            DecodeErrorKind::NestedSns,
+        ];
+        let labels: Vec<&str> = kinds.iter().map(DecodeErrorKind::label).collect();
+        assert_eq!(labels, DecodeErrorKind::LABELS);
     }
 
     #[test]

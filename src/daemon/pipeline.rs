@@ -91,6 +91,7 @@ impl Pipeline {
         backoff: Backoff,
         metrics: Arc<Metrics>,
     ) -> Self {
+        metrics.add_sinks(sinks.iter().map(|sink| &*sink.name));
         Pipeline {
             rules,
             router: Router::every_sink(sinks.len()),

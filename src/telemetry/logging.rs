@@ -1,5 +1,5 @@
 //! Logs on standard error (standard output carries alerts): human-readable on a terminal,
-//! one JSON object per line otherwise, filtered by `RUST_LOG` (default `info`).
+//! one JSON object per line otherwise, filtered by `RUST_LOG` (default: [`DEFAULT_FILTER`]).
 
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
@@ -16,10 +16,16 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// Without `RUST_LOG`: `info`, but the AWS SDK's runtime only from `warn`: it logs every
+/// dropped connection at `info`, hundreds a minute while a service answers 503, which the
+/// daemon's own failure events already report once per attempt.
+const DEFAULT_FILTER: &str = "info,aws_smithy_runtime=warn,aws_smithy_runtime_api=warn";
+
 /// Installs the global subscriber. Call once, before anything logs; a second call is ignored
 /// (tests may race to install one).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let json = match format {
         LogFormat::Auto => !std::io::stderr().is_terminal(),
         LogFormat::Json => true,

@@ -31,6 +31,16 @@ pub enum FailReason {
 }
 
 impl FailReason {
+    pub const ALL: [FailReason; 7] = [
+        FailReason::Publish,
+        FailReason::Delete,
+        FailReason::Evaluate,
+        FailReason::Shutdown,
+        FailReason::Internal,
+        FailReason::State,
+        FailReason::InFlight,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             FailReason::Publish => "publish",
@@ -148,11 +158,48 @@ impl Default for Metrics {
             message_processing_seconds: latency_histogram(),
         };
         metrics.register();
+        metrics.start_at_zero();
         metrics
     }
 }
 
 impl Metrics {
+    /// Shows the series of fixed label values at 0 before their first event: a rate or an
+    /// `increase(...) > 0` alarm sees the first failure only if the series existed before it.
+    fn start_at_zero(&self) {
+        for reason in FailReason::ALL {
+            self.messages_failed.get_or_create_owned(&ReasonLabels {
+                reason: reason.as_str(),
+            });
+        }
+        for reason in crate::envelope::DecodeErrorKind::LABELS {
+            self.messages_poison
+                .get_or_create_owned(&ReasonLabels { reason });
+        }
+        for result in ["ok", "failed"] {
+            self.rules_reloads
+                .get_or_create_owned(&ResultLabels { result });
+        }
+    }
+
+    /// Shows each sink's series at 0 from start-up (see [`Metrics::start_at_zero`]).
+    pub fn add_sinks<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        for sink in names {
+            let labels = SinkLabels {
+                sink: sink.to_owned(),
+            };
+            self.sink_alerts.get_or_create_owned(&labels);
+            self.publish_attempts.get_or_create_owned(&labels);
+            for retryable in ["true", "false"] {
+                self.publish_errors
+                    .get_or_create_owned(&PublishErrorLabels {
+                        sink: sink.to_owned(),
+                        retryable,
+                    });
+            }
+        }
+    }
+
     fn register(&mut self) {
         let registry = &mut self.registry;
         registry.register(
@@ -330,5 +377,21 @@ mod tests {
             text.contains("meterwatch_receive_duration_seconds_bucket"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn failure_series_exist_at_zero_before_the_first_failure() {
+        let metrics = Metrics::default();
+        metrics.add_sinks(["pager"]);
+        let text = metrics.encode();
+        for series in [
+            "meterwatch_messages_failed_total{reason=\"in_flight\"} 0",
+            "meterwatch_messages_poison_total{reason=\"not_json\"} 0",
+            "meterwatch_rules_reload_total{result=\"failed\"} 0",
+            "meterwatch_publish_errors_total{sink=\"pager\",retryable=\"false\"} 0",
+            "meterwatch_sink_alerts_total{sink=\"pager\"} 0",
+        ] {
+            assert!(text.contains(series), "{series} missing from:\n{text}");
+        }
     }
 }
