@@ -90,6 +90,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             pipeline: Arc::clone(&pipeline),
             metrics,
             health: Arc::new(Health::local()),
+            backlog: Arc::default(),
         };
         let settings = Settings {
             pollers: 1,

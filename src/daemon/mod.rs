@@ -19,6 +19,7 @@
 //! groups, which flush at once on `shutdown`) drain the same way.
 
 pub mod ack;
+pub mod backlog;
 pub mod hold;
 pub mod pipeline;
 pub mod reload;
@@ -34,6 +35,7 @@ use crate::telemetry::Metrics;
 use crate::telemetry::events::{ReceiveFailed, ReloadTrigger, RulesReloaded};
 use anyhow::Context;
 use arc_swap::ArcSwap;
+use backlog::Backlog;
 use hold::Hold;
 use pipeline::{Backoff, Pipeline};
 use std::path::Path;
@@ -90,6 +92,8 @@ pub struct Shared {
     pub pipeline: Arc<Pipeline>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
+    /// What receives saw of a backlog, for the absence ticker.
+    pub backlog: Arc<Backlog>,
 }
 
 /// Receives and processes until the source is exhausted or `shutdown` fires, then drains
@@ -189,6 +193,11 @@ async fn poll(
             Ok(Received::Messages(messages)) => {
                 n_failures = 0;
                 shared.health.queue_answered();
+                shared.backlog.observe(
+                    messages.iter().map(|m| (m.receive_count, m.sent_at)),
+                    std::time::SystemTime::now(),
+                    tokio::time::Instant::now(),
+                );
                 if messages.is_empty() {
                     continue;
                 }
@@ -299,12 +308,14 @@ pub async fn serve(
         grace: Duration::from_secs(config.shutdown.grace_secs),
         max_held: hold::DEFAULT_MAX_HELD,
     };
+    let backlog = Arc::new(Backlog::default());
     // A replay's absences are checked by the pipeline, in event time.
     let absence_task = (!replay).then(|| {
         tokio::spawn(absence_checks(
             Arc::clone(&noise),
             Arc::clone(&pipeline),
             Arc::clone(&metrics),
+            Arc::clone(&backlog),
             shutdown.clone(),
             settings.drain_budget(),
         ))
@@ -340,6 +351,7 @@ pub async fn serve(
         pipeline: Arc::clone(&pipeline),
         metrics: Arc::clone(&metrics),
         health,
+        backlog,
     };
     let stopped = run(settings, shared, shutdown).await;
     // A replay's open groups are flushed by event time, so the last ones only now (also
@@ -565,6 +577,7 @@ async fn absence_checks(
     noise: Arc<Noise>,
     pipeline: Arc<Pipeline>,
     metrics: Arc<Metrics>,
+    backlog: Arc<Backlog>,
     shutdown: CancellationToken,
     budget: Duration,
 ) {
@@ -579,6 +592,7 @@ async fn absence_checks(
         crate::state::stage::CHECK_EVERY,
         pipeline.as_ref(),
         report,
+        || backlog.holds_checks(tokio::time::Instant::now()),
         &shutdown,
     );
     tokio::pin!(checks);
@@ -652,6 +666,7 @@ mod tests {
                     pipeline: Arc::new(pipeline),
                     metrics,
                     health,
+                    backlog: Arc::default(),
                 },
             }
         }
@@ -1045,6 +1060,7 @@ mod tests {
             body: String::new(),
             receipt: crate::source::Receipt("r0".to_owned()),
             receive_count: 5,
+            sent_at: None,
         };
         let metrics = Metrics::default();
         let received_at = tokio::time::Instant::now();

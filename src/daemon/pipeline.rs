@@ -449,6 +449,7 @@ pub(crate) mod tests {
             body,
             receipt: Receipt("r".to_owned()),
             receive_count: 1,
+            sent_at: None,
         }
     }
 

@@ -153,6 +153,7 @@ fn message(id: String, body: String) -> Message {
         id,
         body,
         receive_count: 1,
+        sent_at: None,
     }
 }
 

@@ -41,6 +41,7 @@ impl MemorySource {
                 body: body.into(),
                 receipt: Receipt(format!("r{idx}")),
                 receive_count: 1,
+                sent_at: None,
             })
             .collect();
         MemorySource {

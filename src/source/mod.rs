@@ -29,6 +29,8 @@ pub struct Message {
     pub receipt: Receipt,
     /// How many times it has been received, this time included (`ApproximateReceiveCount`).
     pub receive_count: u32,
+    /// When the queue got it (`SentTimestamp`); `None` for sources that do not say.
+    pub sent_at: Option<std::time::SystemTime>,
 }
 
 /// An opaque handle on a received message (the SQS receipt handle); never logged.

@@ -55,6 +55,7 @@ impl SqsSource {
             .wait_time_seconds(self.wait_time_secs)
             .visibility_timeout(duration_secs(self.visibility_timeout))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .send()
             .await
             .map_err(|error| call_error("ReceiveMessage", error))?;
@@ -63,11 +64,13 @@ impl SqsSource {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|message| {
-                let receive_count = message
-                    .attributes()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                let attribute = |name| message.attributes().and_then(|a| a.get(&name));
+                let receive_count = attribute(MessageSystemAttributeName::ApproximateReceiveCount)
                     .and_then(|count| count.parse().ok())
                     .unwrap_or(1);
+                let sent_at = attribute(MessageSystemAttributeName::SentTimestamp)
+                    .and_then(|millis| millis.parse().ok())
+                    .map(|millis| std::time::UNIX_EPOCH + Duration::from_millis(millis));
                 let id = message.message_id.unwrap_or_default();
                 let Some(receipt) = message.receipt_handle else {
                     tracing::warn!(message_id = %id, "Skipping SQS message without a receipt handle.");
@@ -79,6 +82,7 @@ impl SqsSource {
                     body: message.body.unwrap_or_default(),
                     receipt: Receipt(receipt),
                     receive_count,
+                    sent_at,
                 })
             })
             .collect();

@@ -126,6 +126,9 @@ pub fn beat(
         _ => None,
     };
     let seen_before = previous.as_ref().filter(|p| p.seen);
+    if seen_before.is_none() && now - event_time > spec.allowed_silence() {
+        return first_but_stale(previous, origin, now);
+    }
     let last = seen_before.map_or(event_time, |p| p.last.max(event_time));
     // The latest heartbeat says where metering happens; a late, older one does not.
     let origin = match seen_before {
@@ -159,6 +162,32 @@ pub fn beat(
         _ => Beat::Alive,
     };
     Change { write, decision }
+}
+
+/// A key's first heartbeat already older than the silence allowed (delivered late, or
+/// redriven from a dead-letter queue) shows that the key metered once, not that it meters:
+/// taken as the latest, it would report an absence at once, and a newer heartbeat still on
+/// its way would resolve it. So the key is watched as one never seen, from when watching
+/// began (now, if it had not), and only silence from then on is reported.
+fn first_but_stale(previous: Option<&Heartbeat>, origin: &Origin, now: Millis) -> Change<Beat> {
+    let watching_since = previous.map_or(now, |p| p.last);
+    let write = if previous.is_some_and(|p| p.origin == *origin) {
+        Write::Keep
+    } else {
+        Write::Put {
+            entry: Entry::Heartbeat(Box::new(Heartbeat {
+                last: watching_since,
+                seen: false,
+                alerted: previous.is_some_and(|p| p.alerted),
+                origin: origin.clone(),
+            })),
+            expires_at: now.max(watching_since) + millis(RETAIN),
+        }
+    };
+    Change {
+        write,
+        decision: Beat::Alive,
+    }
 }
 
 /// Checks one expected key at `now`.
@@ -323,6 +352,32 @@ mod tests {
         );
         assert_eq!(beat_at(&mut entry, 200 * MINUTE, 201 * MINUTE), Beat::Alive);
         assert_eq!(check_at(&mut entry, 202 * MINUTE), Check::Quiet);
+    }
+
+    #[test]
+    fn a_first_heartbeat_older_than_the_silence_allowed_is_watched_from_now() {
+        let mut entry = None;
+        assert_eq!(beat_at(&mut entry, 0, 120 * MINUTE), Beat::Alive);
+        assert_eq!(
+            check_at(&mut entry, 121 * MINUTE),
+            Check::Quiet,
+            "no page at once"
+        );
+        // The newer heartbeat behind it arrives: metering was fine all along.
+        assert_eq!(beat_at(&mut entry, 119 * MINUTE, 122 * MINUTE), Beat::Alive);
+        assert_eq!(check_at(&mut entry, 150 * MINUTE), Check::Quiet);
+        // Without one, silence from when watching began is reported, naming where the
+        // stale heartbeat came from.
+        let mut entry = None;
+        beat_at(&mut entry, 0, 120 * MINUTE);
+        assert_eq!(
+            check_at(&mut entry, 196 * MINUTE),
+            Check::Missing {
+                since: 120 * MINUTE,
+                seen: false,
+                origin: origin("123456789012"),
+            }
+        );
     }
 
     #[test]

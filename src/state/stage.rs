@@ -726,20 +726,23 @@ impl Noise {
     }
 
     /// Runs [`Noise::check_absences`] at once and then every `every` (or sooner, see
-    /// [`check_period`]) until `shutdown`; `report` receives each check's result (for metrics
-    /// and logs).
+    /// [`check_period`]) until `shutdown`, skipping a check while `held` says so (the daemon
+    /// reading a backlog); `report` receives each check's result (for metrics and logs).
     pub async fn run_absence_checks(
         &self,
         rules: &arc_swap::ArcSwap<RuleSet>,
         every: Duration,
         publish: &impl Publish,
         report: impl Fn(Result<AbsenceReport, StateError>),
+        held: impl Fn() -> bool,
         shutdown: &CancellationToken,
     ) {
         loop {
             // The rules are read afresh each time: a reload may add, drop or retime a rule.
             let rule_set = rules.load_full();
-            report(self.check_absences(&rule_set, publish).await);
+            if !held() {
+                report(self.check_absences(&rule_set, publish).await);
+            }
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(check_period(&rule_set, every)) => {}
@@ -1416,7 +1419,14 @@ mod tests {
             shutdown.cancel();
         };
         tokio::join!(
-            noise.run_absence_checks(&rules, Duration::from_secs(30), &sink, count, &shutdown),
+            noise.run_absence_checks(
+                &rules,
+                Duration::from_secs(30),
+                &sink,
+                count,
+                || false,
+                &shutdown,
+            ),
             stop
         );
         let alerts = sink.take();

@@ -1,0 +1,153 @@
+//! Whether the daemon is draining a backlog of its queue, so that absence checks wait for it.
+//!
+//! An absence is judged from the latest heartbeat seen. After the daemon was down (or its
+//! queue was redriven), the queue holds heartbeats older than the allowed silence with newer
+//! ones behind them, in no order: a check run before they are all read would report products
+//! that were metering all along, then resolve them. So checks wait until the first receive,
+//! and while receives return messages that waited long in the queue; at most
+//! [`MAX_HOLD`], since a consumer that never catches up must not silence absences for good
+//! (the queue-age alarm reports it).
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+
+/// A message received for the first time this long after it was sent is from a backlog:
+/// EventBridge delivers in seconds.
+pub const BEHIND: Duration = Duration::from_secs(120);
+/// How long after a backlogged receive the daemon still counts as draining: receives run
+/// in parallel and the queue is unordered, so one fresh batch does not mean caught up.
+pub const SETTLE: Duration = Duration::from_secs(60);
+/// Checks wait for a backlog at most this long.
+pub const MAX_HOLD: Duration = Duration::from_secs(15 * 60);
+
+/// What the pollers saw of the queue, for the absence ticker.
+#[derive(Debug, Default)]
+pub struct Backlog {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    received: bool,
+    /// Since when receives have returned backlogged messages (unset once caught up).
+    behind_since: Option<Instant>,
+    /// The latest receive that returned a backlogged message.
+    last_behind: Option<Instant>,
+    /// Whether the last hold was reported as given up.
+    gave_up: bool,
+}
+
+impl Backlog {
+    /// After each receive: the messages' receive counts and send times (`now` is the wall
+    /// clock, `at` tokio's). A redelivery is left out: a retry is late on purpose.
+    pub fn observe(
+        &self,
+        messages: impl IntoIterator<Item = (u32, Option<SystemTime>)>,
+        now: SystemTime,
+        at: Instant,
+    ) {
+        let behind = messages.into_iter().any(|(receive_count, sent_at)| {
+            receive_count <= 1
+                && sent_at.is_some_and(|sent| now.duration_since(sent).unwrap_or_default() > BEHIND)
+        });
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.received = true;
+        if behind {
+            if state.behind_since.is_none() {
+                tracing::info!(
+                    "Receiving a backlog (messages over {}s old): absence checks wait until it is read.",
+                    BEHIND.as_secs()
+                );
+            }
+            state.behind_since.get_or_insert(at);
+            state.last_behind = Some(at);
+        }
+    }
+
+    /// Whether absence checks should wait at `at`: before the first receive, and while
+    /// draining a backlog (at most [`MAX_HOLD`]).
+    pub fn holds_checks(&self, at: Instant) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !state.received {
+            return true;
+        }
+        let (Some(since), Some(last)) = (state.behind_since, state.last_behind) else {
+            return false;
+        };
+        if at.duration_since(last) > SETTLE {
+            tracing::info!("Backlog read: absence checks resume.");
+            state.behind_since = None;
+            state.last_behind = None;
+            state.gave_up = false;
+            return false;
+        }
+        if at.duration_since(since) > MAX_HOLD {
+            if !state.gave_up {
+                tracing::warn!(
+                    hold_secs = MAX_HOLD.as_secs(),
+                    "Still receiving a backlog: absence checks resume anyway; the daemon is not keeping up with its queue."
+                );
+                state.gave_up = true;
+            }
+            return false;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FRESH: Duration = Duration::from_secs(5);
+    const OLD: Duration = Duration::from_secs(3600);
+
+    fn observe(backlog: &Backlog, age: Duration, receive_count: u32, at: Instant) {
+        let now = SystemTime::now();
+        backlog.observe([(receive_count, Some(now - age))], now, at);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn checks_wait_for_the_first_receive_and_then_run() {
+        let backlog = Backlog::default();
+        assert!(backlog.holds_checks(Instant::now()));
+        backlog.observe([], SystemTime::now(), Instant::now());
+        assert!(!backlog.holds_checks(Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn checks_wait_while_a_backlog_is_read_and_resume_after() {
+        let backlog = Backlog::default();
+        observe(&backlog, OLD, 1, Instant::now());
+        assert!(backlog.holds_checks(Instant::now()));
+        tokio::time::advance(SETTLE / 2).await;
+        observe(&backlog, FRESH, 1, Instant::now());
+        assert!(
+            backlog.holds_checks(Instant::now()),
+            "within SETTLE of the last old one"
+        );
+        tokio::time::advance(SETTLE).await;
+        assert!(!backlog.holds_checks(Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_redelivery_is_no_backlog() {
+        let backlog = Backlog::default();
+        observe(&backlog, OLD, 3, Instant::now());
+        assert!(!backlog.holds_checks(Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backlog_that_never_drains_holds_checks_at_most_max_hold() {
+        let backlog = Backlog::default();
+        let start = Instant::now();
+        while Instant::now().duration_since(start) <= MAX_HOLD {
+            observe(&backlog, OLD, 1, Instant::now());
+            assert!(backlog.holds_checks(Instant::now()));
+            tokio::time::advance(Duration::from_secs(30)).await;
+        }
+        observe(&backlog, OLD, 1, Instant::now());
+        assert!(!backlog.holds_checks(Instant::now()));
+    }
+}
