@@ -408,7 +408,30 @@ fn load_rules(config: &Config) -> anyhow::Result<RuleSet> {
             );
         }
     }
+    if matches!(config.source, SourceConfig::Sqs(_)) {
+        for (name, list) in rule_set.lists() {
+            let examples: Vec<&str> = list
+                .entries()
+                .iter()
+                .map(String::as_str)
+                .filter(|entry| is_example_entry(entry))
+                .collect();
+            if !examples.is_empty() {
+                tracing::warn!(
+                    list = %name,
+                    entries = %examples.join(", "),
+                    "A list still holds the shipped example values: rules judge real calls against them and will alert on your own principals, accounts or products. Replace them with your own in lists.toml, or empty the list to keep its rules quiet."
+                );
+            }
+        }
+    }
     Ok(rule_set)
+}
+
+/// An entry of the shipped example lists: AWS's documentation account, or an `EXAMPLE`
+/// value.
+fn is_example_entry(entry: &str) -> bool {
+    entry.contains("123456789012") || entry.starts_with("EXAMPLE")
 }
 
 /// The configured source, how many pollers read it, and what readiness means for it.
