@@ -113,8 +113,9 @@ impl EntryFailed<'_> {
             error = %self.failure.reason,
             "Batch entry failed; the message will be redelivered."
         );
-        if self.operation == "delete" {
-            metrics.message_failed(FailReason::Delete);
+        match self.operation {
+            "delete" => metrics.message_failed(FailReason::Delete),
+            _ => metrics.visibility_changes_failed.inc(),
         }
     }
 }

@@ -116,6 +116,7 @@ pub struct Metrics {
     pub publish_attempts: Family<SinkLabels, Counter>,
     pub publish_errors: Family<PublishErrorLabels, Counter>,
     pub visibility_extensions: Counter,
+    pub visibility_changes_failed: Counter,
     pub rules_loaded: Gauge,
     pub rules_reloads: Family<ResultLabels, Counter>,
     pub receive_seconds: Histogram,
@@ -151,6 +152,7 @@ impl Default for Metrics {
             publish_attempts: Family::default(),
             publish_errors: Family::default(),
             visibility_extensions: Counter::default(),
+            visibility_changes_failed: Counter::default(),
             rules_loaded: Gauge::default(),
             rules_reloads: Family::default(),
             receive_seconds: latency_histogram(),
@@ -296,6 +298,11 @@ impl Metrics {
             "meterwatch_visibility_extensions",
             "ChangeMessageVisibility renewals of in-flight messages",
             self.visibility_extensions.clone(),
+        );
+        registry.register(
+            "meterwatch_visibility_changes_failed",
+            "ChangeMessageVisibility entries SQS refused (a renewal that failed lets a message be received again while in flight)",
+            self.visibility_changes_failed.clone(),
         );
         registry.register(
             "meterwatch_rules_loaded",
