@@ -115,7 +115,9 @@ impl EntryFailed<'_> {
         );
         match self.operation {
             "delete" => metrics.message_failed(FailReason::Delete),
-            _ => metrics.visibility_changes_failed.inc(),
+            _ => {
+                metrics.visibility_changes_failed.inc();
+            }
         }
     }
 }
