@@ -362,19 +362,17 @@ pub struct Overrides {
 }
 
 /// A configuration that could not be read or is not valid.
+///
+/// The cause is part of the message rather than a `source()`, so that `{:#}` does not say
+/// it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("invalid config {path}: {source}")]
+    #[error("cannot read config {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("invalid config {path}: {error}")]
     Parse {
         path: PathBuf,
-        #[source]
-        source: Box<toml::de::Error>,
+        error: Box<toml::de::Error>,
     },
     /// Every problem found, each naming the file (and line and column when it has a place).
     #[error("invalid config:{}", Problems(.0))]
@@ -396,13 +394,13 @@ impl fmt::Display for Problems<'_> {
 impl Config {
     /// Reads a TOML file; unknown keys are errors. Does not validate.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
-        let mut config = Config::parse(&text).map_err(|source| ConfigError::Parse {
+        let mut config = Config::parse(&text).map_err(|error| ConfigError::Parse {
             path: path.to_owned(),
-            source: Box::new(source),
+            error: Box::new(error),
         })?;
         config.origin.file = Some(path.to_owned());
         Ok(config)
