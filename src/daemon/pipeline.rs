@@ -398,6 +398,8 @@ impl Pipeline {
             let will_retry = error.retryable && attempt < self.backoff.max_attempts;
             PublishAttemptFailed {
                 sink: &sink.name,
+                rule: &alert.rule,
+                alert_id: &alert.id,
                 attempt,
                 error: &error,
                 will_retry,

@@ -37,6 +37,9 @@ impl MessagePoison<'_> {
 #[derive(Debug)]
 pub struct PublishAttemptFailed<'a> {
     pub sink: &'a str,
+    /// The alert's rule and id: what the on-call person looks up.
+    pub rule: &'a str,
+    pub alert_id: &'a str,
     pub attempt: u32,
     pub error: &'a PublishError,
     pub will_retry: bool,
@@ -47,6 +50,8 @@ impl PublishAttemptFailed<'_> {
         if self.will_retry {
             tracing::warn!(
                 sink = self.sink,
+                rule = self.rule,
+                alert_id = self.alert_id,
                 attempt = self.attempt,
                 error_code = %self.error.code,
                 error = %self.error,
@@ -55,6 +60,8 @@ impl PublishAttemptFailed<'_> {
         } else {
             tracing::error!(
                 sink = self.sink,
+                rule = self.rule,
+                alert_id = self.alert_id,
                 attempt = self.attempt,
                 retryable = self.error.retryable,
                 error_code = %self.error.code,
