@@ -193,9 +193,21 @@ async fn poll(
             Ok(Received::Messages(messages)) => {
                 n_failures = 0;
                 shared.health.queue_answered();
+                let now = std::time::SystemTime::now();
+                for sent_at in messages
+                    .iter()
+                    .filter(|m| m.receive_count <= 1)
+                    .filter_map(|m| m.sent_at)
+                {
+                    let age = now.duration_since(sent_at).unwrap_or_default();
+                    shared
+                        .metrics
+                        .message_age_seconds
+                        .observe(age.as_secs_f64());
+                }
                 shared.backlog.observe(
                     messages.iter().map(|m| (m.receive_count, m.sent_at)),
-                    std::time::SystemTime::now(),
+                    now,
                     tokio::time::Instant::now(),
                 );
                 if messages.is_empty() {

@@ -89,6 +89,11 @@ pub struct PublishErrorLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
 }
@@ -120,6 +125,8 @@ pub struct Metrics {
     pub rules_loaded: Gauge,
     pub rules_reloads: Family<ResultLabels, Counter>,
     pub receive_seconds: Histogram,
+    pub message_age_seconds: Histogram,
+    build_info: Family<BuildLabels, Gauge>,
     pub publish_seconds: Histogram,
     pub message_processing_seconds: Histogram,
 }
@@ -156,6 +163,9 @@ impl Default for Metrics {
             rules_loaded: Gauge::default(),
             rules_reloads: Family::default(),
             receive_seconds: latency_histogram(),
+            // 0.1 s to about 55 minutes: EventBridge's seconds up to a backlog.
+            message_age_seconds: Histogram::new(exponential_buckets(0.1, 2.0, 16)),
+            build_info: Family::default(),
             publish_seconds: latency_histogram(),
             message_processing_seconds: latency_histogram(),
         };
@@ -182,6 +192,11 @@ impl Metrics {
             self.rules_reloads
                 .get_or_create_owned(&ResultLabels { result });
         }
+        self.build_info
+            .get_or_create_owned(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
     }
 
     /// Shows each sink's series at 0 from start-up (see [`Metrics::start_at_zero`]).
@@ -320,6 +335,16 @@ impl Metrics {
             self.receive_seconds.clone(),
         );
         registry.register(
+            "meterwatch_message_age_seconds",
+            "How long a message waited in the queue before its first receive (now minus SentTimestamp): how far alerting runs behind",
+            self.message_age_seconds.clone(),
+        );
+        registry.register(
+            "meterwatch_build_info",
+            "Always 1; the running version as a label",
+            self.build_info.clone(),
+        );
+        registry.register(
             "meterwatch_publish_duration_seconds",
             "Latency of one publish attempt",
             self.publish_seconds.clone(),
@@ -397,6 +422,7 @@ mod tests {
             "meterwatch_rules_reload_total{result=\"failed\"} 0",
             "meterwatch_publish_errors_total{sink=\"pager\",retryable=\"false\"} 0",
             "meterwatch_sink_alerts_total{sink=\"pager\"} 0",
+            "meterwatch_build_info{version=\"",
         ] {
             assert!(text.contains(series), "{series} missing from:\n{text}");
         }
