@@ -130,6 +130,21 @@ where
     }
 }
 
+/// Whether an error code says the resource called does not exist (or its name is not one):
+/// no retry and no permission change will make that call work.
+pub fn means_missing(code: &str) -> bool {
+    matches!(
+        code,
+        "AWS.SimpleQueueService.NonExistentQueue"
+            | "QueueDoesNotExist"
+            | "InvalidAddress"
+            | "NotFound"
+            | "NotFoundException"
+            | "InvalidParameter"
+            | "InvalidParameterValue"
+    )
+}
+
 /// The service's error code, or what kind of failure it was when there is none.
 pub fn error_code<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> String {
     match error {

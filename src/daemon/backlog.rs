@@ -1,8 +1,7 @@
 //! Whether the daemon is draining a backlog of its queue, so that absence checks wait for it.
 //!
-//! An absence is judged from the latest heartbeat seen. After the daemon was down (or its
-//! queue was redriven), the queue holds heartbeats older than the allowed silence with newer
-//! ones behind them, in no order: a check run before they are all read would report products
+//! An absence is judged from the latest heartbeat seen. After the daemon was down, the queue
+//! holds heartbeats older than the allowed silence with newer ones behind them, in no order: a check run before they are all read would report products
 //! that were metering all along, then resolve them. So checks wait until the first receive,
 //! and while receives return messages that waited long in the queue; at most
 //! [`MAX_HOLD`], since a consumer that never catches up must not silence absences for good
@@ -22,23 +21,47 @@ pub const SETTLE: Duration = Duration::from_secs(60);
 pub const MAX_HOLD: Duration = Duration::from_secs(15 * 60);
 
 /// What the pollers saw of the queue, for the absence ticker.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Backlog {
     state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
+    /// When the daemon began waiting for its first receive.
+    created: Instant,
     received: bool,
     /// Since when receives have returned backlogged messages (unset once caught up).
     behind_since: Option<Instant>,
     /// The latest receive that returned a backlogged message.
     last_behind: Option<Instant>,
-    /// Whether the last hold was reported as given up.
+    /// The latest receive that returned none (an empty one included).
+    last_fresh: Option<Instant>,
+    /// Whether giving up on a hold was reported.
     gave_up: bool,
 }
 
+impl Default for Backlog {
+    fn default() -> Self {
+        Backlog::new(Instant::now())
+    }
+}
+
 impl Backlog {
+    /// A daemon that has not received yet, from `at`.
+    pub fn new(at: Instant) -> Self {
+        Backlog {
+            state: Mutex::new(State {
+                created: at,
+                received: false,
+                behind_since: None,
+                last_behind: None,
+                last_fresh: None,
+                gave_up: false,
+            }),
+        }
+    }
+
     /// After each receive: the messages' receive counts and send times (`now` is the wall
     /// clock, `at` tokio's). A redelivery is left out: a retry is late on purpose.
     pub fn observe(
@@ -53,46 +76,52 @@ impl Backlog {
         });
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.received = true;
-        if behind {
-            if state.behind_since.is_none() {
-                tracing::info!(
-                    "Receiving a backlog (messages over {}s old): absence checks wait until it is read.",
-                    BEHIND.as_secs()
-                );
-            }
-            state.behind_since.get_or_insert(at);
-            state.last_behind = Some(at);
+        if !behind {
+            state.last_fresh = Some(at);
+            return;
         }
+        if state.behind_since.is_none() {
+            tracing::info!(
+                "Receiving a backlog (messages over {}s old): absence checks wait until it is read.",
+                BEHIND.as_secs()
+            );
+        }
+        state.behind_since.get_or_insert(at);
+        state.last_behind = Some(at);
     }
 
-    /// Whether absence checks should wait at `at`: before the first receive, and while
-    /// draining a backlog (at most [`MAX_HOLD`]).
+    /// Whether absence checks should wait at `at`: until the first receive, and while a
+    /// backlog is read — until a receive returned no backlogged message, [`SETTLE`] after
+    /// the last one that did; each wait at most [`MAX_HOLD`].
     pub fn holds_checks(&self, at: Instant) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if !state.received {
+        let since = match (state.received, state.behind_since, state.last_behind) {
+            (false, _, _) => state.created,
+            (true, Some(since), Some(last)) => {
+                let caught_up = state.last_fresh.is_some_and(|fresh| fresh > last);
+                if caught_up && at.duration_since(last) > SETTLE {
+                    tracing::info!("Backlog read: absence checks resume.");
+                    state.behind_since = None;
+                    state.last_behind = None;
+                    state.gave_up = false;
+                    return false;
+                }
+                since
+            }
+            (true, _, _) => return false,
+        };
+        if at.duration_since(since) <= MAX_HOLD {
             return true;
         }
-        let (Some(since), Some(last)) = (state.behind_since, state.last_behind) else {
-            return false;
-        };
-        if at.duration_since(last) > SETTLE {
-            tracing::info!("Backlog read: absence checks resume.");
-            state.behind_since = None;
-            state.last_behind = None;
-            state.gave_up = false;
-            return false;
+        if !state.gave_up {
+            tracing::warn!(
+                hold_secs = MAX_HOLD.as_secs(),
+                received = state.received,
+                "Absence checks resume although the queue has not been read up to date (no receive yet, or still a backlog): the daemon is not keeping up with its queue."
+            );
+            state.gave_up = true;
         }
-        if at.duration_since(since) > MAX_HOLD {
-            if !state.gave_up {
-                tracing::warn!(
-                    hold_secs = MAX_HOLD.as_secs(),
-                    "Still receiving a backlog: absence checks resume anyway; the daemon is not keeping up with its queue."
-                );
-                state.gave_up = true;
-            }
-            return false;
-        }
-        true
+        false
     }
 }
 
@@ -128,6 +157,26 @@ mod tests {
             "within SETTLE of the last old one"
         );
         tokio::time::advance(SETTLE).await;
+        assert!(!backlog.holds_checks(Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn checks_wait_until_a_receive_after_the_backlog_returns_fresh_messages() {
+        let backlog = Backlog::default();
+        observe(&backlog, OLD, 1, Instant::now());
+        // No receive since (a full hold, failing receives): still behind.
+        tokio::time::advance(SETTLE * 3).await;
+        assert!(backlog.holds_checks(Instant::now()));
+        backlog.observe([], SystemTime::now(), Instant::now());
+        assert!(!backlog.holds_checks(Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_any_receive_checks_wait_at_most_max_hold() {
+        let backlog = Backlog::default();
+        tokio::time::advance(MAX_HOLD).await;
+        assert!(backlog.holds_checks(Instant::now()));
+        tokio::time::advance(Duration::from_secs(1)).await;
         assert!(!backlog.holds_checks(Instant::now()));
     }
 

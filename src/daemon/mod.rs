@@ -547,9 +547,9 @@ async fn spawn_http(
 }
 
 /// Asks the queue for its attributes at start-up: readiness comes sooner when it answers,
-/// a queue without a redrive policy (no DLQ for poison) is warned about, and an answer no
-/// retry can change (no such queue, access denied, no region) stops the daemon: polling it
-/// for ever would only look healthy.
+/// a queue without a redrive policy (no DLQ for poison) is warned about, and a queue that
+/// does not exist stops the daemon: polling it for ever would only look healthy. Denied
+/// access is only warned about: IAM changes take a while to apply.
 async fn probe_queue(source: &Source, health: &Health) -> anyhow::Result<()> {
     match source.probe().await {
         Ok(info) => {
@@ -568,10 +568,10 @@ async fn probe_queue(source: &Source, health: &Health) -> anyhow::Result<()> {
             }
         }
         Err(SourceError::Call {
-            retryable: false,
+            ref code,
             ref message,
             ..
-        }) => anyhow::bail!(
+        }) if crate::aws::means_missing(code) => anyhow::bail!(
             "cannot use the queue {}: {message} (check the queue URL, the region, and that the \
              daemon's role may call sqs:GetQueueAttributes on it)",
             source.describe()
@@ -583,20 +583,21 @@ async fn probe_queue(source: &Source, health: &Health) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Probes every sink at start-up (see [`Sink::probe`]): one that can never be published to
-/// stops the daemon, rather than failing every alert later.
+/// Probes every sink at start-up (see [`Sink::probe`]): a topic that does not exist stops
+/// the daemon, rather than failing every alert later; anything else is warned about (a
+/// topic's policy may allow `sns:Publish` alone, and IAM changes take a while to apply).
 async fn probe_sinks(sinks: &[NamedSink]) -> anyhow::Result<()> {
     for NamedSink { name, sink } in sinks {
         match sink.probe().await {
             Ok(()) => {}
-            Err(error) if !error.retryable => anyhow::bail!(
+            Err(error) if crate::aws::means_missing(&error.code) => anyhow::bail!(
                 "sink {name}: {error} (check its topic_arn, the region, and that the daemon's \
                  role may call sns:GetTopicAttributes and sns:Publish on it)"
             ),
             Err(error) => tracing::warn!(
                 sink = %name,
                 error = %error,
-                "Cannot reach the sink yet; alerts to it are retried."
+                "Cannot read the sink's topic; publishing to it may still work, and failed alerts are retried."
             ),
         }
     }

@@ -27,43 +27,59 @@ pub(super) fn pattern_key(
     let DeValue::Array(rules) = document.get_ref().get("rule")?.get_ref() else {
         return None;
     };
-    let mut value = rules.iter().find(|table| table.span() == *rule)?;
+    // An array on the way (`[[rule.for_each]]`) is searched element by element.
+    let mut values = vec![rules.iter().find(|table| table.span() == *rule)?];
     for key in keys {
-        value = value.get_ref().get(*key)?;
+        values = values
+            .into_iter()
+            .filter_map(|value| value.get_ref().get(*key))
+            .flat_map(|value| match value.get_ref() {
+                DeValue::Array(items) => items.iter().collect(),
+                _ => vec![value],
+            })
+            .collect();
     }
-    let DeValue::Table(pattern) = value.get_ref() else {
-        return None;
-    };
-    let (key, leaf) = find(pattern, path)?;
-    Some(operator(leaf, reason).unwrap_or(key))
+    let mut candidates = Vec::new();
+    for value in values {
+        if let DeValue::Table(pattern) = value.get_ref() {
+            find(pattern, path, &mut candidates);
+        }
+    }
+    // Of several places (`$or` alternatives, several `for_each`), the one with the operator
+    // the reason names, else the first.
+    candidates
+        .iter()
+        .find_map(|(_, leaf)| operator(leaf, reason))
+        .or_else(|| candidates.first().map(|(key, _)| key.clone()))
 }
 
-/// The key written for `path` in `table` and its value. A key may hold several path
+/// Every key written for `path` in `table`, with its value. A key may hold several path
 /// segments (`"detail.errorCode"`, as AWS also reads it), and `$or` alternatives are
 /// searched in order.
 fn find<'t, 'i>(
     table: &'t DeTable<'i>,
     path: &str,
-) -> Option<(Range<usize>, &'t Spanned<DeValue<'i>>)> {
-    table.iter().find_map(|(key, value)| {
+    found: &mut Vec<(Range<usize>, &'t Spanned<DeValue<'i>>)>,
+) {
+    for (key, value) in table.iter() {
         let name: &str = key.get_ref();
         match value.get_ref() {
             DeValue::Array(alternatives) if name == "$or" => {
-                alternatives
-                    .iter()
-                    .find_map(|alternative| match alternative.get_ref() {
-                        DeValue::Table(table) => find(table, path),
-                        _ => None,
-                    })
+                for alternative in alternatives {
+                    if let DeValue::Table(table) = alternative.get_ref() {
+                        find(table, path, found);
+                    }
+                }
             }
-            _ if name == path => Some((key.span(), value)),
-            DeValue::Table(inner) => path
-                .strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix('.'))
-                .and_then(|rest| find(inner, rest)),
-            _ => None,
+            _ if name == path => found.push((key.span(), value)),
+            DeValue::Table(inner) => {
+                if let Some(rest) = path.strip_prefix(name).and_then(|r| r.strip_prefix('.')) {
+                    find(inner, rest, found);
+                }
+            }
+            _ => {}
         }
-    })
+    }
 }
 
 /// The operator key (`{ prefx = "Throt" }`) among a field's values that `reason` names.
@@ -130,7 +146,8 @@ mod tests {
     #[test]
     fn searches_or_alternatives_and_nested_patterns() {
         let text = "[[rule]]\nmatch.detail.\"$or\" = [{ a = [1] }, { b = [2] }]\n\
-                    for_each.array = \"x\"\nfor_each.match.status = [3]\n";
+                    [[rule.for_each]]\narray = \"x\"\n\
+                    [[rule.for_each]]\narray = \"y\"\nmatch.status = [3]\n";
         assert_eq!(
             pointed(text, &["match"], "detail.b", "x").as_deref(),
             Some("b")
@@ -138,6 +155,15 @@ mod tests {
         assert_eq!(
             pointed(text, &["for_each", "match"], "status", "x").as_deref(),
             Some("status")
+        );
+    }
+
+    #[test]
+    fn of_several_places_the_one_with_the_named_operator_wins() {
+        let text = "[[rule]]\nmatch.\"$or\" = [{ a = [1] }, { a = [{ prefx = \"T\" }] }]\n";
+        assert_eq!(
+            pointed(text, &["match"], "a", "Unrecognized match type prefx").as_deref(),
+            Some("prefx")
         );
     }
 

@@ -78,8 +78,10 @@ pub enum SourceError {
         operation: &'static str,
         message: String,
         /// Whether trying again may succeed (throttling, a timeout, a dropped connection),
-        /// unlike a missing queue, denied access or no region, which need an operator.
+        /// unlike a missing queue or denied access, which need an operator.
         retryable: bool,
+        /// The service's error code (see [`crate::aws::error_code`]).
+        code: String,
         #[source]
         source: Option<BoxError>,
     },

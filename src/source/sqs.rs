@@ -233,6 +233,7 @@ where
         operation,
         message: crate::aws::describe(&error),
         retryable: crate::aws::is_retryable(&error),
+        code: crate::aws::error_code(&error),
         source: Some(Box::new(error)),
     }
 }

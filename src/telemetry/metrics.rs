@@ -316,7 +316,7 @@ impl Metrics {
         );
         registry.register(
             "meterwatch_visibility_changes_failed",
-            "ChangeMessageVisibility entries SQS refused (a renewal that failed lets a message be received again while in flight)",
+            "ChangeMessageVisibility entries SQS refused: renewals (a message may then be received again while in flight), retry delays and releases",
             self.visibility_changes_failed.clone(),
         );
         registry.register(

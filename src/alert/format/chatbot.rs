@@ -13,39 +13,40 @@ use std::fmt::Write as _;
 
 /// Chatbot's limit on a description, with room to spare.
 const MAX_DESCRIPTION_BYTES: usize = 3500;
-/// The summary and the body each take at most this much of it, so that the facts after them
-/// (account, caller, product, error, link) are always shown.
-const MAX_TEXT_BYTES: usize = 1000;
-/// A field's value, a keyword or a related resource.
-const MAX_VALUE_BYTES: usize = 256;
+/// The summary, notes and body take at most this much of it, escaped, so that the facts
+/// after them (account, caller, product, error, link) are always shown.
+const MAX_HEAD_BYTES: usize = 1000;
+/// A field's value, a keyword or a related resource, escaped.
+const MAX_VALUE_BYTES: usize = 200;
+/// Usage records listed; the rest are counted.
+const MAX_RECORDS: usize = 10;
 /// The rule's next steps shown, and each one's length.
 const MAX_NEXT_STEPS: usize = 10;
 const MAX_STEP_BYTES: usize = 500;
 
-/// The notification for `alert`, as JSON text. Every part is bounded, so the whole stays far
-/// below SNS's limit whatever the event holds; event values are escaped for Slack.
+/// The notification for `alert`, as JSON text. Every part is bounded after escaping, so the
+/// whole stays far below SNS's limit whatever the event holds; event values are escaped for
+/// Slack.
 pub fn notification(alert: &Alert) -> String {
-    let mut description = String::new();
-    let _ = writeln!(
-        description,
-        "{}",
-        slack(&cut(&alert.summary, MAX_TEXT_BYTES))
-    );
+    let mut head = String::new();
+    let _ = writeln!(head, "{}", slack(&alert.summary));
     for note in super::noise_notes(alert) {
-        let _ = writeln!(description, "_{}_", slack(&cut(&note, MAX_TEXT_BYTES)));
+        let _ = writeln!(head, "_{}_", slack(&note));
     }
     // A resolved notice says what ended; the firing alert's advice no longer applies.
     let firing = alert.status == Status::Firing;
     if let Some(body) = alert.body.as_deref().filter(|b| firing && !b.is_empty()) {
-        let _ = writeln!(description, "\n{}", slack(&cut(body, MAX_TEXT_BYTES)));
+        let _ = writeln!(head, "\n{}", slack(body));
     }
+    let mut description = cut(head.trim_end(), MAX_HEAD_BYTES);
+    let _ = writeln!(description);
     let _ = writeln!(description);
     let mut field = |label: &str, value: Option<String>| {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
             let _ = writeln!(description, "*{label}:* {value}");
         }
     };
-    let code = |text: &str| slack_code(&cut(text, MAX_VALUE_BYTES));
+    let code = |text: &str| slack_code(text, MAX_VALUE_BYTES);
     field(
         "Rule",
         Some(format!("{} ({})", code(&alert.rule), alert.severity)),
@@ -83,12 +84,19 @@ pub fn notification(alert: &Alert) -> String {
     }
     // A batch's results say which records failed; a single call's record is its usage.
     let with_status = alert.records.iter().any(|record| record.status.is_some());
-    let records: Vec<String> = alert
+    let listed: Vec<&crate::alert::UsageRecord> = alert
         .records
         .iter()
         .filter(|record| !with_status || record.status.as_deref() != Some("Success"))
+        .collect();
+    let mut records: Vec<String> = listed
+        .iter()
+        .take(MAX_RECORDS)
         .map(|record| format!("• {}", value(&record.describe())))
         .collect();
+    if listed.len() > MAX_RECORDS {
+        records.push(format!("… and {} more", listed.len() - MAX_RECORDS));
+    }
     if !records.is_empty() {
         let heading = if with_status {
             "Records not metered"
@@ -152,14 +160,14 @@ pub fn notification(alert: &Alert) -> String {
         "id": alert.id,
         "content": {
             "textType": "client-markdown",
-            "title": slack(&line(&cut(&title, MAX_VALUE_BYTES))),
+            "title": value(&title),
             "description": description,
             "nextSteps": next_steps,
             "keywords": keywords,
         },
         "metadata": {
             "threadId": super::thread_id(alert),
-            "summary": slack(&line(&cut(&alert.summary, MAX_TEXT_BYTES))),
+            "summary": line(&cut(&slack(&line(&alert.summary)), MAX_HEAD_BYTES)),
             "eventType": &*alert.rule,
             "relatedResources": related,
             "additionalContext": context,
@@ -170,7 +178,7 @@ pub fn notification(alert: &Alert) -> String {
 
 /// An event value as Slack text: one line, escaped, bounded.
 fn value(text: &str) -> String {
-    slack(&line(&cut(text, MAX_VALUE_BYTES)))
+    line(&cut(&slack(&line(text)), MAX_VALUE_BYTES))
 }
 
 fn emoji(severity: Severity) -> &'static str {

@@ -55,9 +55,10 @@ pub fn slack(text: &str) -> String {
 }
 
 /// `text` as Slack inline code: one line, escaped, and backticks (which would end the span)
-/// shown as quotes.
-pub fn slack_code(text: &str) -> String {
-    format!("`{}`", slack(&line(text)).replace('`', "'"))
+/// shown as quotes; within `max` bytes inside the span (cut with a marker).
+pub fn slack_code(text: &str, max: usize) -> String {
+    let escaped = slack(&line(text)).replace('`', "'");
+    format!("`{}`", line(&super::cut(&escaped, max)))
 }
 
 #[cfg(test)]
@@ -78,8 +79,13 @@ mod tests {
             "&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;"
         );
         assert_eq!(
-            slack_code("user/`<!here>`*boss*\nfake: line"),
+            slack_code("user/`<!here>`*boss*\nfake: line", 100),
             "`user/'&lt;!here&gt;'*boss* fake: line`"
+        );
+        let cut = slack_code(&"<".repeat(100), 64);
+        assert!(
+            cut.len() <= 66 && cut.starts_with('`') && cut.ends_with('`'),
+            "{cut}"
         );
     }
 }

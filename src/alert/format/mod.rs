@@ -63,11 +63,7 @@ pub struct Message {
 /// limit, so the body gets what they leave.
 pub fn message(alert: &Alert, format: Format) -> Message {
     let attributes = attributes(alert);
-    let attribute_bytes: usize = attributes
-        .iter()
-        .map(|(name, value)| name.len() + "String".len() + value.len())
-        .sum();
-    let limit = MAX_MESSAGE_BYTES - attribute_bytes;
+    let limit = MAX_MESSAGE_BYTES - attribute_bytes(&attributes);
     let body = match format {
         Format::Json => structured(alert, limit),
         Format::Chatbot => chatbot::notification(alert),
@@ -83,7 +79,7 @@ pub fn message(alert: &Alert, format: Format) -> Message {
 }
 
 /// Top-level fields a cut document keeps whole: what filters and scripts key on.
-const KEPT_WHOLE: [&str; 6] = ["version", "id", "rule", "severity", "status", "event_id"];
+const KEPT_WHOLE: [&str; 5] = ["version", "id", "rule", "severity", "status"];
 /// Entries a cut document keeps of an array or object (records, matched values).
 const MAX_ENTRIES: usize = 100;
 
@@ -113,12 +109,15 @@ pub fn document(alert: &Alert, limit: usize) -> String {
             max_string /= 2;
         }
     }
-    // Only an alert with thousands of values could get here: the required fields alone.
+    // Only an alert with thousands of values could get here: the required fields alone,
+    // each text in a share of the limit (JSON escaping may grow it six times).
+    let share = limit / 48;
     serde_json::json!({
         "version": alert.version, "id": alert.id, "rule": &*alert.rule,
-        "severity": alert.severity, "status": alert.status, "event_id": alert.event_id,
-        "title": cut(&alert.title, 200), "summary": cut(&alert.summary, 1000),
-        "description": cut(&alert.description, 1000), "records": [], "matched": {},
+        "severity": alert.severity, "status": alert.status,
+        "event_id": alert.event_id.as_deref().map(|id| cut(id, share)),
+        "title": cut(&alert.title, share), "summary": cut(&alert.summary, share),
+        "description": cut(&alert.description, share), "records": [], "matched": {},
         "truncated": true,
     })
     .to_string()
@@ -243,6 +242,14 @@ pub(crate) fn noise_notes(alert: &Alert) -> Vec<String> {
     notes
 }
 
+/// What message attributes count towards SNS's size limit: each name, type and value.
+pub fn attribute_bytes(attributes: &[(&'static str, String)]) -> usize {
+    attributes
+        .iter()
+        .map(|(name, value)| name.len() + "String".len() + value.len())
+        .sum()
+}
+
 /// An attribute's longest value: filter policies match short values, and attributes count
 /// towards the message's size.
 const MAX_ATTRIBUTE_BYTES: usize = 256;
@@ -260,8 +267,13 @@ pub fn attributes(alert: &Alert) -> Vec<(&'static str, String)> {
         ("account", &alert.account),
         ("product_code", &alert.product_code),
     ] {
-        if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
-            attributes.push((name, escape::line(&cut(value, MAX_ATTRIBUTE_BYTES))));
+        // Emptiness is judged after cleaning: a value of control characters alone is none.
+        let value = value
+            .as_deref()
+            .map(|v| escape::line(&cut(v, MAX_ATTRIBUTE_BYTES)))
+            .filter(|v| !v.trim().is_empty());
+        if let Some(value) = value {
+            attributes.push((name, value));
         }
     }
     attributes
@@ -328,6 +340,14 @@ mod tests {
             names,
             ["severity", "rule", "status", "event_name", "account"]
         );
+        // SNS refuses an empty value: one that cleaning empties is left out too.
+        let mut alert = alert();
+        alert.product_code = Some("\u{202e}\u{7}\n".into());
+        assert!(
+            attributes(&alert)
+                .iter()
+                .all(|(name, _)| *name != "product_code")
+        );
     }
 
     #[test]
@@ -362,18 +382,16 @@ mod tests {
 
     /// Message and attributes together, as SNS counts them.
     fn published_bytes(message: &Message) -> usize {
-        let attributes: usize = message
-            .attributes
-            .iter()
-            .map(|(name, value)| name.len() + "String".len() + value.len())
-            .sum();
-        message.body.len() + attributes
+        message.body.len() + attribute_bytes(&message.attributes)
     }
 
     /// An alert whose event holds far more than SNS takes, everywhere a caller can write.
     fn oversized() -> Alert {
         let mut alert = alert();
         alert.title = "t".repeat(5_000);
+        alert.summary = "\u{1}".repeat(50_000);
+        alert.description = "d".repeat(50_000);
+        alert.event_id = Some("e".repeat(100_000));
         alert.body = Some("é".repeat(400_000));
         alert.error_code = Some("ThrottlingException".into());
         alert.error_message = Some("m".repeat(9_000));
@@ -419,7 +437,7 @@ mod tests {
         let validator =
             jsonschema::validator_for(&crate::alert::document_schema()).expect("a valid schema");
         let alert = oversized();
-        for limit in [MAX_MESSAGE_BYTES / 2, 16 * 1024, 2 * 1024] {
+        for limit in [MAX_MESSAGE_BYTES / 2, 16 * 1024, 2 * 1024, 1024] {
             let text = document(&alert, limit);
             assert!(text.len() <= limit, "{} > {limit}", text.len());
             let document: Value = serde_json::from_str(&text).expect("JSON");
