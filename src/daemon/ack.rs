@@ -10,8 +10,8 @@
 //! A message left after a failure comes back after a backoff that grows with its receive
 //! count ([`retry_after`]), set as its visibility timeout, so that the queue's redrive limit
 //! outlasts an outage of the sinks or the state store rather than a few visibility timeouts;
-//! one held by another delivery's dedup claim comes back after the same backoff, then, if the
-//! claim still stands, once it has run out ([`in_flight_after`]). Poison
+//! one held by another delivery's dedup claim comes back after the same backoff, twice, then,
+//! if the claim still stands, once it has run out ([`in_flight_after`]). Poison
 //! keeps the queue's visibility timeout: the redrive policy moves it to the DLQ soon.
 //!
 //! A batch ends once each of its messages is finished or only waits for its groups' flushes:
@@ -57,14 +57,15 @@ pub fn retry_after(visibility: Duration, receive_count: u32) -> Duration {
 }
 
 /// How long a message held by another delivery's dedup claim (`remaining` of it) stays
-/// invisible. On its first receive, a failure's backoff: the claim's holder is most likely
-/// publishing that moment (a duplicate delivery), so it comes back soon to be found a
-/// duplicate and deleted (waiting out a 15-minute lease would also trip the queue-age
-/// alarm). A claim still standing on a later receive is most likely a killed holder's: then
-/// until it has run out, rather than spending the redrive policy's receives on it.
+/// invisible. On its first two receives, a failure's backoff: the claim's holder is most
+/// likely publishing (a duplicate delivery; slowly, when the sinks or the store are slow), so
+/// it comes back soon to be found a duplicate and deleted (waiting out a 15-minute lease
+/// would also trip the queue-age alarm). A claim still standing after that is most likely a
+/// killed holder's: then until it has run out, rather than spending the redrive policy's
+/// receives on it.
 pub fn in_flight_after(visibility: Duration, receive_count: u32, remaining: Duration) -> Duration {
     let backoff = retry_after(visibility, receive_count);
-    if receive_count <= 1 {
+    if receive_count <= 2 {
         return backoff;
     }
     backoff

@@ -1128,12 +1128,15 @@ mod tests {
             ack::retry_after(minute, u32::MAX),
             Duration::from_secs(12 * 3600)
         );
-        // A claim found on a first receive: the backoff (its holder is likely publishing).
+        // A claim found on a first or second receive: the backoff (its holder is likely
+        // publishing, if slowly).
         let lease = crate::state::dedup::LEASE;
         assert_eq!(ack::in_flight_after(minute, 1, lease), minute);
+        assert_eq!(ack::in_flight_after(minute, 2, lease), minute * 4);
         // Still standing on a later one: its rest, if longer than the backoff.
+        let short = Duration::from_secs(10);
         assert_eq!(
-            ack::in_flight_after(minute, 2, lease),
+            ack::in_flight_after(short, 3, lease),
             lease + Duration::from_secs(5)
         );
         assert_eq!(ack::in_flight_after(minute, 4, lease), minute * 64);
@@ -1168,12 +1171,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_message_held_by_a_dedup_claim_comes_back_when_the_claim_runs_out() {
-        // Two deliveries of one event in one batch, on their second receive (the claim
-        // already stood on the first): whichever claims first publishes (after two
+        // Two deliveries of one event in one batch, on their third receive (the claim
+        // already stood on the first two): whichever claims first publishes (after two
         // failures); the other finds its claim standing.
+        // A short visibility, so that the backoff (10 s × 4²) is shorter than the lease.
         let source = MemorySource::new([throttled(), throttled()], 10)
-            .with_visibility_timeout(Duration::from_secs(60))
-            .with_receive_count(2);
+            .with_visibility_timeout(Duration::from_secs(10))
+            .with_receive_count(3);
         let harness = Harness::new(source, quick_backoff(3));
         harness.sink().fail_next(2, true);
         harness.run_to_end(5).await;

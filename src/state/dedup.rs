@@ -5,15 +5,15 @@
 //! *claimed* (`Pending`, with a lease) before the alert is sent, and *confirmed* (`Sent`,
 //! kept for the window) after. A second delivery that finds a live claim neither sends nor
 //! deletes ([`Verdict::InFlight`], which says when the claim runs out): its message comes back
-//! after a failure's backoff, and, should the claim still stand then, once it has run out (see
+//! after a failure's backoff (twice), and, should the claim still stand then, once it has run out (see
 //! `daemon::ack::in_flight_after`). By then the claim is confirmed (a duplicate: deleted),
 //! taken back after a failed publish, or expired because its holder was killed before it could
 //! confirm or undo (claimed again: sent).
 //!
 //! What holds: no interleaving of replicas sends an alert twice within the window while its
 //! claim stands. A claim left by a killed holder delays the alert by up to [`LEASE`], and costs
-//! its redelivery two receives (InFlight: back after the backoff, then kept invisible for the
-//! rest of the lease), not one per visibility timeout; so with the shipped redrive (5 receives) it is sent late, not lost. What
+//! its redelivery three receives (InFlight: back after the backoff twice, then kept invisible
+//! for the rest of the lease), not one per visibility timeout; so with the shipped redrive (5 receives) it is sent late, not lost. What
 //! does not hold: a holder killed after its publish was accepted but before it confirmed makes
 //! the alert go out twice (at least once); and a kill between a gate's write (throttle,
 //! threshold) and its publish loses that gate's alert for its interval or window (the write says
