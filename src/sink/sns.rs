@@ -10,6 +10,8 @@ use super::PublishError;
 use crate::alert::Alert;
 use crate::alert::format::{self, Format};
 use aws_sdk_sns::Client;
+use aws_sdk_sns::config::http::HttpResponse;
+use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::MessageAttributeValue;
 
 /// One SNS topic.
@@ -46,15 +48,7 @@ impl SnsSink {
             .await
             .map(|_| ())
             .map_err(|error| {
-                PublishError::new(
-                    crate::aws::is_retryable(&error),
-                    crate::aws::error_code(&error),
-                    format!(
-                        "GetTopicAttributes on {} failed: {}",
-                        self.topic_arn,
-                        crate::aws::describe(&error)
-                    ),
-                )
+                call_error(format!("GetTopicAttributes on {}", self.topic_arn), &error)
             })
     }
 
@@ -77,18 +71,25 @@ impl SnsSink {
                 .message_group_id(message.group_id)
                 .message_deduplication_id(message.deduplication_id);
         }
-        request.send().await.map(|_| ()).map_err(|error| {
-            PublishError::new(
-                crate::aws::is_retryable(&error),
-                crate::aws::error_code(&error),
-                format!(
-                    "Publish to {} failed: {}",
-                    self.topic_arn,
-                    crate::aws::describe(&error)
-                ),
-            )
-        })
+        request
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| call_error(format!("Publish to {}", self.topic_arn), &error))
     }
+}
+
+/// A failed SNS call as the sink reports it: retryable or not, the service's code, and what
+/// was called.
+fn call_error<E>(call: String, error: &SdkError<E, HttpResponse>) -> PublishError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    PublishError::new(
+        crate::aws::is_retryable(error),
+        crate::aws::error_code(error),
+        format!("{call} failed: {}", crate::aws::describe(error)),
+    )
 }
 
 fn string_attribute(value: String) -> MessageAttributeValue {
