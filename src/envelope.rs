@@ -258,6 +258,21 @@ impl Event {
     }
 }
 
+/// An event time as CloudTrail writes it: RFC 3339 (`2020-07-10T23:06:42Z`), or CloudTrail
+/// Lake's form (`2025-03-26 16:43:57.000000000`), which has no offset and is UTC. Any other
+/// text is `None`.
+pub fn parse_time(text: &str) -> Option<jiff::Timestamp> {
+    if let Ok(time) = text.parse::<jiff::Timestamp>() {
+        return Some(time);
+    }
+    // Only the Lake form: jiff also reads a bare date, which no event time is.
+    if text.as_bytes().get(10) != Some(&b' ') {
+        return None;
+    }
+    let civil = text.parse::<jiff::civil::DateTime>().ok()?;
+    jiff::tz::Offset::UTC.to_timestamp(civil).ok()
+}
+
 /// A fact's text, unless missing or empty.
 fn usable(fact: &Option<String>) -> Option<&str> {
     fact.as_deref().filter(|text| !text.is_empty())
@@ -276,6 +291,10 @@ pub enum Location {
     Record,
     /// The record at this index of a `Records` batch.
     BatchRecord(usize),
+    /// The element at this index of a top-level JSON array.
+    ArrayElement(usize),
+    /// The event at this index of `aws cloudtrail lookup-events` output (`Events`).
+    LookupEvent(usize),
 }
 
 impl fmt::Display for Location {
@@ -286,6 +305,8 @@ impl fmt::Display for Location {
             Location::RecordsBatch => f.write_str("CloudTrail Records batch"),
             Location::Record => f.write_str("CloudTrail record"),
             Location::BatchRecord(index) => write!(f, "CloudTrail record Records[{index}]"),
+            Location::ArrayElement(index) => write!(f, "array element [{index}]"),
+            Location::LookupEvent(index) => write!(f, "lookup-events Events[{index}]"),
         }
     }
 }
@@ -314,7 +335,8 @@ pub enum DecodeErrorKind {
         "JSON object with keys {} is none of the accepted shapes: expected an EventBridge \
          envelope (`detail-type`, `source`, `detail`), an SNS notification (`Type`: \
          \"Notification\", `Message`), a CloudTrail record (`eventSource`, `eventName`, \
-         `eventID`) or a CloudTrail batch (`Records`)",
+         `eventID`), a CloudTrail batch (`Records`, or a JSON array of records) or \
+         `aws cloudtrail lookup-events` output (`Events`)",
         KeyList { keys, n_keys: *n_keys }
     )]
     UnknownShape {
@@ -337,9 +359,18 @@ pub enum DecodeErrorKind {
     #[error("CloudTrail Records batch is empty")]
     EmptyRecords,
 
-    /// An element of a `Records` batch is not an object.
-    #[error("CloudTrail Records[{index}] is {found}, not a JSON object")]
-    RecordNotAnObject { index: usize, found: &'static str },
+    /// An element of a batch is not an object.
+    #[error("{at} is {found}, not a JSON object")]
+    RecordNotAnObject { at: Location, found: &'static str },
+
+    /// A CloudTrail record that is not an API call (an Insights event): nothing to match.
+    #[error("{at} is {what}, not an API call")]
+    NotAnApiCall { at: Location, what: &'static str },
+
+    /// The body is a known shape that carries no CloudTrail record (a Lambda event, an S3
+    /// notification, a CloudTrail digest file…).
+    #[error("body is {what}, not a CloudTrail record or an envelope of one")]
+    Foreign { what: &'static str },
 
     /// An SNS notification's `Message` is not JSON.
     #[error("SNS notification's Message is not JSON: {error}")]
@@ -356,7 +387,7 @@ pub enum DecodeErrorKind {
 
 impl DecodeErrorKind {
     /// Every [`label`](Self::label), so that metrics can show each at 0 before it happens.
-    pub const LABELS: [&'static str; 9] = [
+    pub const LABELS: [&'static str; 11] = [
         "too_large",
         "not_json",
         "not_an_object",
@@ -364,9 +395,15 @@ impl DecodeErrorKind {
         "bad_field",
         "empty_records",
         "record_not_an_object",
+        "not_an_api_call",
+        "foreign_shape",
         "sns_message_not_json",
         "nested_sns",
     ];
+
+    /// The labels a record skipped in a batch can have ([`Decoded::skipped`]).
+    pub const SKIPPED_LABELS: [&'static str; 3] =
+        ["not_an_api_call", "record_not_an_object", "bad_field"];
 
     /// A short fixed name for the kind, for metric labels (`reason`) and log fields.
     ///
@@ -381,6 +418,8 @@ impl DecodeErrorKind {
             DecodeErrorKind::BadField { .. } => "bad_field",
             DecodeErrorKind::EmptyRecords => "empty_records",
             DecodeErrorKind::RecordNotAnObject { .. } => "record_not_an_object",
+            DecodeErrorKind::NotAnApiCall { .. } => "not_an_api_call",
+            DecodeErrorKind::Foreign { .. } => "foreign_shape",
             DecodeErrorKind::SnsMessageNotJson { .. } => "sns_message_not_json",
             DecodeErrorKind::NestedSns => "nested_sns",
             DecodeErrorKind::InSnsMessage { kind } => kind.label(),
@@ -408,31 +447,56 @@ impl DecodeError {
     }
 }
 
-/// Decodes one SQS message body into the events it carries (at least one).
-///
-/// See the module documentation for the accepted shapes. Never panics.
+/// What one body carries: its events, and the records of it that were left out, each a
+/// kind saying where and why (see [`decode_all`]).
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub events: Vec<Event>,
+    /// Records of a batch that are not events (an Insights event, a malformed record):
+    /// skipped, and counted, without costing the batch's other records their events.
+    pub skipped: Vec<DecodeErrorKind>,
+}
+
+/// Decodes one SQS message body into the events it carries ([`decode_all`] without the
+/// records it skipped).
 pub fn decode(body: &str) -> Result<Vec<Event>, DecodeErrorKind> {
+    decode_all(body).map(|decoded| decoded.events)
+}
+
+/// Decodes one SQS message body into the events it carries, and the records it skipped.
+///
+/// See the module documentation for the accepted shapes. A batch (`Records`, a JSON array,
+/// lookup-events output) is judged record by record: a record that is not an API call, or
+/// is malformed, is skipped; the batch is an error only when none of its records is an
+/// event and some is not merely a record of another kind (an Insights event). Never panics.
+pub fn decode_all(body: &str) -> Result<Decoded, DecodeErrorKind> {
     if body.len() > MAX_BODY_BYTES {
         return Err(DecodeErrorKind::TooLarge { bytes: body.len() });
     }
+    // PowerShell and some editors write a byte-order mark; JSON parsers refuse it.
+    let body = body.strip_prefix('\u{feff}').unwrap_or(body);
     if let Some(event) = envelope_fast_path(body) {
-        return Ok(vec![event]);
+        return Ok(Decoded {
+            events: vec![event],
+            skipped: Vec::new(),
+        });
     }
     decode_parsed(body)
 }
 
-/// [`decode`] without its fast path: the body parsed whole, then told apart by shape.
-fn decode_parsed(body: &str) -> Result<Vec<Event>, DecodeErrorKind> {
+/// [`decode_all`] without its fast path: the body parsed whole, then told apart by shape.
+fn decode_parsed(body: &str) -> Result<Decoded, DecodeErrorKind> {
     let value: Value =
         serde_json::from_str(body).map_err(|error| DecodeErrorKind::NotJson { error })?;
-    let Value::Object(object) = value else {
-        return Err(DecodeErrorKind::NotAnObject {
-            found: json_kind(&value),
-        });
-    };
-    match shape_of(&object) {
-        Shape::Sns => decode_sns(object),
-        shape => decode_object(body, object, shape),
+    match value {
+        Value::Object(object) => match shape_of(&object) {
+            Shape::Sns => decode_sns(object),
+            shape => decode_object(body, object, shape),
+        },
+        Value::Array(elements) => decode_batch(elements, Location::ArrayElement),
+        other => Err(DecodeErrorKind::NotAnObject {
+            found: json_kind(&other),
+        }),
     }
 }
 
@@ -644,6 +708,7 @@ enum Shape {
     EventBridge,
     Sns,
     Records,
+    LookupEvents,
     Record,
     Unknown,
 }
@@ -657,13 +722,15 @@ fn shape_of(object: &Map<String, Value>) -> Shape {
         Shape::Records
     } else if RECORD_KEYS.iter().any(|key| object.contains_key(*key)) {
         Shape::Record
+    } else if object.get("Events").is_some_and(Value::is_array) {
+        Shape::LookupEvents
     } else {
         Shape::Unknown
     }
 }
 
 /// Unwraps an SNS notification and decodes its `Message`.
-fn decode_sns(mut notification: Map<String, Value>) -> Result<Vec<Event>, DecodeErrorKind> {
+fn decode_sns(mut notification: Map<String, Value>) -> Result<Decoded, DecodeErrorKind> {
     let message = match notification.remove("Message") {
         Some(Value::String(message)) => message,
         other => {
@@ -675,19 +742,21 @@ fn decode_sns(mut notification: Map<String, Value>) -> Result<Vec<Event>, Decode
             });
         }
     };
-    let value: Value = serde_json::from_str(&message)
+    let message = message.strip_prefix('\u{feff}').unwrap_or(&message);
+    let value: Value = serde_json::from_str(message)
         .map_err(|error| DecodeErrorKind::SnsMessageNotJson { error })?;
     let in_sns = |kind| DecodeErrorKind::InSnsMessage {
         kind: Box::new(kind),
     };
-    let Value::Object(object) = value else {
-        return Err(in_sns(DecodeErrorKind::NotAnObject {
-            found: json_kind(&value),
-        }));
-    };
-    match shape_of(&object) {
-        Shape::Sns => Err(DecodeErrorKind::NestedSns),
-        shape => decode_object(&message, object, shape).map_err(in_sns),
+    match value {
+        Value::Object(object) => match shape_of(&object) {
+            Shape::Sns => Err(DecodeErrorKind::NestedSns),
+            shape => decode_object(message, object, shape).map_err(in_sns),
+        },
+        Value::Array(elements) => decode_batch(elements, Location::ArrayElement).map_err(in_sns),
+        other => Err(in_sns(DecodeErrorKind::NotAnObject {
+            found: json_kind(&other),
+        })),
     }
 }
 
@@ -696,14 +765,18 @@ fn decode_object(
     text: &str,
     mut object: Map<String, Value>,
     shape: Shape,
-) -> Result<Vec<Event>, DecodeErrorKind> {
+) -> Result<Decoded, DecodeErrorKind> {
+    let one = |event| Decoded {
+        events: vec![event],
+        skipped: Vec::new(),
+    };
     match shape {
         Shape::EventBridge => {
             check_envelope(&object)?;
-            Ok(vec![Event::from_value(
+            Ok(one(Event::from_value(
                 text.to_owned(),
                 Value::Object(object),
-            )])
+            )))
         }
         Shape::Records => {
             let records = match object.remove("Records") {
@@ -717,23 +790,140 @@ fn decode_object(
                     });
                 }
             };
-            if records.is_empty() {
-                return Err(DecodeErrorKind::EmptyRecords);
-            }
-            records
-                .into_iter()
-                .enumerate()
-                .map(|(index, record)| match record {
-                    Value::Object(record) => from_record(Location::BatchRecord(index), record),
-                    other => Err(DecodeErrorKind::RecordNotAnObject {
-                        index,
-                        found: json_kind(&other),
-                    }),
-                })
-                .collect()
+            decode_batch(records, Location::BatchRecord)
         }
-        Shape::Record => Ok(vec![from_record(Location::Record, object)?]),
-        Shape::Sns | Shape::Unknown => Err(unknown_shape(&object)),
+        Shape::LookupEvents => {
+            let Some(Value::Array(events)) = object.remove("Events") else {
+                return Err(unknown_shape(&object));
+            };
+            let records = events
+                .into_iter()
+                .map(|event| match event {
+                    // The record is a JSON string inside each event: parsed, or left for
+                    // the batch to report as not an object.
+                    Value::Object(mut event) => match event.remove("CloudTrailEvent") {
+                        Some(Value::String(record)) => {
+                            serde_json::from_str(&record).unwrap_or(Value::String(record))
+                        }
+                        other => other.unwrap_or(Value::Null),
+                    },
+                    other => other,
+                })
+                .collect();
+            decode_batch(records, Location::LookupEvent)
+        }
+        Shape::Record => match not_an_api_call(&object) {
+            Some(what) => Ok(Decoded {
+                events: Vec::new(),
+                skipped: vec![DecodeErrorKind::NotAnApiCall {
+                    at: Location::Record,
+                    what,
+                }],
+            }),
+            None => Ok(one(from_record(Location::Record, object)?)),
+        },
+        Shape::Sns | Shape::Unknown => Err(foreign_object(&object).map_or_else(
+            || unknown_shape(&object),
+            |what| DecodeErrorKind::Foreign { what },
+        )),
+    }
+}
+
+/// A batch's records, each judged alone (see [`decode_all`]); `at` names an element.
+fn decode_batch(
+    elements: Vec<Value>,
+    at: fn(usize) -> Location,
+) -> Result<Decoded, DecodeErrorKind> {
+    if elements.is_empty() {
+        return Err(DecodeErrorKind::EmptyRecords);
+    }
+    if let Some(what) = elements.first().and_then(foreign_records) {
+        return Err(DecodeErrorKind::Foreign { what });
+    }
+    let mut decoded = Decoded::default();
+    for (index, element) in elements.into_iter().enumerate() {
+        match decode_element(at(index), element) {
+            Ok(event) => decoded.events.push(event),
+            Err(kind) => decoded.skipped.push(kind),
+        }
+    }
+    if decoded.events.is_empty()
+        && let Some(at) = decoded
+            .skipped
+            .iter()
+            .position(|kind| !matches!(kind, DecodeErrorKind::NotAnApiCall { .. }))
+    {
+        return Err(decoded.skipped.swap_remove(at));
+    }
+    Ok(decoded)
+}
+
+/// One record of a batch (or an EventBridge envelope, which a JSON array may hold).
+fn decode_element(at: Location, element: Value) -> Result<Event, DecodeErrorKind> {
+    let Value::Object(object) = element else {
+        return Err(DecodeErrorKind::RecordNotAnObject {
+            at,
+            found: json_kind(&element),
+        });
+    };
+    if shape_of(&object) == Shape::EventBridge {
+        check_envelope(&object)?;
+        let value = Value::Object(object);
+        return Ok(Event::from_value(value.to_string(), value));
+    }
+    if let Some(what) = not_an_api_call(&object) {
+        return Err(DecodeErrorKind::NotAnApiCall { at, what });
+    }
+    from_record(at, object)
+}
+
+/// What a CloudTrail record that is not an API call is, if it is one: nothing a rule can
+/// match on, skipped rather than refused.
+fn not_an_api_call(record: &Map<String, Value>) -> Option<&'static str> {
+    let insight = record.get("eventType").and_then(Value::as_str) == Some("AwsCloudTrailInsight")
+        || record.get("eventCategory").and_then(Value::as_str) == Some("Insight")
+        || record.contains_key("insightDetails");
+    insight.then_some("a CloudTrail Insights event")
+}
+
+/// What a batch whose first element is this is, when it is a known batch of something
+/// other than CloudTrail records: Lambda event sources name themselves `aws:…`.
+fn foreign_records(first: &Value) -> Option<&'static str> {
+    let first = first.as_object()?;
+    if first.contains_key("Sns") {
+        return Some("a Lambda SNS event (`Records[].Sns`)");
+    }
+    let source = first
+        .get("eventSource")
+        .or_else(|| first.get("EventSource"))
+        .and_then(Value::as_str)?;
+    Some(match source.strip_prefix("aws:")? {
+        "sns" => "a Lambda SNS event (`Records[].Sns`)",
+        "s3" => "an S3 event notification (`Records[].s3`)",
+        "sqs" => "a Lambda SQS event (`Records[].body`): send its bodies, not the event",
+        "kinesis" => "a Lambda Kinesis event (`Records[].kinesis`)",
+        "dynamodb" => "a DynamoDB Streams event",
+        "ses" => "an SES event",
+        _ => "a Lambda event's records (`eventSource` `aws:…`)",
+    })
+}
+
+/// What an object of no accepted shape is, when it is a known one.
+fn foreign_object(object: &Map<String, Value>) -> Option<&'static str> {
+    let has = |key| object.contains_key(key);
+    if has("digestStartTime") || has("digestS3Object") || has("previousDigestSignature") {
+        return Some("a CloudTrail digest file");
+    }
+    if has("awslogs") {
+        return Some("a CloudWatch Logs subscription event (`awslogs`)");
+    }
+    if has("logEvents") && has("logGroup") {
+        return Some("CloudWatch Logs subscription data (`logEvents`)");
+    }
+    match object.get("Type").and_then(Value::as_str) {
+        Some("SubscriptionConfirmation") => Some("an SNS subscription confirmation"),
+        Some("UnsubscribeConfirmation") => Some("an SNS unsubscribe confirmation"),
+        _ => None,
     }
 }
 
@@ -1185,16 +1375,14 @@ mod tests {
 
     #[test]
     fn poison_files_give_the_expected_error() {
-        let expected: [(&str, &str); 10] = [
-            ("array.json", "not_an_object"),
+        let expected: [(&str, &str); 8] = [
             ("not-json.txt", "not_json"),
             ("random-object.json", "unknown_shape"),
             ("record-without-event-id.json", "bad_field"),
             ("records-empty.json", "empty_records"),
-            ("records-non-object.json", "record_not_an_object"),
             ("seed-with-stray-brackets.json", "not_json"),
             ("sns-message-not-json.json", "sns_message_not_json"),
-            ("sns-subscription-confirmation.json", "unknown_shape"),
+            ("sns-subscription-confirmation.json", "foreign_shape"),
             ("truncated.json", "not_json"),
         ];
         let listed: Vec<&str> = expected.iter().map(|(name, _)| *name).collect();
@@ -1230,9 +1418,14 @@ mod tests {
             },
             DecodeErrorKind::EmptyRecords,
             DecodeErrorKind::RecordNotAnObject {
-                index: 0,
+                at: Location::BatchRecord(0),
                 found: "a string",
             },
+            DecodeErrorKind::NotAnApiCall {
+                at: Location::Record,
+                what: "x",
+            },
+            DecodeErrorKind::Foreign { what: "x" },
             DecodeErrorKind::SnsMessageNotJson { error: not_json() },
             DecodeErrorKind::NestedSns,
         ];
@@ -1242,10 +1435,10 @@ mod tests {
 
     #[test]
     fn poison_errors_say_why() {
-        let array = decode_err(&fixture("poison/array.json"));
+        let number = decode_err("7");
         assert!(matches!(
-            array,
-            DecodeErrorKind::NotAnObject { found: "an array" }
+            number,
+            DecodeErrorKind::NotAnObject { found: "a number" }
         ));
 
         let random = decode_err(&fixture("poison/random-object.json"));
@@ -1254,7 +1447,8 @@ mod tests {
             "JSON object with keys [\"hello\", \"count\", \"nested\"] is none of the accepted \
              shapes: expected an EventBridge envelope (`detail-type`, `source`, `detail`), an \
              SNS notification (`Type`: \"Notification\", `Message`), a CloudTrail record \
-             (`eventSource`, `eventName`, `eventID`) or a CloudTrail batch (`Records`)"
+             (`eventSource`, `eventName`, `eventID`), a CloudTrail batch (`Records`, or a JSON \
+             array of records) or `aws cloudtrail lookup-events` output (`Events`)"
         );
 
         let sns = decode_err(&fixture("poison/sns-message-not-json.json"));
@@ -1270,14 +1464,11 @@ mod tests {
             "CloudTrail record: `eventID` must be a string, found nothing"
         );
 
-        let non_object = decode_err(&fixture("poison/records-non-object.json"));
-        assert!(matches!(
-            non_object,
-            DecodeErrorKind::RecordNotAnObject {
-                index: 1,
-                found: "a string"
-            }
-        ));
+        let non_object = decode_err(r#"{"Records": [1, "a"]}"#);
+        assert_eq!(
+            non_object.to_string(),
+            "CloudTrail record Records[0] is a number, not a JSON object"
+        );
     }
 
     #[test]
@@ -1358,18 +1549,36 @@ mod tests {
         ));
     }
 
+    fn seed_record(name: &str) -> Value {
+        serde_json::from_str(&fixture(&format!("envelopes/{name}.cloudtrail.json")))
+            .expect("a seed record is JSON")
+    }
+
+    /// The one event `body` decodes to, and the labels of what it skipped.
+    fn decoded(body: &str) -> (Vec<Event>, Vec<&'static str>) {
+        let decoded = decode_all(body).unwrap_or_else(|error| panic!("{error}"));
+        let labels = decoded.skipped.iter().map(DecodeErrorKind::label).collect();
+        (decoded.events, labels)
+    }
+
     #[test]
-    fn batch_errors_name_the_record() {
-        let mut record: Value =
-            serde_json::from_str(&fixture("envelopes/meterusage-ami.cloudtrail.json"))
-                .expect("a seed record is JSON");
+    fn batch_errors_name_the_record_and_cost_the_others_nothing() {
+        let mut record = seed_record("meterusage-ami");
         let good = record.clone();
         record["awsRegion"] = json!(7);
         let body = json!({ "Records": [good, record] }).to_string();
+        let decoded = decode_all(&body).expect("the good record decodes");
+        assert_eq!(decoded.events.len(), 1);
         assert_eq!(
-            decode_err(&body).to_string(),
-            "CloudTrail record Records[1]: `awsRegion` must be a string, found a number"
+            decoded
+                .skipped
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["CloudTrail record Records[1]: `awsRegion` must be a string, found a number"]
         );
+        let only_bad = json!({ "Records": [json!({"eventSource": 1})] }).to_string();
+        assert_eq!(decode_err(&only_bad).label(), "bad_field");
 
         let not_array = decode_err(r#"{"Records": {"eventID": "x"}}"#);
         assert!(matches!(
@@ -1381,6 +1590,133 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    fn insight() -> Value {
+        json!({
+            "eventVersion": "1.07", "eventTime": "2019-11-14T00:51:00Z",
+            "awsRegion": "us-east-1", "eventID": "EXAMPLE8-9621-4d00-b913-beca2EXAMPLE",
+            "eventType": "AwsCloudTrailInsight", "recipientAccountId": "123456789012",
+            "sharedEventID": "x", "insightDetails": {"state": "Start"}, "eventCategory": "Insight"
+        })
+    }
+
+    #[test]
+    fn records_that_are_not_api_calls_are_skipped_in_every_batch_shape() {
+        let record = seed_record("meterusage-ami");
+        let versioned_1_0 = {
+            let mut old = seed_record("meterusage-eks");
+            old.as_object_mut().map(|o| o.remove("eventID"));
+            old
+        };
+        for body in [
+            json!({"Records": [insight(), record, versioned_1_0]}),
+            json!([insight(), record, versioned_1_0]),
+            json!({"Type": "Notification", "Message": json!({"Records": [insight(), record, versioned_1_0]}).to_string()}),
+        ] {
+            let (events, skipped) = decoded(&body.to_string());
+            assert_eq!(events.len(), 1, "{body}");
+            assert_eq!(events[0].event_name(), Some("MeterUsage"));
+            assert_eq!(skipped, ["not_an_api_call", "bad_field"], "{body}");
+        }
+        // A batch of Insights events only carries nothing, and is no poison.
+        let (events, skipped) = decoded(&json!({"Records": [insight()]}).to_string());
+        assert!(events.is_empty());
+        assert_eq!(skipped, ["not_an_api_call"]);
+        let (events, skipped) = decoded(&insight().to_string());
+        assert!(events.is_empty());
+        assert_eq!(skipped, ["not_an_api_call"]);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored() {
+        for name in [
+            "envelopes/meterusage-ami.eventbridge.json",
+            "envelopes/seed.records.json",
+            "envelopes/meterusage-ami.sns.json",
+        ] {
+            let body = format!("\u{feff}{}", fixture(name));
+            assert!(!decode_ok_text(&body).is_empty(), "{name}");
+        }
+    }
+
+    fn decode_ok_text(body: &str) -> Vec<Event> {
+        decode(body).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    #[test]
+    fn a_json_array_of_records_or_envelopes_decodes() {
+        let envelope: Value =
+            serde_json::from_str(&fixture("failing/meterusage-throttled.eventbridge.json"))
+                .expect("JSON");
+        let events = decode_ok_text(&json!([seed_record("meterusage-ami"), envelope]).to_string());
+        let names: Vec<_> = events.iter().map(|e| e.error_code()).collect();
+        assert_eq!(names, [None, Some("ThrottlingException")]);
+        assert_eq!(decode_err("[]").label(), "empty_records");
+        assert_eq!(
+            decode_err("[1]").to_string(),
+            "array element [0] is a number, not a JSON object"
+        );
+    }
+
+    #[test]
+    fn lookup_events_output_decodes_its_cloudtrail_events() {
+        let record = seed_record("registerusage-eks");
+        let body = json!({"Events": [
+            {"EventId": "x", "EventName": "RegisterUsage", "CloudTrailEvent": record.to_string()},
+            {"EventId": "y", "EventName": "Broken", "CloudTrailEvent": "not json"},
+        ], "NextToken": "t"});
+        let (events, skipped) = decoded(&body.to_string());
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].event_name(), Some("RegisterUsage"));
+        assert_eq!(skipped, ["record_not_an_object"]);
+    }
+
+    #[test]
+    fn lake_event_times_are_read_as_utc() {
+        assert_eq!(
+            parse_time("2025-03-26 16:43:57.000000000").map(|t| t.to_string()),
+            Some("2025-03-26T16:43:57Z".to_owned())
+        );
+        assert_eq!(parse_time("2025-03-26").map(|t| t.to_string()), None);
+        assert_eq!(
+            parse_time("2020-07-10T23:06:42Z").map(|t| t.to_string()),
+            Some("2020-07-10T23:06:42Z".to_owned())
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_shape_found() {
+        let cases = [
+            (
+                json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "m"}}]}),
+                "a Lambda SNS event",
+            ),
+            (
+                json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {}}]}),
+                "an S3 event notification",
+            ),
+            (
+                json!({"Records": [{"eventSource": "aws:sqs", "body": "{}"}]}),
+                "a Lambda SQS event",
+            ),
+            (
+                json!({"awsAccountId": "1", "digestStartTime": "x", "digestS3Object": "o"}),
+                "a CloudTrail digest file",
+            ),
+            (
+                json!({"Type": "SubscriptionConfirmation", "Message": "m"}),
+                "an SNS subscription confirmation",
+            ),
+        ];
+        for (body, what) in cases {
+            let kind = decode_err(&body.to_string());
+            assert_eq!(kind.label(), "foreign_shape", "{body}");
+            assert!(
+                kind.to_string().starts_with(&format!("body is {what}")),
+                "{kind}"
+            );
+        }
     }
 
     #[test]
@@ -1397,7 +1733,7 @@ mod tests {
     #[test]
     fn arrays_are_not_envelopes_on_the_fast_path_either() {
         let top = decode_err(r#"["AWS API Call via CloudTrail", "aws.x", {}]"#);
-        assert_eq!(top.label(), "not_an_object");
+        assert_eq!(top.label(), "record_not_an_object");
         let detail = decode_err(r#"{"detail-type": "x", "source": "y", "detail": []}"#);
         assert_eq!(
             detail.to_string(),
@@ -1439,9 +1775,9 @@ mod tests {
         let array = decode_err(&wrap("[1, 2]"));
         assert_eq!(
             array.to_string(),
-            "in SNS notification's Message: body is an array, not a JSON object"
+            "in SNS notification's Message: array element [0] is a number, not a JSON object"
         );
-        assert_eq!(array.label(), "not_an_object");
+        assert_eq!(array.label(), "record_not_an_object");
 
         let nested = decode_err(&wrap(&wrap("{}")));
         assert!(matches!(nested, DecodeErrorKind::NestedSns));
@@ -1572,7 +1908,8 @@ mod tests {
                 let body = body.to_string();
                 if let Some(fast) = envelope_fast_path(&body) {
                     let general = decode_parsed(&body)
-                        .map_err(|error| TestCaseError::fail(error.to_string()))?;
+                        .map_err(|error| TestCaseError::fail(error.to_string()))?
+                        .events;
                     prop_assert_eq!(general.len(), 1);
                     prop_assert_eq!(&general[0].json, &fast.json);
                     prop_assert_eq!(&general[0].facts, &fast.facts);

@@ -105,7 +105,9 @@ pub fn records<T: Tree>(detail: &T) -> Vec<UsageRecord> {
 fn usage_record(record: &impl Tree, status: Option<String>) -> UsageRecord {
     UsageRecord {
         customer: text(record.member("customerIdentifier"))
-            .or_else(|| text(record.member("customerAWSAccountId"))),
+            .or_else(|| text(record.member("customerAWSAccountId")))
+            // AWS's API reference spells it so; CloudTrail, `…Id`.
+            .or_else(|| text(record.member("customerAWSAccountID"))),
         dimension: text(record.member("dimension")),
         quantity: record.member("quantity").map(Tree::to_value),
         timestamp: text(record.member("timestamp")),

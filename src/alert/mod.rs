@@ -295,7 +295,7 @@ impl Principal {
 /// One usage record of a metering call.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct UsageRecord {
-    /// `customerIdentifier` or `customerAWSAccountId`.
+    /// `customerIdentifier` or `customerAWSAccountId` (or `customerAWSAccountID`).
     pub customer: Option<String>,
     pub dimension: Option<String>,
     pub quantity: Option<Value>,

@@ -54,7 +54,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             // What `eval` would print is written and dropped.
             out.clear();
             match write_alerts(&rule_set, body, &mut out) {
-                Ok(n_alerts) => counts.alerts += n_alerts,
+                Ok(tally) => counts.alerts += tally.alerts,
                 Err(BodyError::Undecodable(_)) => counts.undecodable += 1,
                 Err(error) => return Err(error).context("evaluating a body"),
             }

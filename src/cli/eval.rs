@@ -35,7 +35,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // Alerts run to kilobytes each: a larger buffer writes an export's output in an eighth
     // of the calls.
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut undecodable = 0usize;
+    let mut summary = input::Summary::default();
     let mut lines = Vec::new();
     for path in &args.inputs {
         let is_stdin = path.as_os_str() == "-";
@@ -47,10 +47,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let reader: Box<dyn BufRead> = if is_stdin {
             Box::new(std::io::stdin().lock())
         } else {
-            Box::new(BufReader::with_capacity(
-                1 << 16,
-                input::open("events", path)?,
-            ))
+            let file = BufReader::with_capacity(1 << 16, input::open("events", path)?);
+            input::decompressed(file).with_context(|| format!("cannot read {name}"))?
         };
         let evaluate = |line_number: Option<usize>, body: &str| -> anyhow::Result<()> {
             let body_name = || match line_number {
@@ -59,10 +57,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             };
             lines.clear();
             match write_alerts(&rule_set, body, &mut lines) {
-                Ok(_) => {}
+                Ok(tally) => {
+                    for skipped in &tally.skipped {
+                        eprintln!("warning: {}: skipped {skipped}", body_name());
+                    }
+                    summary.events += tally.events;
+                    summary.alerts += tally.alerts;
+                    summary.skipped += tally.skipped.len();
+                }
                 Err(BodyError::Undecodable(kind)) => {
                     eprintln!("error: {}", DecodeError::new(body_name(), kind));
-                    undecodable += 1;
+                    summary.undecodable += 1;
                     return Ok(());
                 }
                 Err(error) => return Err(error).context(format!("evaluating {}", body_name())),
@@ -77,29 +82,43 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         for_each_body(&name, reader, evaluate)?;
     }
     out.flush().context("cannot write to stdout")?;
-    Ok(if undecodable == 0 {
+    eprintln!("{}", summary.line(args.inputs.len()));
+    Ok(if summary.undecodable == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
     })
 }
 
+/// What one body gave: how many events and alerts, and the records it skipped.
+#[derive(Debug, Default)]
+pub(super) struct Tally {
+    pub events: usize,
+    pub alerts: usize,
+    pub skipped: Vec<crate::envelope::DecodeErrorKind>,
+}
+
 /// Appends the alerts `body` raises to `out`, one JSON document a line, as `eval` prints
-/// them; returns how many.
+/// them; says how many, of how many events.
 pub(super) fn write_alerts(
     rule_set: &RuleSet,
     body: &str,
     out: &mut Vec<u8>,
-) -> Result<usize, BodyError> {
-    let mut n_alerts = 0;
-    for (_, findings) in rule_set.body_findings(body, false)? {
+) -> Result<Tally, BodyError> {
+    let found = rule_set.body_findings(body, false)?;
+    let mut tally = Tally {
+        events: found.per_event.len(),
+        alerts: 0,
+        skipped: found.skipped,
+    };
+    for (_, findings) in found.per_event {
         for finding in findings {
             finding.alert.write_json(out);
             out.push(b'\n');
-            n_alerts += 1;
+            tally.alerts += 1;
         }
     }
-    Ok(n_alerts)
+    Ok(tally)
 }
 
 /// Calls `each` with every body of one input and the line it is on (`None` for an input
@@ -117,10 +136,12 @@ fn for_each_body(
         keep: true,
         ..Lines::default()
     };
-    match lines
+    let first = lines
         .next_non_blank(&mut reader)
         .with_context(cannot_read)?
-    {
+        // A byte-order mark (PowerShell writes one) is no part of the first body.
+        .map(|(number, first)| (number, first.trim_start_matches('\u{feff}')));
+    match first {
         Some((number, first)) if first.starts_with('{') && input::is_json(first) => {
             each(Some(number), first)?;
             lines.keep = false;
@@ -284,6 +305,7 @@ mod tests {
             if let [(number @ None, body)] = expected.as_mut_slice()
                 && !body.contains('\n')
                 && body.starts_with('{')
+                && input::is_json(body)
             {
                 *number = text.lines().position(|line| !line.trim().is_empty()).map(|idx| idx + 1);
             }

@@ -358,6 +358,7 @@ pub async fn serve(
         reload_stop.clone(),
     ));
 
+    let n_files = source.n_files();
     let shared = Shared {
         source,
         pipeline: Arc::clone(&pipeline),
@@ -374,6 +375,18 @@ pub async fn serve(
         let rule_set = pipeline.rules().load_full();
         if let Some(result) = noise.finish_replay(&rule_set, pipeline.as_ref()).await {
             pipeline::record_absence_check(&metrics, result);
+        }
+        if let Some(n_files) = n_files {
+            let summary = metrics.replay_summary();
+            tracing::info!(
+                events = summary.events,
+                n_files,
+                alerts = summary.alerts,
+                undecodable = summary.undecodable,
+                skipped = summary.skipped,
+                "{}",
+                summary.line(n_files)
+            );
         }
     }
 

@@ -10,7 +10,7 @@ use crate::source::Message;
 use crate::state::stage::{Entered, Waiting};
 use crate::state::{Noise, Settled};
 use crate::telemetry::Metrics;
-use crate::telemetry::events::{MessagePoison, PublishAttemptFailed};
+use crate::telemetry::events::{MessagePoison, PublishAttemptFailed, RecordSkipped};
 use crate::telemetry::metrics::{
     AlertLabels, FailReason, RuleLabels, SinkLabels, SuppressedLabels,
 };
@@ -149,7 +149,16 @@ impl Pipeline {
         // Without a state stage heartbeats would only be dropped: absence rules are not
         // judged at all.
         let per_event = match rule_set.body_findings(&message.body, self.noise.is_some()) {
-            Ok(per_event) => per_event,
+            Ok(found) => {
+                for kind in &found.skipped {
+                    RecordSkipped {
+                        message_id: &message.id,
+                        kind,
+                    }
+                    .emit(&self.metrics);
+                }
+                found.per_event
+            }
             Err(BodyError::Undecodable(kind)) => {
                 MessagePoison {
                     error: &DecodeError::new(message.id.clone(), kind),
@@ -296,7 +305,7 @@ impl Pipeline {
 fn event_millis(event: &envelope::Event) -> Option<crate::state::Millis> {
     event
         .event_time()
-        .and_then(|text| text.parse::<jiff::Timestamp>().ok())
+        .and_then(envelope::parse_time)
         .map(|time| time.as_millisecond())
 }
 
@@ -363,6 +372,7 @@ impl crate::state::Publish for Pipeline {
                 severity: alert.severity.as_str(),
             })
             .inc();
+        self.metrics.alerts_out.inc();
         true
     }
 }

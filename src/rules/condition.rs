@@ -318,11 +318,12 @@ fn within(
 /// The format CloudTrail writes request timestamps in: `Jul 10, 2020 11:06:41 PM`, UTC.
 const CLOUDTRAIL_TIMESTAMP: &str = "%b %d, %Y %I:%M:%S %p";
 
-/// Parses RFC 3339 (`eventTime`) or CloudTrail's request-parameter form (taken as UTC).
+/// Parses RFC 3339 (`eventTime`, also in CloudTrail Lake's form: [`crate::envelope::parse_time`])
+/// or CloudTrail's request-parameter form (taken as UTC).
 pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
     // RFC 3339 starts with the year, CloudTrail's form with the month's name.
     if text.starts_with(|c: char| c.is_ascii_digit()) {
-        return text.parse::<Timestamp>().ok();
+        return crate::envelope::parse_time(text);
     }
     let read = |text: &str| {
         parse_cloudtrail_exactly(text).or_else(|| {

@@ -138,6 +138,16 @@ pub enum BodyError {
     },
 }
 
+/// What one message body raised ([`RuleSet::body_findings`]).
+#[derive(Debug, Default)]
+pub struct BodyFindings {
+    /// Each event of the body, with its findings.
+    pub per_event: Vec<(Event, Vec<Finding>)>,
+    /// Records of a batch that were skipped, each saying where and why
+    /// ([`envelope::Decoded::skipped`]).
+    pub skipped: Vec<envelope::DecodeErrorKind>,
+}
+
 thread_local! {
     /// Per-thread matcher scratch space, so evaluation allocates nothing once warm.
     static SCRATCH: RefCell<(Scratch, Vec<usize>)> = RefCell::new((Scratch::default(), Vec::new()));
@@ -212,16 +222,16 @@ impl RuleSet {
     /// even judged). An EventBridge envelope, the common shape, takes one
     /// pass over its text: the matching pass also reads what the decoder would
     /// ([`envelope::from_envelope_pass`]).
-    pub fn body_findings(
-        &self,
-        body: &str,
-        heartbeats: bool,
-    ) -> Result<Vec<(Event, Vec<Finding>)>, BodyError> {
+    pub fn body_findings(&self, body: &str, heartbeats: bool) -> Result<BodyFindings, BodyError> {
         if let Some(raised) = self.one_pass(body, heartbeats) {
-            return Ok(vec![raised]);
+            return Ok(BodyFindings {
+                per_event: vec![raised],
+                skipped: Vec::new(),
+            });
         }
-        envelope::decode(body)
-            .map_err(BodyError::Undecodable)?
+        let decoded = envelope::decode_all(body).map_err(BodyError::Undecodable)?;
+        let per_event = decoded
+            .events
             .into_iter()
             .map(|event| match self.raised(&event, heartbeats) {
                 Ok(findings) => Ok((event, findings)),
@@ -230,7 +240,11 @@ impl RuleSet {
                     error,
                 }),
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok(BodyFindings {
+            per_event,
+            skipped: decoded.skipped,
+        })
     }
 
     /// [`RuleSet::body_findings`] for a body the matching pass vouches for as an
@@ -630,6 +644,10 @@ mod tests {
 
     fn outcome(per_event: Result<Vec<(Event, Vec<Finding>)>, BodyError>) -> Outcome {
         let per_event = per_event.map_err(|error| error.to_string())?;
+        outcome_of(per_event)
+    }
+
+    fn outcome_of(per_event: Vec<(Event, Vec<Finding>)>) -> Outcome {
         Ok(per_event
             .into_iter()
             .map(|(event, findings)| {
@@ -755,7 +773,10 @@ mod tests {
                     }
                 }
                 assert_eq!(
-                    outcome(rule_set.body_findings(&body, heartbeats)),
+                    rule_set
+                        .body_findings(&body, heartbeats)
+                        .map_err(|error| error.to_string())
+                        .and_then(|found| outcome_of(found.per_event)),
                     expected,
                     "{body}"
                 );

@@ -3,7 +3,7 @@
 //!
 //! A file holding one JSON document is one message (id `PATH`); JSON lines are one message per
 //! non-blank line (id `PATH:LINE`), whatever the file's name, as `eval` reads them. Directories are read recursively: their `*.json` and `*.jsonl`
-//! files, in path order. Standard input is JSON lines. Nothing is deleted: a file source
+//! files (also gzipped: `*.json.gz`), in path order; gzip is read by its magic bytes. Standard input is JSON lines. Nothing is deleted: a file source
 //! simply ends ([`Received::Exhausted`]) when everything was handed out.
 
 use super::{Message, Receipt, Received, SourceError};
@@ -19,6 +19,8 @@ pub(super) const BATCH_SIZE: usize = 1;
 #[derive(Debug)]
 pub struct FileSource {
     inputs: Inputs,
+    /// How many files were listed (stdin counts as one), for a replay's closing line.
+    n_files: usize,
 }
 
 #[derive(Debug)]
@@ -50,6 +52,7 @@ impl FileSource {
             collect(path, true, &mut files)?;
         }
         Ok(FileSource {
+            n_files: files.len(),
             inputs: Inputs::Files(std::sync::Mutex::new(FilesState {
                 files: files.into(),
                 messages: VecDeque::new(),
@@ -60,11 +63,16 @@ impl FileSource {
     /// JSON lines on standard input.
     pub fn stdin() -> Self {
         FileSource {
+            n_files: 1,
             inputs: Inputs::Stdin(tokio::sync::Mutex::new(StdinState {
                 lines: BufReader::new(tokio::io::stdin()).lines(),
                 line_number: 0,
             })),
         }
+    }
+
+    pub(super) fn n_files(&self) -> usize {
+        self.n_files
     }
 
     pub(super) fn describe(&self) -> String {
@@ -98,12 +106,14 @@ async fn receive_files(state: &std::sync::Mutex<FilesState>) -> Result<Received,
             }
         };
         // The file is already taken off the list: an unreadable file is reported once.
-        let text = tokio::fs::read_to_string(&next_file)
-            .await
-            .map_err(|source| SourceError::Read {
-                path: next_file.display().to_string(),
-                source,
-            })?;
+        let text = match tokio::fs::read(&next_file).await {
+            Ok(bytes) => crate::input::text(bytes),
+            Err(error) => Err(error),
+        }
+        .map_err(|source| SourceError::Read {
+            path: next_file.display().to_string(),
+            source,
+        })?;
         let messages = messages_of(&next_file, &text);
         state
             .lock()
@@ -158,7 +168,8 @@ fn message(id: String, body: String) -> Message {
 }
 
 /// Adds `path` (a file, or a directory's event files recursively) to `files`. A file named
-/// explicitly is taken whatever its extension; inside directories only `*.json`/`*.jsonl`.
+/// explicitly is taken whatever its extension; inside directories only `*.json`/`*.jsonl`,
+/// gzipped or not (`*.json.gz`, as CloudTrail writes its log files).
 fn collect(path: &Path, explicit: bool, files: &mut Vec<PathBuf>) -> Result<(), SourceError> {
     let read_error = |source| SourceError::Read {
         path: path.display().to_string(),
@@ -166,9 +177,11 @@ fn collect(path: &Path, explicit: bool, files: &mut Vec<PathBuf>) -> Result<(), 
     };
     let metadata = std::fs::metadata(path).map_err(read_error)?;
     if !metadata.is_dir() {
-        let is_event_file = path
-            .extension()
-            .is_some_and(|ext| ext == "json" || ext == "jsonl");
+        let is_event_file = path.file_name().is_some_and(|name| {
+            let name = name.to_string_lossy();
+            let name = name.strip_suffix(".gz").unwrap_or(&name);
+            name.ends_with(".json") || name.ends_with(".jsonl")
+        });
         if explicit || is_event_file {
             files.push(path.to_owned());
         }

@@ -183,6 +183,15 @@ impl Source {
         matches!(self, Source::Sqs(_))
     }
 
+    /// How many files a finite source reads (stdin is one); `None` for a queue.
+    pub fn n_files(&self) -> Option<usize> {
+        match self {
+            Source::Sqs(_) => None,
+            Source::File(file) => Some(file.n_files()),
+            Source::Memory(_) => Some(1),
+        }
+    }
+
     /// A name for logs: the queue URL, or the kind of source.
     pub fn describe(&self) -> String {
         match self {

@@ -435,7 +435,7 @@ impl Noise {
                 let event_time = alert
                     .event_time
                     .as_deref()
-                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                    .and_then(crate::envelope::parse_time)
                     .map_or(now, |t| t.as_millisecond());
                 let id_hash = threshold::id_hash(&alert.id);
                 let (verdict, undo) = self
@@ -473,7 +473,7 @@ impl Noise {
                 let event_time = alert
                     .event_time
                     .as_deref()
-                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                    .and_then(crate::envelope::parse_time)
                     .map_or(now, |t| t.as_millisecond());
                 let origin = absence::Origin {
                     account: alert.account.clone(),

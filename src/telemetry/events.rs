@@ -3,7 +3,7 @@
 //! operator must act, WARN = recovered or will be retried, INFO = lifecycle.
 
 use super::metrics::{FailReason, Metrics, PublishErrorLabels, ReasonLabels, ResultLabels};
-use crate::envelope::DecodeError;
+use crate::envelope::{DecodeError, DecodeErrorKind};
 use crate::rules::LoadError;
 use crate::sink::PublishError;
 use crate::source::{EntryFailure, SourceError};
@@ -29,6 +29,30 @@ impl MessagePoison<'_> {
             .get_or_create(&ReasonLabels {
                 reason: self.error.kind.label(),
             })
+            .inc();
+    }
+}
+
+/// A record of a batch left out (an Insights event, a malformed record); the batch's other
+/// records go on.
+#[derive(Debug)]
+pub struct RecordSkipped<'a> {
+    pub message_id: &'a str,
+    pub kind: &'a DecodeErrorKind,
+}
+
+impl RecordSkipped<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        let reason = self.kind.label();
+        // An Insights event is expected in a log file; a malformed record is worth a look.
+        if matches!(self.kind, DecodeErrorKind::NotAnApiCall { .. }) {
+            tracing::info!(message_id = self.message_id, reason, record = %self.kind, "Skipped a record.");
+        } else {
+            tracing::warn!(message_id = self.message_id, reason, record = %self.kind, "Skipped a record.");
+        }
+        metrics
+            .records_skipped
+            .get_or_create(&ReasonLabels { reason })
             .inc();
     }
 }

@@ -106,10 +106,13 @@ pub struct Metrics {
     pub messages_deleted: Counter,
     pub messages_failed: Family<ReasonLabels, Counter>,
     pub messages_poison: Family<ReasonLabels, Counter>,
+    pub records_skipped: Family<ReasonLabels, Counter>,
     pub messages_in_flight: Gauge,
     pub receive_errors: Counter,
     pub events_evaluated: Counter,
     pub alerts_published: Family<AlertLabels, Counter>,
+    /// `alerts_published` over every rule, not exported: a replay's closing line.
+    pub alerts_out: Counter,
     pub alerts_suppressed: Family<SuppressedLabels, Counter>,
     pub alerts_dropped: Family<RuleLabels, Counter>,
     pub sink_alerts: Family<SinkLabels, Counter>,
@@ -144,10 +147,12 @@ impl Default for Metrics {
             messages_deleted: Counter::default(),
             messages_failed: Family::default(),
             messages_poison: Family::default(),
+            records_skipped: Family::default(),
             messages_in_flight: Gauge::default(),
             receive_errors: Counter::default(),
             events_evaluated: Counter::default(),
             alerts_published: Family::default(),
+            alerts_out: Counter::default(),
             alerts_suppressed: Family::default(),
             alerts_dropped: Family::default(),
             sink_alerts: Family::default(),
@@ -188,6 +193,10 @@ impl Metrics {
             self.messages_poison
                 .get_or_create_owned(&ReasonLabels { reason });
         }
+        for reason in crate::envelope::DecodeErrorKind::SKIPPED_LABELS {
+            self.records_skipped
+                .get_or_create_owned(&ReasonLabels { reason });
+        }
         for result in ["ok", "failed"] {
             self.rules_reloads
                 .get_or_create_owned(&ResultLabels { result });
@@ -197,6 +206,29 @@ impl Metrics {
                 version: env!("CARGO_PKG_VERSION"),
             })
             .set(1);
+    }
+
+    /// What a replay read, for its closing line ([`crate::input::Summary`]).
+    pub fn replay_summary(&self) -> crate::input::Summary {
+        let sum = |family: &Family<ReasonLabels, Counter>, labels: &[&'static str]| {
+            labels
+                .iter()
+                .map(|&reason| family.get_or_create(&ReasonLabels { reason }).get())
+                .sum::<u64>()
+        };
+        let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        crate::input::Summary {
+            events: count(self.events_evaluated.get()),
+            alerts: count(self.alerts_out.get()),
+            undecodable: count(sum(
+                &self.messages_poison,
+                &crate::envelope::DecodeErrorKind::LABELS,
+            )),
+            skipped: count(sum(
+                &self.records_skipped,
+                &crate::envelope::DecodeErrorKind::SKIPPED_LABELS,
+            )),
+        }
     }
 
     /// Shows each sink's series at 0 from start-up (see [`Metrics::start_at_zero`]).
@@ -238,6 +270,11 @@ impl Metrics {
             "meterwatch_messages_poison",
             "Undecodable messages left for the queue's redrive policy, by reason",
             self.messages_poison.clone(),
+        );
+        registry.register(
+            "meterwatch_records_skipped",
+            "Records of a batch left out while its other records went on (not API calls, or malformed), by reason",
+            self.records_skipped.clone(),
         );
         registry.register(
             "meterwatch_messages_in_flight",
@@ -419,6 +456,7 @@ mod tests {
         for series in [
             "meterwatch_messages_failed_total{reason=\"in_flight\"} 0",
             "meterwatch_messages_poison_total{reason=\"not_json\"} 0",
+            "meterwatch_records_skipped_total{reason=\"not_an_api_call\"} 0",
             "meterwatch_rules_reload_total{result=\"failed\"} 0",
             "meterwatch_publish_errors_total{sink=\"pager\",retryable=\"false\"} 0",
             "meterwatch_sink_alerts_total{sink=\"pager\"} 0",
