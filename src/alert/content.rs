@@ -164,15 +164,18 @@ mod tests {
             "responseElements": {
                 "results": [{"usageRecord": {"customerIdentifier": "c1", "dimension": "d", "quantity": 2,
                               "timestamp": "Apr 19, 2018 4:32:50 PM"}, "status": "DuplicateRecord"}],
-                "unprocessedRecords": [{"customerAWSAccountId": "111122223333", "dimension": "d"}]
+                "unprocessedRecords": [{"customerAWSAccountId": "111122223333", "dimension": "d"},
+                                       {"customerAWSAccountID": "444455556666", "dimension": "d"}]
             }
         });
         let records = records(&detail);
-        assert_eq!(records.len(), 2);
+        assert_eq!(records.len(), 3);
         assert_eq!(records[0].status.as_deref(), Some("DuplicateRecord"));
         assert_eq!(records[0].quantity, Some(json!(2)));
         assert_eq!(records[1].customer.as_deref(), Some("111122223333"));
         assert_eq!(records[1].status.as_deref(), Some("Unprocessed"));
+        // The API reference's spelling.
+        assert_eq!(records[2].customer.as_deref(), Some("444455556666"));
     }
 
     #[test]

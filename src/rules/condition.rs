@@ -128,7 +128,12 @@ impl<'t> EventTime<'t> {
     fn get(&self) -> Option<Timestamp> {
         *self
             .parsed
-            .get_or_init(|| self.text.and_then(parse_timestamp))
+            // CloudTrail Lake writes `eventTime` its own way ([`crate::envelope::parse_time`]).
+            .get_or_init(|| {
+                self.text.and_then(|text| {
+                    crate::envelope::parse_time(text).or_else(|| parse_timestamp(text))
+                })
+            })
     }
 }
 
@@ -318,12 +323,11 @@ fn within(
 /// The format CloudTrail writes request timestamps in: `Jul 10, 2020 11:06:41 PM`, UTC.
 const CLOUDTRAIL_TIMESTAMP: &str = "%b %d, %Y %I:%M:%S %p";
 
-/// Parses RFC 3339 (`eventTime`, also in CloudTrail Lake's form: [`crate::envelope::parse_time`])
-/// or CloudTrail's request-parameter form (taken as UTC).
+/// Parses RFC 3339 (`eventTime`) or CloudTrail's request-parameter form (taken as UTC).
 pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
     // RFC 3339 starts with the year, CloudTrail's form with the month's name.
     if text.starts_with(|c: char| c.is_ascii_digit()) {
-        return crate::envelope::parse_time(text);
+        return text.parse::<Timestamp>().ok();
     }
     let read = |text: &str| {
         parse_cloudtrail_exactly(text).or_else(|| {

@@ -1054,6 +1054,15 @@ mod tests {
         assert_eq!(fired(&rule_set, stamped("Jul 10, 2020 5:06:41 PM")), ["r"]);
         assert!(fired(&rule_set, stamped("Jul 10, 2020 5:06:43 PM")).is_empty());
         assert!(fired(&rule_set, stamped("not a time")).is_empty());
+        // CloudTrail Lake's spelling of the same eventTime is the same instant.
+        let lake = |t: &str| {
+            record(serde_json::json!({
+                "eventTime": "2020-07-10 23:06:42.000000000",
+                "requestParameters": {"timestamp": t}
+            }))
+        };
+        assert_eq!(fired(&rule_set, lake("Jul 10, 2020 5:06:41 PM")), ["r"]);
+        assert!(fired(&rule_set, lake("Jul 10, 2020 5:06:43 PM")).is_empty());
     }
 
     #[test]

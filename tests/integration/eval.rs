@@ -425,3 +425,49 @@ fn rules_are_given_by_repeating_the_flag_or_with_commas() {
     assert_eq!(stdout(&commas), stdout(&whole), "{}", stderr(&commas));
     assert_eq!(stdout(&repeated), stdout(&whole), "{}", stderr(&repeated));
 }
+
+/// A gzipped log file, a file with a byte-order mark and a broken pretty-printed file: the
+/// first two are read, the third is one error with its line and column, and the run ends
+/// with what it read.
+#[test]
+fn gzip_bom_and_broken_files_are_read_as_found() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let throttled = std::fs::read_to_string(
+        "tests/fixtures/events/failing/meterusage-throttled.eventbridge.json",
+    )
+    .expect("fixture");
+    let record: Value = serde_json::from_str::<Value>(&throttled).expect("JSON")["detail"].clone();
+    let insight = json!({"eventVersion": "1.07", "eventType": "AwsCloudTrailInsight",
+        "eventCategory": "Insight", "eventID": "i-1", "insightDetails": {}});
+    let batch = json!({"Records": [insight, record]}).to_string();
+
+    let gz = dir.path().join("log.json.gz");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(batch.as_bytes()).expect("compress");
+    std::fs::write(&gz, encoder.finish().expect("compress")).expect("write");
+    let bom = dir.path().join("bom.json");
+    std::fs::write(&bom, format!("\u{feff}{throttled}")).expect("write");
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{\n  \"Records\": [\n    {\"a\": 1},\n  ]\n}\n").expect("write");
+
+    let paths = [&gz, &bom, &broken].map(|path| path.display().to_string());
+    let mut args = vec!["eval", "--rules", "rules"];
+    args.extend(paths.iter().map(String::as_str));
+    let output = meterwatch(&args);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let errors = stderr(&output);
+    let alerts = stdout(&output);
+    assert_eq!(alerts.lines().count(), 2, "{alerts}{errors}");
+    assert_eq!(errors.matches("error:").count(), 1, "{errors}");
+    assert!(errors.contains("at line 4 column 3"), "{errors}");
+    assert!(
+        errors.contains("skipped CloudTrail record Records[0] is a CloudTrail Insights event"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains(
+            "2 events from 3 files: 2 alerts, 1 undecodable (named above), 1 record skipped (named above)"
+        ),
+        "{errors}"
+    );
+}
