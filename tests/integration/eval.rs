@@ -471,3 +471,99 @@ fn gzip_bom_and_broken_files_are_read_as_found() {
         "{errors}"
     );
 }
+
+/// Every body of `../shared/real-world/`, as found and wrapped in SNS, EventBridge and a
+/// `Records` batch, decodes or is refused with a reason that names what it is or the field
+/// at fault; no metering alert comes from a non-metering record.
+#[test]
+fn real_world_bodies_decode_or_are_refused_with_a_reason() {
+    let corpus = shared("real-world");
+    if !corpus.is_dir() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI needs {}",
+            corpus.display()
+        );
+        eprintln!(
+            "skipped real_world_bodies_decode_or_are_refused_with_a_reason: no {}",
+            corpus.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut paths = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&corpus)
+        .expect("corpus")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext != "md"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        paths.push(path.display().to_string());
+        let text = std::fs::read_to_string(&path).expect("corpus file");
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let bodies: Vec<Value> = text
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .chain(serde_json::from_str(&text).ok())
+            .collect();
+        for (idx, body) in bodies.iter().enumerate() {
+            let wrapped = [
+                json!({"Type": "Notification", "MessageId": "m", "Message": body.to_string()}),
+                json!({"version": "0", "id": "x", "detail-type": "AWS API Call via CloudTrail",
+                       "source": "aws.x", "account": "1", "time": "2020-01-01T00:00:00Z",
+                       "region": "us-east-1", "resources": [], "detail": body}),
+                json!({"Records": [body]}),
+            ];
+            for (shape, wrapped) in wrapped.iter().enumerate() {
+                let out = dir.path().join(format!("{name}.{idx}.{shape}.json"));
+                std::fs::write(&out, wrapped.to_string()).expect("write");
+                paths.push(out.display().to_string());
+            }
+        }
+    }
+    let mut args = vec!["eval", "--rules", "rules"];
+    args.extend(paths.iter().map(String::as_str));
+    let output = meterwatch(&args);
+    let errors = stderr(&output);
+    assert!(matches!(output.status.code(), Some(0 | 2)), "{errors}");
+    let clear = [
+        "body is ",
+        "must be ",
+        "not JSON",
+        "is none of the accepted shapes",
+        "not an API call",
+        "not a JSON object",
+        "another SNS notification",
+        "batch is empty",
+    ];
+    for line in errors
+        .lines()
+        .filter(|line| line.starts_with("error") || line.starts_with("warning"))
+    {
+        assert!(clear.iter().any(|reason| line.contains(reason)), "{line}");
+    }
+    // Refusals of a foreign shape, as found or in SNS, say what it is, not which field it
+    // lacks (inside a `Records` batch it is taken for a record).
+    let foreign = ["s3-event", "sns-event", "digest", "kinesis"];
+    for line in errors
+        .lines()
+        .filter(|line| foreign.iter().any(|name| line.contains(name)) && !line.contains(".2.json"))
+    {
+        assert!(!line.contains("`eventSource` must be"), "{line}");
+    }
+    for line in stdout(&output).lines() {
+        let alert: Value = serde_json::from_str(line).expect("an alert");
+        assert_eq!(
+            alert["event_name"]
+                .as_str()
+                .map(|name| name.ends_with("Usage")),
+            Some(true),
+            "{line}"
+        );
+    }
+}
