@@ -551,3 +551,48 @@ async fn wait_for_distinct_alerts(
         }
     }
 }
+
+/// A log-file batch mixing records that are not API calls (an Insights event, an eventVersion
+/// 1.0 record without `eventID`) with a failed metering call: the call's alert goes out, the
+/// message is deleted, and the skipped records are counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batchs_non_api_records_cost_its_failed_call_nothing() {
+    let s = Scenario::start("mixed-batch", 2, true, Rules::Test).await;
+    let daemon = Daemon::start(&s.moto, &s.config).await;
+
+    let envelope: serde_json::Value =
+        serde_json::from_str(&fixture("failing/meterusage-throttled.eventbridge.json"))
+            .expect("a fixture is JSON");
+    let insight = serde_json::json!({
+        "eventVersion": "1.07", "eventTime": "2020-07-10T23:00:00Z", "awsRegion": "us-east-1",
+        "eventID": "insight-1", "eventType": "AwsCloudTrailInsight", "eventCategory": "Insight",
+        "recipientAccountId": "123456789012", "insightDetails": {"state": "Start"}
+    });
+    let mut old = envelope["detail"].clone();
+    old.as_object_mut().map(|record| record.remove("eventID"));
+    let batch = serde_json::json!({"Records": [insight, envelope["detail"], old]});
+    s.clients
+        .send(&s.resources.queue_url, &batch.to_string())
+        .await;
+
+    let alerts = s.clients.alerts(&s.resources, 1, ALERT_TIMEOUT).await;
+    assert_eq!(alerts[0]["rule"], "call-failed");
+    support::eventually("the batch to be deleted", ALERT_TIMEOUT, || async {
+        (daemon.metric("meterwatch_messages_deleted_total", "") == 1.0).then_some(())
+    })
+    .await;
+    let metrics = daemon.metrics();
+    let skipped = |reason: &str| {
+        support::metric(
+            &metrics,
+            "meterwatch_records_skipped_total",
+            &format!("reason=\"{reason}\""),
+        )
+    };
+    assert_eq!(skipped("not_an_api_call"), 1.0, "{metrics}");
+    assert_eq!(skipped("bad_field"), 1.0, "{metrics}");
+    assert_eq!(
+        support::metric(&metrics, "meterwatch_messages_poison_total", ""),
+        0.0
+    );
+}
