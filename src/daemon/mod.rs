@@ -1147,7 +1147,7 @@ mod tests {
         assert_eq!(ack::in_flight_after(minute, 1, lease), minute);
         assert_eq!(ack::in_flight_after(minute, 2, lease), minute * 4);
         // Still standing on a later one: its rest, if longer than the backoff.
-        let short = Duration::from_secs(10);
+        let short = Duration::from_secs(2);
         assert_eq!(
             ack::in_flight_after(short, 3, lease),
             lease + Duration::from_secs(5)
@@ -1187,9 +1187,9 @@ mod tests {
         // Two deliveries of one event in one batch, on their third receive (the claim
         // already stood on the first two): whichever claims first publishes (after two
         // failures); the other finds its claim standing.
-        // A short visibility, so that the backoff (10 s × 4²) is shorter than the lease.
+        // A short visibility, so that the backoff (2 s × 4²) is shorter than the lease.
         let source = MemorySource::new([throttled(), throttled()], 10)
-            .with_visibility_timeout(Duration::from_secs(10))
+            .with_visibility_timeout(Duration::from_secs(2))
             .with_receive_count(3);
         let harness = Harness::new(source, quick_backoff(3));
         harness.sink().fail_next(2, true);
@@ -1199,7 +1199,7 @@ mod tests {
         assert_eq!(harness.sink().accepted(), 1);
         let held = if deleted[0] == "m0" { "m1" } else { "m0" };
         // Not back after its backoff, again and again into the DLQ while the claim stands,
-        // but once the claim's 15-minute lease has run out.
+        // but once the claim's lease has run out.
         assert_eq!(
             harness.source().visibility_changes(),
             [(

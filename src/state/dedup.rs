@@ -10,10 +10,16 @@
 //! taken back after a failed publish, or expired because its holder was killed before it could
 //! confirm or undo (claimed again: sent).
 //!
+//! A claim is short ([`LEASE`]) and its live holder renews it every [`RENEW_EVERY`] while it
+//! publishes or waits for its group's flush (see `stage`), so a slow holder keeps its claim
+//! and a killed one's runs out within a lease of its last renewal.
+//!
 //! What holds: no interleaving of replicas sends an alert twice within the window while its
-//! claim stands. A claim left by a killed holder delays the alert by up to [`LEASE`], and costs
-//! its redelivery three receives (InFlight: back after the backoff twice, then kept invisible
-//! for the rest of the lease), not one per visibility timeout; so with the shipped redrive (5 receives) it is sent late, not lost. What
+//! claim stands. A claim left by a killed holder delays the alert by up to [`LEASE`] (a
+//! grouped one's first lease also covers its group's wait), and costs its redelivery about
+//! three receives (InFlight: back after the backoff twice, then kept invisible for the rest
+//! of the lease), not one per visibility timeout; so with the shipped redrive (5 receives) it
+//! is sent late, not lost. What
 //! does not hold: a holder killed after its publish was accepted but before it confirmed makes
 //! the alert go out twice (at least once); and a kill between a gate's write (throttle,
 //! threshold) and its publish loses that gate's alert for its interval or window (the write says
@@ -26,9 +32,14 @@ use std::time::Duration;
 /// `[rule.dedup] window` when not given.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
-/// How long a claim stands without being confirmed: longer than any publish with retries.
-/// A grouped alert's claim also covers the group's wait and interval.
-pub const LEASE: Duration = Duration::from_secs(15 * 60);
+/// How long a claim stands unless its holder renews it: a killed holder's claims free this
+/// long after its last renewal. A grouped alert's first lease also covers the group's wait
+/// and interval.
+pub const LEASE: Duration = Duration::from_secs(60);
+
+/// How often a live holder renews its claims: a quarter of the lease, so that three renewals
+/// in a row may fail (a slow or briefly unreachable store) before a claim runs out.
+pub const RENEW_EVERY: Duration = Duration::from_secs(15);
 
 /// A remembered alert id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +88,18 @@ pub fn claim(previous: Option<&Entry>, now: Millis, lease: Duration) -> Change<V
     }
 }
 
+/// Renews a claim standing `until`, at `now`: it then stands a [`LEASE`] from now, or
+/// until `until` if that is later (a grouped claim's first lease). Written on condition that
+/// the claim is still the holder's own (`Store::renew_mine`).
+pub fn renew(until: Millis, now: Millis) -> (Millis, Write) {
+    let until = until.max(now.saturating_add(millis(LEASE)));
+    let write = Write::Put {
+        entry: Entry::Dedup(Seen::Pending { until }),
+        expires_at: until,
+    };
+    (until, write)
+}
+
 /// Confirms a claim: the alert was handled at `now`; remember it for `window`.
 pub fn confirm(now: Millis, window: Duration) -> Change<()> {
     Change {
@@ -121,12 +144,55 @@ mod tests {
         assert_eq!(claim_at(&store, 0).await.0, Verdict::Fresh);
         let until = millis(LEASE);
         assert_eq!(
-            claim_at(&store, MINUTE).await.0,
+            claim_at(&store, MINUTE / 2).await.0,
             Verdict::InFlight { until },
             "it says when the claim runs out"
         );
         // The claimant died: after the lease someone else sends it.
         assert_eq!(claim_at(&store, millis(LEASE)).await.0, Verdict::Fresh);
+    }
+
+    #[test]
+    fn a_renewal_extends_a_claim_by_a_lease_but_never_shortens_it() {
+        assert_eq!(renew(MINUTE, MINUTE / 2).0, MINUTE / 2 + millis(LEASE));
+        let grouped = 30 * MINUTE;
+        assert_eq!(renew(grouped, MINUTE).0, grouped);
+    }
+
+    #[tokio::test]
+    async fn only_the_holder_of_a_standing_claim_renews_it() {
+        let store = Store::Memory(MemoryStore::default());
+        let (_, mut first) = claim_at(&store, 0).await;
+        let (_, write) = renew(millis(LEASE), MINUTE / 2);
+        assert!(
+            store
+                .renew_mine(&mut first, write.clone())
+                .await
+                .expect("memory store")
+        );
+        assert_eq!(
+            claim_at(&store, MINUTE).await.0,
+            Verdict::InFlight {
+                until: MINUTE / 2 + millis(LEASE)
+            }
+        );
+        // Its holder was too slow: the claim ran out and was taken again.
+        let (_, mut second) = claim_at(&store, 10 * MINUTE).await;
+        assert!(
+            !store
+                .renew_mine(&mut first, write)
+                .await
+                .expect("memory store")
+        );
+        // The renewal kept the first claim's token: its undo is still its own (a no-op now).
+        store.undo(first).await.expect("memory store");
+        let (_, write) = renew(10 * MINUTE + millis(LEASE), 10 * MINUTE);
+        assert!(
+            store
+                .renew_mine(&mut second, write)
+                .await
+                .expect("memory store")
+        );
     }
 
     #[tokio::test]

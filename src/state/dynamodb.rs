@@ -36,11 +36,15 @@
 //! condition when the first attempt was applied: the writer would take its own write for a
 //! rival's (a dedup claim then waits out its lease). So each write's condition also accepts
 //! an item carrying that write's `token`: a retry of an applied write rewrites the same item.
+//! A dedup claim's renewal is the one write that keeps the token it finds (its own claim's),
+//! on condition of that token: the claim stays the holder's, whether or not the renewal's
+//! response arrived.
 //!
 //! Cost: an alert of a rule without other controls takes one consistent read and two writes
 //! (the dedup claim, then its confirmation, written on condition of the claim's token
 //! without reading again: [`super::Store::replace_mine`]); a repeated event one read; a
-//! throttle, threshold or absence decision one more read and (usually) one write. Events no
+//! throttle, threshold or absence decision one more read and (usually) one write; a claim
+//! held longer than 15 s (a slow publish, a group's wait) one write per 15 s. Events no
 //! rule matches never touch the table. IAM: `dynamodb:GetItem`,
 //! `PutItem` and `DeleteItem` on the table (the deploy templates' policy grants these).
 
@@ -168,12 +172,33 @@ impl DynamoStore {
         expected: &Expect,
         version: u64,
     ) -> Result<Option<Written>, StateError> {
+        self.put_as(
+            key,
+            entry,
+            expires_at,
+            expected,
+            version,
+            fastrand::u128(..),
+        )
+        .await
+    }
+
+    /// [`DynamoStore::put`] carrying `token`: a fresh one, or (a renewal) the token of the
+    /// write it extends, which stays that write's.
+    pub(super) async fn put_as(
+        &self,
+        key: &str,
+        entry: &Entry,
+        expires_at: Millis,
+        expected: &Expect,
+        version: u64,
+        token: Token,
+    ) -> Result<Option<Written>, StateError> {
         let json = serde_json::to_string(entry).map_err(|error| StateError::Corrupt {
             key: key.to_owned(),
             message: error.to_string(),
         })?;
         let kind = json_kind(entry);
-        let token = fastrand::u128(..);
         let request = self
             .client
             .put_item()

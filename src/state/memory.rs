@@ -145,6 +145,20 @@ impl MemoryStore {
         }
     }
 
+    /// Replaces the entry at `key` if it is still the write `token` made, keeping the token
+    /// (see `Store::renew_mine`); whether it was.
+    pub(super) fn renew(&self, key: &str, token: Token, entry: Entry, expires_at: Millis) -> bool {
+        let mut inner = self.lock();
+        match inner.slots.get_mut(key) {
+            Some(slot) if slot.token == token => {
+                slot.entry = entry;
+                slot.expires_at = expires_at;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Entries held, expired or not (for tests and the benchmark).
     pub fn len(&self) -> usize {
         self.lock().slots.len()

@@ -430,6 +430,37 @@ impl Store {
         Ok(())
     }
 
+    /// Renews the write `mine` made (a dedup claim) with `write`, only if the entry is still
+    /// the one `mine` left: true if it was (and now holds `write`), false if someone wrote
+    /// since (the claim ran out and was taken) or `mine` wrote nothing. The write keeps
+    /// `mine`'s token, so that a renewal cut off mid-request (its response lost, the task
+    /// aborted) leaves `mine` able to confirm or undo its claim all the same.
+    pub async fn renew_mine(&self, mine: &mut Undo, write: Write) -> Result<bool, StateError> {
+        let (Some(Written::Item { token, version }), Write::Put { entry, expires_at }) =
+            (&mut mine.written, write)
+        else {
+            return Ok(false);
+        };
+        match self {
+            Store::Memory(store) => Ok(store.renew(&mine.key, *token, entry, expires_at)),
+            Store::Dynamodb(store) => {
+                let renewed = Box::pin(store.put_as(
+                    &mine.key,
+                    &entry,
+                    expires_at,
+                    &dynamodb::Expect::Token(*token),
+                    *version + 1,
+                    *token,
+                ))
+                .await?;
+                if renewed.is_some() {
+                    *version += 1;
+                }
+                Ok(renewed.is_some())
+            }
+        }
+    }
+
     /// Takes back a write (see [`Undo`]); a no-op if someone wrote since.
     pub async fn undo(&self, undo: Undo) -> Result<(), StateError> {
         if undo.written.is_none() {

@@ -156,6 +156,8 @@ impl Waiting<'_> {
 struct Claim<'n> {
     key: String,
     window: Duration,
+    /// Until when the claim stands, as last written (claimed or renewed).
+    until: Millis,
     unsent: Unsent<'n>,
 }
 
@@ -281,6 +283,7 @@ impl Noise {
                     dedup::Verdict::Fresh => Some(Claim {
                         key: dedup_key,
                         window,
+                        until: now.saturating_add(super::millis(lease)),
                         unsent: Unsent::new(&self.store, undo),
                     }),
                 }
@@ -310,8 +313,12 @@ impl Noise {
             self.finish_claim(claim, Ok(&settled)).await;
             return Ok(Entered::Settled(settled));
         }
+        let mut claim = claim;
         let settled = self
-            .gate(&mut alert, &controls, &key, (event, rules), publish)
+            .renewing(
+                claim.as_mut(),
+                self.gate(&mut alert, &controls, &key, (event, rules), publish),
+            )
             .await;
         self.finish_claim(claim, settled.as_ref()).await;
         settled.map(Entered::Settled)
@@ -323,48 +330,100 @@ impl Noise {
     pub async fn settle(&self, waiting: Waiting<'_>, publish: &impl Publish) -> Settled {
         let Waiting {
             joined,
-            claim,
+            mut claim,
             leading,
             ..
         } = waiting;
-        let settled = match joined {
-            Joined::Lead { flush_at } => {
-                let wait = u64::try_from(flush_at.saturating_sub(self.clock.now())).unwrap_or(0);
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(wait)) => {}
-                    () = self.shutdown.cancelled() => {}
-                }
-                match leading.and_then(Leading::take) {
-                    Some(flushed) => {
-                        let ok = publish.publish(&flushed.alert).await;
-                        flushed.done.send_replace(Some(ok));
-                        if ok {
-                            Settled::Published
-                        } else {
-                            Settled::Failed
-                        }
+        let flushed = async {
+            match joined {
+                Joined::Lead { flush_at } => {
+                    let wait =
+                        u64::try_from(flush_at.saturating_sub(self.clock.now())).unwrap_or(0);
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                        () = self.shutdown.cancelled() => {}
                     }
-                    // Only the leader takes its batch; nothing to do if it is gone.
-                    None => Settled::Failed,
+                    match leading.and_then(Leading::take) {
+                        Some(flushed) => {
+                            let ok = publish.publish(&flushed.alert).await;
+                            flushed.done.send_replace(Some(ok));
+                            if ok {
+                                Settled::Published
+                            } else {
+                                Settled::Failed
+                            }
+                        }
+                        // Only the leader takes its batch; nothing to do if it is gone.
+                        None => Settled::Failed,
+                    }
                 }
-            }
-            Joined::Follow(mut done) => {
-                // `false` (the flush failed, or its leader was lost before it: see
-                // `Leading`) or an error (the taken batch was dropped mid-publish): leave
-                // the message for redelivery.
-                let ok = match done.wait_for(Option::is_some).await {
-                    Ok(outcome) => *outcome == Some(true),
-                    Err(_) => false,
-                };
-                if ok {
-                    Settled::Grouped
-                } else {
-                    Settled::Failed
+                Joined::Follow(mut done) => {
+                    // `false` (the flush failed, or its leader was lost before it: see
+                    // `Leading`) or an error (the taken batch was dropped mid-publish): leave
+                    // the message for redelivery.
+                    let ok = match done.wait_for(Option::is_some).await {
+                        Ok(outcome) => *outcome == Some(true),
+                        Err(_) => false,
+                    };
+                    if ok {
+                        Settled::Grouped
+                    } else {
+                        Settled::Failed
+                    }
                 }
             }
         };
+        let settled = self.renewing(claim.as_mut(), flushed).await;
         self.finish_claim(claim, Ok(&settled)).await;
         settled
+    }
+
+    /// Runs `work` (a publish, a wait for a group's flush) while renewing `claim` every
+    /// [`dedup::RENEW_EVERY`], so that it stands as long as its holder lives and runs out
+    /// within a [`dedup::LEASE`] once the holder is killed. A renewal that finds the claim
+    /// taken by someone else (it ran out: the store was unreachable for a whole lease) stops
+    /// renewing; the alert may then go out twice, which is logged.
+    async fn renewing<T>(&self, claim: Option<&mut Claim<'_>>, work: impl Future<Output = T>) -> T {
+        let Some(claim) = claim else {
+            return work.await;
+        };
+        let renewals = async {
+            let start = tokio::time::Instant::now() + dedup::RENEW_EVERY;
+            let mut ticks = tokio::time::interval_at(start, dedup::RENEW_EVERY);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if !self.renew(claim).await {
+                    break;
+                }
+            }
+            std::future::pending::<std::convert::Infallible>().await
+        };
+        tokio::select! {
+            output = work => output,
+            never = renewals => match never {},
+        }
+    }
+
+    /// Renews `claim` once; false once it is no longer the holder's to renew.
+    async fn renew(&self, claim: &mut Claim<'_>) -> bool {
+        let now = self.clock.now();
+        let (until, write) = dedup::renew(claim.until, now);
+        match claim.unsent.renew(write).await {
+            Ok(true) => {
+                claim.until = until;
+                true
+            }
+            Ok(false) => {
+                tracing::warn!(key = %claim.key, "A dedup claim ran out before its holder could renew it; its alert may be sent twice.");
+                false
+            }
+            // Tried again at the next tick: the claim stands for a while yet.
+            Err(error) => {
+                tracing::warn!(key = %claim.key, error = %error, "Could not renew a dedup claim; trying again.");
+                true
+            }
+        }
     }
 
     /// Confirms a dedup claim once its finding is settled for good, or takes it back (with
@@ -374,6 +433,7 @@ impl Noise {
             key,
             window,
             unsent,
+            ..
         }) = claim
         else {
             return;
@@ -660,15 +720,29 @@ impl Noise {
             dedup::Verdict::InFlight { .. } => return Ok(AbsenceSent::Elsewhere),
             dedup::Verdict::Fresh => {}
         }
-        let unsent = Unsent::new(&self.store, undo);
-        if !publish.publish(alert).await {
+        let mut claim = Claim {
+            key: dedup_key,
+            window: ABSENCE_DEDUP_WINDOW,
+            until: now.saturating_add(super::millis(dedup::LEASE)),
+            unsent: Unsent::new(&self.store, undo),
+        };
+        if !self
+            .renewing(Some(&mut claim), publish.publish(alert))
+            .await
+        {
             // The next check tries again.
-            unsent.undo().await?;
+            claim.unsent.undo().await?;
             return Ok(AbsenceSent::Failed);
         }
+        let Claim {
+            key: dedup_key,
+            window,
+            unsent,
+            ..
+        } = claim;
         let undo = unsent.settled();
         let now = self.clock.now();
-        let confirm = dedup::confirm(now, ABSENCE_DEDUP_WINDOW).write;
+        let confirm = dedup::confirm(now, window).write;
         if let Err(error) = self.store.replace_mine(&undo, now, confirm).await {
             // The key is marked next; only if that fails too may a check after the lease
             // send the alert again.
@@ -794,6 +868,15 @@ impl<'a> Unsent<'a> {
         self.undo
             .take()
             .unwrap_or_else(|| super::Undo::nothing(String::new()))
+    }
+
+    /// Renews the write (a dedup claim) with `write`, if it is still ours
+    /// ([`Store::renew_mine`]).
+    async fn renew(&mut self, write: super::Write) -> Result<bool, StateError> {
+        match self.undo.as_mut() {
+            Some(undo) => self.store.renew_mine(undo, write).await,
+            None => Ok(false),
+        }
     }
 
     /// The alert failed: takes the write back.
@@ -1587,8 +1670,9 @@ mod tests {
         let body = event("e-1", "p", 0, Some("ThrottlingException"));
         sink.hang(true);
         let mut killed = Box::pin(admit(&noise, &rule_set, &body, &sink));
+        // Killed 20 s in, 5 s after it renewed its claim.
         assert!(
-            tokio::time::timeout(Duration::from_secs(60), &mut killed)
+            tokio::time::timeout(Duration::from_secs(20), &mut killed)
                 .await
                 .is_err()
         );
@@ -1597,13 +1681,57 @@ mod tests {
         assert_eq!(
             admit(&noise, &rule_set, &body, &sink).await,
             [Settled::InFlight {
-                remaining: dedup::LEASE - Duration::from_secs(60)
+                remaining: dedup::LEASE - Duration::from_secs(5)
             }]
         );
-        tokio::time::advance(dedup::LEASE).await;
+        // Free a lease after the last renewal, not a fixed time after the claim.
+        tokio::time::advance(dedup::LEASE - Duration::from_secs(5)).await;
         assert_eq!(
             admit(&noise, &rule_set, &body, &sink).await,
             [Settled::Published]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_live_holder_keeps_its_claim_past_the_lease_while_it_publishes() {
+        let (noise, rule_set, sink) = (noise(), rules(FAILED), Published::default());
+        let body = event("e-1", "p", 0, Some("ThrottlingException"));
+        sink.hang(true);
+        let mut slow = Box::pin(admit(&noise, &rule_set, &body, &sink));
+        let held_for = dedup::LEASE * 10 + Duration::from_secs(1);
+        assert!(
+            tokio::time::timeout(held_for, &mut slow).await.is_err(),
+            "the publish never answers"
+        );
+        // The redelivery finds the claim renewed 1 s ago, not expired 9 leases ago.
+        let redelivery = admit(&noise, &rule_set, &body, &sink).await;
+        assert_eq!(
+            redelivery,
+            [Settled::InFlight {
+                remaining: dedup::LEASE - Duration::from_secs(1)
+            }]
+        );
+        assert!(sink.take().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_grouped_claim_is_renewed_past_its_first_lease_while_its_flush_publishes() {
+        let rule_set = rules(&format!(
+            "{FAILED}[rule.group]\ngroup_by = [\"account\"]\nwait = \"30s\"\ninterval = \"5m\"\n"
+        ));
+        let (noise, sink) = (noise(), Published::default());
+        let body = event("e-1", "p", 0, Some("ThrottlingException"));
+        sink.hang(true);
+        let mut slow = Box::pin(admit(&noise, &rule_set, &body, &sink));
+        // The first lease covers the wait and the interval; the summary's publish hangs on.
+        let first_lease = dedup::LEASE + Duration::from_secs(30 + 300);
+        let held_for = first_lease + dedup::LEASE * 2;
+        assert!(tokio::time::timeout(held_for, &mut slow).await.is_err());
+        let redelivery = admit(&noise, &rule_set, &body, &sink).await;
+        assert!(
+            matches!(redelivery[..], [Settled::InFlight { remaining }]
+                if remaining > dedup::LEASE - dedup::RENEW_EVERY && remaining <= dedup::LEASE),
+            "{redelivery:?}"
         );
     }
 }
