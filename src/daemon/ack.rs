@@ -59,8 +59,8 @@ pub fn retry_after(visibility: Duration, receive_count: u32) -> Duration {
 /// How long a message held by another delivery's dedup claim (`remaining` of it) stays
 /// invisible. On its first two receives, a failure's backoff: the claim's holder is most
 /// likely publishing (a duplicate delivery; slowly, when the sinks or the store are slow), so
-/// it comes back soon to be found a duplicate and deleted (waiting out a 15-minute lease
-/// would also trip the queue-age alarm). A claim still standing after that is most likely a
+/// it comes back soon to be found a duplicate and deleted (waiting out a lease that a slow
+/// holder keeps renewing would also trip the queue-age alarm). A claim still standing after that is most likely a
 /// killed holder's: then until it has run out, rather than spending the redrive policy's
 /// receives on it.
 pub fn in_flight_after(visibility: Duration, receive_count: u32, remaining: Duration) -> Duration {
