@@ -65,6 +65,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     undecodable += 1;
                     return Ok(());
                 }
+                Err(error @ BodyError::OverBudget { .. }) => {
+                    eprintln!("error: {}: {error}", body_name());
+                    undecodable += 1;
+                    return Ok(());
+                }
                 Err(error) => return Err(error).context(format!("evaluating {}", body_name())),
             }
             out.write_all(&lines).context("cannot write to stdout")?;
@@ -92,7 +97,7 @@ pub(super) fn write_alerts(
     out: &mut Vec<u8>,
 ) -> Result<usize, BodyError> {
     let mut n_alerts = 0;
-    for (_, findings) in rule_set.body_findings(body, false)? {
+    for (_, findings) in rule_set.body_findings(body, false, crate::rules::Budget::default())? {
         for finding in findings {
             finding.alert.write_json(out);
             out.push(b'\n');
