@@ -109,6 +109,21 @@ pub struct RulesConfig {
     /// How long the directory must be quiet before a change is reloaded. Default 500.
     #[serde(default = "default_debounce_ms")]
     pub debounce_ms: u64,
+    /// The most alerts one message raises; each rule's alerts beyond it become one summary
+    /// alert saying how many were held back. A message's alert documents over 16 MiB make it
+    /// poison, left for the DLQ. Default 100.
+    #[serde(default = "default_max_alerts_per_message")]
+    pub max_alerts_per_message: NonZeroUsize,
+}
+
+impl RulesConfig {
+    /// What one message may raise.
+    pub fn budget(&self) -> crate::rules::Budget {
+        crate::rules::Budget {
+            max_alerts: self.max_alerts_per_message.get(),
+            ..crate::rules::Budget::default()
+        }
+    }
 }
 
 impl Default for RulesConfig {
@@ -117,6 +132,7 @@ impl Default for RulesConfig {
             paths: default_rule_paths(),
             watch: default_true(),
             debounce_ms: default_debounce_ms(),
+            max_alerts_per_message: default_max_alerts_per_message(),
         }
     }
 }
@@ -307,6 +323,10 @@ const fn default_true() -> bool {
 }
 const fn default_debounce_ms() -> u64 {
     500
+}
+const fn default_max_alerts_per_message() -> NonZeroUsize {
+    NonZeroUsize::new(crate::rules::DEFAULT_MAX_ALERTS_PER_MESSAGE)
+        .expect("the default is not zero")
 }
 const fn default_pollers() -> NonZeroUsize {
     NonZeroUsize::new(2).expect("2 is not zero")

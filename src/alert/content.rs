@@ -1,7 +1,7 @@
 //! What an alert says beyond the rule: who called, for which product and usage, and where to
 //! look, read from the CloudTrail record (the envelope's `detail`).
 
-use super::{Principal, UsageRecord};
+use super::{MAX_RECORDS, Principal, UsageRecord};
 use crate::rules::Tree;
 use serde_json::Value;
 
@@ -48,6 +48,69 @@ pub fn principal(detail: &impl Tree) -> Option<Principal> {
 /// `requestParameters.productCode`.
 pub fn product_code(detail: &impl Tree) -> Option<String> {
     text(detail.member("requestParameters")?.member("productCode"))
+}
+
+/// The usage records a call carried ([`records`]), read once for all the alerts an event
+/// raises, and where each array's elements are among them.
+#[derive(Debug, Default)]
+pub struct Records {
+    all: Vec<UsageRecord>,
+    /// How many of `all` are BatchMeterUsage results (then come its unprocessed records).
+    n_results: usize,
+    /// Whether `all` holds the request's records (a response with neither array).
+    from_request: bool,
+}
+
+impl Records {
+    pub fn read<T: Tree>(detail: &T) -> Records {
+        let all = records(detail);
+        let response = detail.member("responseElements");
+        let n_results = response
+            .and_then(|response| response.member("results"))
+            .and_then(T::elements)
+            .map_or(0, <[T]>::len);
+        let n_unprocessed = response
+            .and_then(|response| response.member("unprocessedRecords"))
+            .and_then(T::elements)
+            .map_or(0, <[T]>::len);
+        let from_request = n_results == 0 && n_unprocessed == 0 && !all.is_empty();
+        Records {
+            all,
+            n_results,
+            from_request,
+        }
+    }
+
+    /// How many records the call carried.
+    pub fn n_records(&self) -> usize {
+        self.all.len()
+    }
+
+    /// What an alert lists: for a per-element alert (`element`: its array's dotted path and
+    /// index) only the record that element is, if it is one; else the first
+    /// [`MAX_RECORDS`]. With how many were left out, if any: so an event's alerts together
+    /// hold each record a bounded number of times, however many records it has.
+    pub fn listed(&self, element: Option<(&str, usize)>) -> (Vec<UsageRecord>, Option<u64>) {
+        let listed: Vec<UsageRecord> = match element {
+            None => self.all.iter().take(MAX_RECORDS).cloned().collect(),
+            Some((array, idx)) => {
+                let at = match array {
+                    "detail.responseElements.results" if idx < self.n_results => Some(idx),
+                    "detail.responseElements.unprocessedRecords" => {
+                        Some(self.n_results.saturating_add(idx))
+                    }
+                    "detail.requestParameters.usageRecords" if self.from_request => Some(idx),
+                    _ => None,
+                };
+                at.and_then(|at| self.all.get(at))
+                    .cloned()
+                    .into_iter()
+                    .collect()
+            }
+        };
+        let omitted = self.all.len() - listed.len();
+        (listed, (omitted > 0).then_some(omitted as u64))
+    }
 }
 
 /// The usage records a call carried: MeterUsage's one; BatchMeterUsage's results (with their

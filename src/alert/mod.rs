@@ -123,18 +123,26 @@ impl Alert {
             "principal" => value(&self.principal),
             "product_code" => value(&self.product_code),
             "records" => value(&self.records),
+            "records_omitted" => V::from(self.records_omitted?),
             "console_url" => value(&self.console_url),
             "matched" => value(&self.matched),
+            "matched_omitted" => V::from(self.matched_omitted?),
             "element" => value(self.element.as_ref()?),
             "next_steps" if !self.next_steps.is_empty() => value(&self.next_steps),
             "truncated" if self.truncated => V::from(true),
             "status" => V::from(self.status.as_str()),
             "suppressed" => V::from(self.suppressed?),
+            "held_back" => V::from(self.held_back?),
             "group" => value(self.group.as_ref()?),
             _ => return None,
         })
     }
 }
+
+/// Usage records an alert lists: a real BatchMeterUsage carries at most 25.
+pub const MAX_RECORDS: usize = 25;
+/// Values an alert's `matched` keeps of one field.
+pub const MAX_MATCHED_VALUES: usize = 25;
 
 /// The version of the alert document (`version` in its JSON). Fields are only ever added
 /// within a version; a rename or removal would make it 2.
@@ -181,11 +189,20 @@ pub struct Alert {
     /// The usage the call carried: one record for MeterUsage, one per record for
     /// BatchMeterUsage (with its result status), none for other calls.
     pub records: Vec<UsageRecord>,
+    /// How many of the call's usage records `records` leaves out: a per-element alert lists
+    /// only its own element's record, any other at most [`MAX_RECORDS`] (absent when none
+    /// are left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_omitted: Option<u64>,
     /// The event in the CloudTrail console of its region.
     pub console_url: Option<String>,
     /// The event's values at every field the rule looks at, keyed by dotted path; a field
     /// holding several values (inside arrays) maps to an array of them.
     pub matched: serde_json::Map<String, Value>,
+    /// How many values `matched` leaves out: a field keeps at most [`MAX_MATCHED_VALUES`]
+    /// (absent when none are left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_omitted: Option<u64>,
     /// For a rule that fires once per array element: the element this alert is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub element: Option<Element>,
@@ -203,6 +220,10 @@ pub struct Alert {
     /// previous one was sent (absent when none were).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppressed: Option<u64>,
+    /// The summary alert of a message that raised more than `max_alerts_per_message`
+    /// alerts: how many of this rule's alerts for the message it stands for, not sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<u64>,
     /// For a grouping rule: the events this one alert stands for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<GroupSummary>,
@@ -380,13 +401,16 @@ impl Alert {
             principal: None,
             product_code: None,
             records: Vec::new(),
+            records_omitted: None,
             console_url: None,
             matched: serde_json::Map::new(),
+            matched_omitted: None,
             element: None,
             next_steps: Vec::new(),
             truncated: false,
             status: Status::Firing,
             suppressed: None,
+            held_back: None,
             group: None,
             thread_key: None,
         }
@@ -450,6 +474,9 @@ mod tests {
         full.truncated = true;
         full.status = Status::Resolved;
         full.suppressed = Some(4);
+        full.records_omitted = Some(2);
+        full.matched_omitted = Some(3);
+        full.held_back = Some(5);
         full.group = Some(GroupSummary {
             count: 2,
             first_time: None,

@@ -70,6 +70,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     summary.undecodable += 1;
                     return Ok(());
                 }
+                Err(error @ BodyError::OverBudget { .. }) => {
+                    eprintln!("error: {}: {error}", body_name());
+                    summary.undecodable += 1;
+                    return Ok(());
+                }
                 Err(error) => return Err(error).context(format!("evaluating {}", body_name())),
             }
             out.write_all(&lines).context("cannot write to stdout")?;
@@ -105,7 +110,7 @@ pub(super) fn write_alerts(
     body: &str,
     out: &mut Vec<u8>,
 ) -> Result<Tally, BodyError> {
-    let found = rule_set.body_findings(body, false)?;
+    let found = rule_set.body_findings(body, false, crate::rules::Budget::default())?;
     let mut tally = Tally {
         events: found.per_event.len(),
         alerts: 0,

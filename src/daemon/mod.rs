@@ -313,7 +313,8 @@ pub async fn serve(
             Arc::clone(&metrics),
         )
         .with_router(router)
-        .with_noise(Arc::clone(&noise)),
+        .with_noise(Arc::clone(&noise))
+        .with_budget(config.rules.budget()),
     );
     let settings = Settings {
         pollers,

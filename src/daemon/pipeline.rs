@@ -4,13 +4,15 @@
 use crate::alert::Alert;
 use crate::config::RetryConfig;
 use crate::envelope::{self, DecodeError};
-use crate::rules::{BodyError, RuleSet};
+use crate::rules::{BodyError, Budget, RuleSet};
 use crate::sink::{NamedSink, PublishError, Router};
 use crate::source::Message;
 use crate::state::stage::{Entered, Waiting};
 use crate::state::{Noise, Settled};
 use crate::telemetry::Metrics;
-use crate::telemetry::events::{MessagePoison, PublishAttemptFailed, RecordSkipped};
+use crate::telemetry::events::{
+    MessageOverBudget, MessagePoison, PublishAttemptFailed, RecordSkipped,
+};
 use crate::telemetry::metrics::{
     AlertLabels, FailReason, RuleLabels, SinkLabels, SuppressedLabels,
 };
@@ -82,6 +84,8 @@ pub struct Pipeline {
     /// The state stage; `None` publishes every match as it comes (`bench-pipeline --state
     /// none`, to measure what the stage costs).
     noise: Option<Arc<Noise>>,
+    /// What one message may raise (`rules.max_alerts_per_message`).
+    budget: Budget,
 }
 
 impl Pipeline {
@@ -99,7 +103,14 @@ impl Pipeline {
             backoff,
             metrics,
             noise: Some(Arc::new(Noise::in_memory())),
+            budget: Budget::default(),
         }
+    }
+
+    /// Holds each message to `budget` (by default: [`Budget::default`]).
+    pub fn with_budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Keeps noise-control state in `noise` (by default: in memory, groups flushed only when
@@ -148,30 +159,41 @@ impl Pipeline {
         let rule_set = self.rules.load_full();
         // Without a state stage heartbeats would only be dropped: absence rules are not
         // judged at all.
-        let per_event = match rule_set.body_findings(&message.body, self.noise.is_some()) {
-            Ok(found) => {
-                for kind in &found.skipped {
-                    RecordSkipped {
+        let per_event =
+            match rule_set.body_findings(&message.body, self.noise.is_some(), self.budget) {
+                Ok(found) => {
+                    for kind in &found.skipped {
+                        RecordSkipped {
+                            message_id: &message.id,
+                            kind,
+                        }
+                        .emit(&self.metrics);
+                    }
+                    found.per_event
+                }
+                Err(error @ BodyError::OverBudget { .. }) => {
+                    MessageOverBudget {
                         message_id: &message.id,
-                        kind,
+                        receive_count: message.receive_count,
+                        body_bytes: message.body.len(),
+                        error: &error,
                     }
                     .emit(&self.metrics);
+                    return Verdict::Poison;
                 }
-                found.per_event
-            }
-            Err(BodyError::Undecodable(kind)) => {
-                MessagePoison {
-                    error: &DecodeError::new(message.id.clone(), kind),
-                    receive_count: message.receive_count,
+                Err(BodyError::Undecodable(kind)) => {
+                    MessagePoison {
+                        error: &DecodeError::new(message.id.clone(), kind),
+                        receive_count: message.receive_count,
+                    }
+                    .emit(&self.metrics);
+                    return Verdict::Poison;
                 }
-                .emit(&self.metrics);
-                return Verdict::Poison;
-            }
-            Err(BodyError::Evaluate { event_id, error }) => {
-                tracing::warn!(event_id, error = %error, "Rule engine refused an event.");
-                return Verdict::Failed(FailReason::Evaluate);
-            }
-        };
+                Err(BodyError::Evaluate { event_id, error }) => {
+                    tracing::warn!(event_id, error = %error, "Rule engine refused an event.");
+                    return Verdict::Failed(FailReason::Evaluate);
+                }
+            };
         self.metrics.events_evaluated.inc_by(per_event.len() as u64);
         let Some(noise) = &self.noise else {
             let findings = per_event
@@ -501,6 +523,55 @@ pub(crate) mod tests {
             assert!(backoff.delay(attempt) <= backoff.ceiling(attempt));
         }
         assert_eq!(backoff.ceiling(u32::MAX), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_over_its_budget_is_capped_or_poison_and_the_next_goes_on() {
+        let pipeline = |budget| {
+            let rules =
+                RuleSet::load(&[std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")])
+                    .expect("shipped rules");
+            let metrics = Arc::new(Metrics::default());
+            let pipeline = Pipeline::new(
+                Arc::new(ArcSwap::from_pointee(rules)),
+                vec![NamedSink::new("memory", Sink::Memory(MemorySink::new()))],
+                Backoff {
+                    max_attempts: 1,
+                    initial: Duration::ZERO,
+                    max: Duration::ZERO,
+                },
+                Arc::clone(&metrics),
+            )
+            .with_budget(budget);
+            (pipeline, metrics)
+        };
+        let big = crate::rules::tests::batch_with_failed_results(6_000);
+        assert!((1_000_000..1 << 20).contains(&big.len()), "{}", big.len());
+
+        // Within the count: 100 alerts and one summary of the 5,901 held back.
+        let (capped, _) = pipeline(Budget::default());
+        assert_eq!(capped.process(&message(big.clone())).await, Verdict::Done);
+        assert_eq!(capped.process(&message(throttled())).await, Verdict::Done);
+        let alerts = memory(&capped).alerts();
+        assert_eq!(alerts.len(), 102);
+        assert_eq!(alerts[100].held_back, Some(5_901));
+        assert_eq!(&*alerts[101].rule, "metering-throttled");
+
+        // Over the bytes: poison, counted; the next message is handled as ever.
+        let (small, metrics) = pipeline(Budget {
+            max_alerts: 100,
+            max_bytes: 64 << 10,
+        });
+        assert_eq!(small.process(&message(big)).await, Verdict::Poison);
+        assert!(
+            metrics
+                .encode()
+                .contains("meterwatch_messages_poison_total{reason=\"over_budget\"} 1")
+        );
+        assert_eq!(small.process(&message(throttled())).await, Verdict::Done);
+        let alerts = memory(&small).alerts();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(&*alerts[0].rule, "metering-throttled");
     }
 
     #[tokio::test(start_paused = true)]

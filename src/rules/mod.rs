@@ -40,7 +40,7 @@ pub use lists::List;
 pub use load::{LoadError, rule_files};
 
 use crate::alert::template::{Kind, Templates};
-use crate::alert::{Alert, Element, Severity, content};
+use crate::alert::{Alert, Element, MAX_MATCHED_VALUES, Severity, UsageRecord, content};
 use crate::envelope::{self, Event};
 use crate::state::absence::Origin;
 use crate::state::{Controls, GroupKey};
@@ -124,12 +124,146 @@ pub struct RuleSet {
     envelope_fields: [Field; 12],
 }
 
+/// The most alerts one message raises by default (`rules.max_alerts_per_message`).
+pub const DEFAULT_MAX_ALERTS_PER_MESSAGE: usize = 100;
+/// The most bytes of alert documents one message may raise: hundreds of times what a real
+/// message's alerts take (a few KB each), and little beside the daemon's memory.
+pub const MAX_ALERT_BYTES_PER_MESSAGE: usize = 16 << 20;
+
+/// What one message may raise, so that its cost does not depend on what it claims to hold:
+/// see [`RuleSet::body_findings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Alerts beyond it are held back: each rule's become one summary alert saying how many
+    /// (heartbeats are not alerts, and not counted).
+    pub max_alerts: usize,
+    /// Bytes of alert documents beyond it make the message poison ([`BodyError::OverBudget`]).
+    pub max_bytes: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            max_alerts: DEFAULT_MAX_ALERTS_PER_MESSAGE,
+            max_bytes: MAX_ALERT_BYTES_PER_MESSAGE,
+        }
+    }
+}
+
+/// What one message has raised so far, against its [`Budget`].
+#[derive(Debug)]
+struct Spent {
+    budget: Budget,
+    alerts: usize,
+    bytes: usize,
+    /// Set once the alerts' bytes went over the budget: nothing more is built.
+    over: bool,
+    /// The rules with alerts held back: where each one's summary finding is (event, finding)
+    /// and how many it stands for.
+    held: Vec<Held>,
+    /// The event being evaluated, by its index in the message.
+    event_idx: usize,
+}
+
+#[derive(Debug)]
+struct Held {
+    rule: Arc<str>,
+    event_idx: usize,
+    finding_idx: usize,
+    count: u64,
+}
+
+impl Spent {
+    fn new(budget: Budget) -> Spent {
+        Spent {
+            budget,
+            alerts: 0,
+            bytes: 0,
+            over: false,
+            held: Vec::new(),
+            event_idx: 0,
+        }
+    }
+
+    /// Counts an alert built, with its document's size.
+    fn charge(&mut self, alert: &Alert) {
+        self.alerts += 1;
+        self.bytes = self.bytes.saturating_add(document_bytes(alert));
+        self.over |= self.bytes > self.budget.max_bytes;
+    }
+
+    /// Counts one more alert of `rule` held back; false for the first, whose summary the
+    /// caller then builds (and reports with [`Spent::hold`]).
+    fn held_again(&mut self, rule: &str) -> bool {
+        match self.held.iter_mut().find(|held| &*held.rule == rule) {
+            Some(held) => {
+                held.count += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn hold(&mut self, rule: &Arc<str>, finding_idx: usize) {
+        self.held.push(Held {
+            rule: Arc::clone(rule),
+            event_idx: self.event_idx,
+            finding_idx,
+            count: 1,
+        });
+    }
+
+    /// Writes into each summary alert how many alerts it stands for, now that all are known.
+    fn settle(self, per_event: &mut [(Event, Vec<Finding>)]) {
+        for held in &self.held {
+            if let Some((_, findings)) = per_event.get_mut(held.event_idx) {
+                held.settle(findings, self.budget.max_alerts);
+            }
+        }
+    }
+}
+
+impl Held {
+    fn settle(&self, findings: &mut [Finding], max_alerts: usize) {
+        if let Some(finding) = findings.get_mut(self.finding_idx) {
+            finding.alert.held_back = Some(self.count);
+            finding.alert.summary = format!(
+                "{} more alerts of rule {} for this message were held back: it raised more \
+                 than max_alerts_per_message ({max_alerts}).",
+                self.count, self.rule
+            );
+        }
+    }
+}
+
+/// The size of `alert`'s document, written into this thread's reused buffer.
+fn document_bytes(alert: &Alert) -> usize {
+    thread_local! {
+        static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    BUFFER.with(|cell| {
+        let mut buffer = cell.borrow_mut();
+        buffer.clear();
+        alert.write_json(&mut buffer);
+        let n_bytes = buffer.len();
+        // A rare large document does not stay in the thread's memory.
+        if buffer.capacity() > 1 << 20 {
+            *buffer = Vec::new();
+        }
+        n_bytes
+    })
+}
+
 /// Why a message body raised nothing: see [`RuleSet::body_findings`].
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
     /// The body is no accepted shape: a poison message.
     #[error(transparent)]
     Undecodable(envelope::DecodeErrorKind),
+    /// Its alerts' documents came to more bytes than [`Budget::max_bytes`]: a poison
+    /// message, whatever it claims to be.
+    #[error("its alerts came to over {max_bytes} bytes (after {alerts} alerts)")]
+    OverBudget { alerts: usize, max_bytes: usize },
     /// The rule engine refused an event of it.
     #[error("event {}: {error}", event_id.as_deref().unwrap_or("(no eventID)"))]
     Evaluate {
@@ -204,7 +338,7 @@ impl RuleSet {
     /// alerts, and are left out.
     pub fn evaluate(&self, event: &Event) -> Result<Vec<Alert>, EventError> {
         Ok(self
-            .raised(event, false)?
+            .raised(event, false, Budget::default())?
             .into_iter()
             .map(|finding| *finding.alert)
             .collect())
@@ -213,7 +347,7 @@ impl RuleSet {
     /// Everything the rules raise for `event`, heartbeats included, with their controls and
     /// group keys: what the state stage decides on.
     pub fn findings(&self, event: &Event) -> Result<Vec<Finding>, EventError> {
-        self.raised(event, true)
+        self.raised(event, true, Budget::default())
     }
 
     /// Decodes an SQS message body ([`envelope::decode`]) and raises what each of its
@@ -222,34 +356,58 @@ impl RuleSet {
     /// even judged). An EventBridge envelope, the common shape, takes one
     /// pass over its text: the matching pass also reads what the decoder would
     /// ([`envelope::from_envelope_pass`]).
-    pub fn body_findings(&self, body: &str, heartbeats: bool) -> Result<BodyFindings, BodyError> {
-        if let Some(raised) = self.one_pass(body, heartbeats) {
-            return Ok(BodyFindings {
-                per_event: vec![raised],
-                skipped: Vec::new(),
+    ///
+    /// The message's alerts keep to `budget`: past its `max_alerts`, each rule's further
+    /// alerts become one summary alert saying how many were held back; past its `max_bytes`
+    /// the message is [`BodyError::OverBudget`], and nothing more is built.
+    pub fn body_findings(
+        &self,
+        body: &str,
+        heartbeats: bool,
+        budget: Budget,
+    ) -> Result<BodyFindings, BodyError> {
+        let mut spent = Spent::new(budget);
+        let (mut per_event, skipped) = match self.one_pass(body, heartbeats, &mut spent) {
+            Some(raised) => (vec![raised], Vec::new()),
+            None => {
+                let decoded = envelope::decode_all(body).map_err(BodyError::Undecodable)?;
+                let mut per_event = Vec::with_capacity(decoded.events.len());
+                for (event_idx, event) in decoded.events.into_iter().enumerate() {
+                    spent.event_idx = event_idx;
+                    match self.raised_spending(&event, heartbeats, &mut spent) {
+                        Ok(findings) => per_event.push((event, findings)),
+                        Err(error) => {
+                            return Err(BodyError::Evaluate {
+                                event_id: event.event_id().map(str::to_owned),
+                                error,
+                            });
+                        }
+                    }
+                    if spent.over {
+                        break;
+                    }
+                }
+                (per_event, decoded.skipped)
+            }
+        };
+        if spent.over {
+            return Err(BodyError::OverBudget {
+                alerts: spent.alerts,
+                max_bytes: budget.max_bytes,
             });
         }
-        let decoded = envelope::decode_all(body).map_err(BodyError::Undecodable)?;
-        let per_event = decoded
-            .events
-            .into_iter()
-            .map(|event| match self.raised(&event, heartbeats) {
-                Ok(findings) => Ok((event, findings)),
-                Err(error) => Err(BodyError::Evaluate {
-                    event_id: event.event_id().map(str::to_owned),
-                    error,
-                }),
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(BodyFindings {
-            per_event,
-            skipped: decoded.skipped,
-        })
+        spent.settle(&mut per_event);
+        Ok(BodyFindings { per_event, skipped })
     }
 
     /// [`RuleSet::body_findings`] for a body the matching pass vouches for as an
     /// EventBridge envelope; `None` for the rest, which is then decoded first.
-    fn one_pass(&self, body: &str, heartbeats: bool) -> Option<(Event, Vec<Finding>)> {
+    fn one_pass(
+        &self,
+        body: &str,
+        heartbeats: bool,
+        spent: &mut Spent,
+    ) -> Option<(Event, Vec<Finding>)> {
         if !envelope::may_be_envelope(body) {
             return None;
         }
@@ -269,11 +427,32 @@ impl RuleSet {
             let holding = self.holding(&captures, found, &event, heartbeats);
             Some((event, holding))
         })?;
-        let findings = self.build(&event, holding);
+        let findings = self.build(&event, holding, spent);
         Some((event, findings))
     }
 
-    fn raised(&self, event: &Event, heartbeats: bool) -> Result<Vec<Finding>, EventError> {
+    /// What `event` raises within `budget`, for one event on its own; a summary alert says
+    /// how many it stands for.
+    fn raised(
+        &self,
+        event: &Event,
+        heartbeats: bool,
+        budget: Budget,
+    ) -> Result<Vec<Finding>, EventError> {
+        let mut spent = Spent::new(budget);
+        let mut findings = self.raised_spending(event, heartbeats, &mut spent)?;
+        for held in &spent.held {
+            held.settle(&mut findings, budget.max_alerts);
+        }
+        Ok(findings)
+    }
+
+    fn raised_spending(
+        &self,
+        event: &Event,
+        heartbeats: bool,
+        spent: &mut Spent,
+    ) -> Result<Vec<Finding>, EventError> {
         // One pass over the text matches the patterns (rules' and `match` conditions') and
         // keeps the values of the fields conditions read, borrowed from the text.
         let holding = SCRATCH.with(|cell| {
@@ -281,7 +460,7 @@ impl RuleSet {
             let captures = self.matcher.capture(event.json(), scratch, found)?;
             Ok::<_, EventError>(self.holding(&captures, found, event, heartbeats))
         })?;
-        Ok(self.build(event, holding))
+        Ok(self.build(event, holding, spent))
     }
 
     /// The rules whose pattern matched (`found`) and whose conditions hold on the captured
@@ -320,7 +499,12 @@ impl RuleSet {
     }
 
     /// The findings of the rules `holding` for `event`.
-    fn build(&self, event: &Event, holding: Vec<(&Rule, Option<GroupKey>)>) -> Vec<Finding> {
+    fn build(
+        &self,
+        event: &Event,
+        holding: Vec<(&Rule, Option<GroupKey>)>,
+        spent: &mut Spent,
+    ) -> Vec<Finding> {
         let mut findings = Vec::new();
         // Only now is anything built: one parse serves every raising rule's alerts (not
         // heartbeats, which need none). The text was valid JSON when it was decoded, so the
@@ -334,7 +518,10 @@ impl RuleSet {
         for (rule, key) in holding {
             match key {
                 Some(key) => findings.push(rule.heartbeat(event, key)),
-                None => rule.raise(event, fields, self, &mut findings),
+                None => rule.raise(event, fields, self, &mut findings, spent),
+            }
+            if spent.over {
+                break;
             }
         }
         findings
@@ -346,7 +533,15 @@ impl RuleSet {
     pub fn heartbeat_alert(&self, rule_id: &str, event: &Event) -> Option<Alert> {
         let rule = self.rules.iter().find(|rule| &*rule.id == rule_id)?;
         let fields = self.view.parse(event.json()).unwrap_or(Node::Null);
-        Some(rule.alert(event, &fields, rule.matched_values(&fields), None, self))
+        let records = rule.records(&fields).listed(None);
+        Some(rule.alert(
+            event,
+            &fields,
+            rule.matched_values(&fields),
+            records,
+            None,
+            self,
+        ))
     }
 
     /// The alert of an absence rule for `key`, which no event raised: its title and body
@@ -441,7 +636,17 @@ impl Rule {
 
     /// Pushes the rule's alerts for an event its pattern and conditions accepted; `fields`
     /// holds (at least) every field the rule and alert content read.
-    fn raise(&self, event: &Event, fields: &Node, rule_set: &RuleSet, alerts: &mut Vec<Finding>) {
+    ///
+    /// Within the message's budget (`spent`): past its alert count, the rule's alerts are
+    /// counted, not built, and the first of them becomes the summary alert.
+    fn raise(
+        &self,
+        event: &Event,
+        fields: &Node,
+        rule_set: &RuleSet,
+        alerts: &mut Vec<Finding>,
+        spent: &mut Spent,
+    ) {
         let key = self
             .controls
             .group_by()
@@ -452,9 +657,30 @@ impl Rule {
             controls: Arc::clone(&self.controls),
             key: key.clone(),
         };
+        // Read once for all the alerts: each lists a bounded part of them.
+        let records = self.records(fields);
         let matched = self.matched_values(fields);
+        let push = |alerts: &mut Vec<Finding>,
+                    spent: &mut Spent,
+                    element: Option<(&FieldPath, usize, &Node)>| {
+            if spent.alerts >= spent.budget.max_alerts {
+                if !spent.held_again(&self.id) {
+                    spent.hold(&self.id, alerts.len());
+                    alerts.push(finding(self.held_back_alert(event, fields, &records)));
+                }
+                return;
+            }
+            let listed = records.listed(element.map(|(array, idx, _)| (array.as_str(), idx)));
+            let element = element.map(|(array, idx, element)| Element {
+                path: format!("{array}[{idx}]"),
+                value: element.to_value(),
+            });
+            let alert = self.alert(event, fields, matched.clone(), listed, element, rule_set);
+            spent.charge(&alert);
+            alerts.push(finding(alert));
+        };
         if self.for_each.is_empty() {
-            alerts.push(finding(self.alert(event, fields, matched, None, rule_set)));
+            push(alerts, spent, None);
             return;
         }
         for for_each in &self.for_each {
@@ -463,17 +689,38 @@ impl Rule {
                     continue;
                 };
                 for (idx, element) in elements.iter().enumerate() {
+                    if spent.over {
+                        return;
+                    }
                     if for_each.accepts(element) {
-                        let element = Element {
-                            path: format!("{}[{idx}]", for_each.array),
-                            value: element.to_value(),
-                        };
-                        let alert =
-                            self.alert(event, fields, matched.clone(), Some(element), rule_set);
-                        alerts.push(finding(alert));
+                        push(alerts, spent, Some((&for_each.array, idx, element)));
                     }
                 }
             }
+        }
+    }
+
+    /// The usage records of the call, for this rule's alerts.
+    fn records(&self, fields: &Node) -> content::Records {
+        content::Records::read(fields.member("detail").unwrap_or(&Node::Null))
+    }
+
+    /// The summary alert standing for this rule's alerts held back from a message over its
+    /// alert budget; [`Spent::settle`] writes how many into it. Templates are not rendered:
+    /// they may read an element, and this alert is about none.
+    fn held_back_alert(&self, event: &Event, fields: &Node, records: &content::Records) -> Alert {
+        let detail = fields.member("detail").unwrap_or(&Node::Null);
+        let records_omitted = (records.n_records() > 0).then_some(records.n_records() as u64);
+        Alert {
+            id: content::alert_id(&self.id, event.event_id(), Some("held-back")),
+            description: self.description.clone(),
+            next_steps: self.next_steps.clone(),
+            console_url: content::console_url(event.region(), event.event_id()),
+            principal: content::principal(detail),
+            product_code: content::product_code(detail),
+            records_omitted,
+            held_back: Some(1),
+            ..self.bare_alert(event)
         }
     }
 
@@ -481,7 +728,8 @@ impl Rule {
         &self,
         event: &Event,
         fields: &Node,
-        matched: Map<String, Value>,
+        (matched, matched_omitted): (Map<String, Value>, Option<u64>),
+        (records, records_omitted): (Vec<UsageRecord>, Option<u64>),
         element: Option<Element>,
         rule_set: &RuleSet,
     ) -> Alert {
@@ -501,8 +749,10 @@ impl Rule {
                 .map(str::to_owned),
             principal: content::principal(detail),
             product_code: content::product_code(detail),
-            records: content::records(detail),
+            records,
+            records_omitted,
             matched,
+            matched_omitted,
             element,
             ..self.bare_alert(event)
         };
@@ -604,19 +854,29 @@ impl Rule {
         }
     }
 
-    /// The event's values at the rule's fields: one value as itself, several as an array.
-    fn matched_values(&self, event: &Node) -> Map<String, Value> {
+    /// The event's values at the rule's fields: one value as itself, several as an array of
+    /// at most [`MAX_MATCHED_VALUES`]; with how many were left out, if any.
+    fn matched_values(&self, event: &Node) -> (Map<String, Value>, Option<u64>) {
         let mut matched = Map::new();
+        let mut omitted = 0;
         for field in &self.fields {
             let values = field.values(event);
             let value = match values.as_slice() {
                 [] => continue,
                 [one] => one.to_value(),
-                many => Value::Array(many.iter().map(|value| value.to_value()).collect()),
+                many => {
+                    omitted += many.len().saturating_sub(MAX_MATCHED_VALUES);
+                    Value::Array(
+                        many.iter()
+                            .take(MAX_MATCHED_VALUES)
+                            .map(|value| value.to_value())
+                            .collect(),
+                    )
+                }
             };
             matched.insert(field.as_str().to_owned(), value);
         }
-        matched
+        (matched, (omitted > 0).then_some(omitted as u64))
     }
 }
 
@@ -634,7 +894,7 @@ impl ForEach {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::path::Path;
 
@@ -720,7 +980,12 @@ mod tests {
             .collect();
         assert!(envelopes.len() >= 10, "{}", envelopes.len());
         for body in &envelopes {
-            assert!(rule_set.one_pass(body, true).is_some(), "one pass: {body}");
+            assert!(
+                rule_set
+                    .one_pass(body, true, &mut Spent::new(Budget::default()))
+                    .is_some(),
+                "one pass: {body}"
+            );
         }
 
         // Bodies the pass cannot vouch for, made from an envelope: each is decoded first.
@@ -748,7 +1013,9 @@ mod tests {
         ];
         for body in &fall_back {
             assert!(
-                rule_set.one_pass(body, true).is_none(),
+                rule_set
+                    .one_pass(body, true, &mut Spent::new(Budget::default()))
+                    .is_none(),
                 "decoded first: {body}"
             );
         }
@@ -758,7 +1025,12 @@ mod tests {
             with(r#""note": "\"detail\": not a key""#),
         ];
         for body in &odd {
-            assert!(rule_set.one_pass(body, true).is_some(), "one pass: {body}");
+            assert!(
+                rule_set
+                    .one_pass(body, true, &mut Spent::new(Budget::default()))
+                    .is_some(),
+                "one pass: {body}"
+            );
         }
 
         let others = ["envelopes", "failing", "poison"]
@@ -774,7 +1046,7 @@ mod tests {
                 }
                 assert_eq!(
                     rule_set
-                        .body_findings(&body, heartbeats)
+                        .body_findings(&body, heartbeats, Budget::default())
                         .map_err(|error| error.to_string())
                         .and_then(|found| outcome_of(found.per_event)),
                     expected,
@@ -782,5 +1054,166 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn shipped_rules() -> RuleSet {
+        RuleSet::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")])
+            .expect("shipped rules")
+    }
+
+    /// The fixture `batchmeterusage-partial` with its failed results copied to `n`, each for
+    /// a customer of its own (ids of 22 characters: 6,000 results come to just under 1 MiB,
+    /// SQS's limit).
+    pub(crate) fn batch_with_failed_results(n: usize) -> String {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/events/failing/batchmeterusage-partial.eventbridge.json"),
+        )
+        .expect("fixture");
+        let mut event: Value = serde_json::from_str(&text).expect("JSON");
+        let results = event["detail"]["responseElements"]["results"]
+            .as_array()
+            .expect("results")
+            .clone();
+        event["detail"]["responseElements"]["results"] = results
+            .iter()
+            .cycle()
+            .take(n)
+            .enumerate()
+            .map(|(idx, result)| {
+                let mut result = result.clone();
+                result["usageRecord"]["customerIdentifier"] = format!("customer{idx:014}").into();
+                result
+            })
+            .collect();
+        event.to_string()
+    }
+
+    fn alerts_of(found: BodyFindings) -> Vec<Alert> {
+        found
+            .per_event
+            .into_iter()
+            .flat_map(|(_, findings)| findings)
+            .map(|finding| *finding.alert)
+            .collect()
+    }
+
+    #[test]
+    fn a_per_element_alert_lists_its_own_record_and_counts_the_others() {
+        let body = fixtures("failing")
+            .into_iter()
+            .find(|body| body.contains("unprocessedRecords"))
+            .expect("the partial batch");
+        let alerts = alerts_of(
+            shipped_rules()
+                .body_findings(&body, false, Budget::default())
+                .expect("evaluates"),
+        );
+        let listed: Vec<(Option<&str>, Vec<String>, Option<u64>)> = alerts
+            .iter()
+            .map(|alert| {
+                let records = alert.records.iter().map(|r| r.describe()).collect();
+                (
+                    alert.element.as_ref().map(|e| e.path.as_str()),
+                    records,
+                    alert.records_omitted,
+                )
+            })
+            .collect();
+        let at = "at Apr 19, 2018 4:32:50 PM";
+        assert_eq!(
+            listed,
+            [
+                (
+                    Some("detail.responseElements.results[0]"),
+                    vec![format!(
+                        "customer customer1, dimension Dimension1, quantity 1, {at}: CustomerNotSubscribed"
+                    )],
+                    Some(2)
+                ),
+                (
+                    Some("detail.responseElements.results[1]"),
+                    vec![format!(
+                        "customer customer2, dimension Dimension1, quantity 1, {at}: DuplicateRecord"
+                    )],
+                    Some(2)
+                ),
+                (
+                    Some("detail.responseElements.unprocessedRecords[0]"),
+                    vec![format!(
+                        "customer customer3, dimension Dimension1, quantity 1, {at}: Unprocessed"
+                    )],
+                    Some(2)
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn alerts_beyond_the_budget_become_one_summary_saying_how_many() {
+        let budget = Budget {
+            max_alerts: 5,
+            ..Budget::default()
+        };
+        let body = batch_with_failed_results(40);
+        let alerts = alerts_of(
+            shipped_rules()
+                .body_findings(&body, false, budget)
+                .expect("evaluates"),
+        );
+        // 40 failed results and 1 unprocessed record: 5 alerts, then 36 held back in one.
+        assert_eq!(alerts.len(), 6);
+        let (sent, summary) = alerts.split_at(5);
+        for (idx, alert) in sent.iter().enumerate() {
+            let element = alert.element.as_ref().expect("a per-element alert");
+            assert_eq!(
+                element.path,
+                format!("detail.responseElements.results[{idx}]")
+            );
+            assert_eq!(alert.held_back, None);
+            // Its own record; the 40 others counted. 40 values of `status`, 25 kept.
+            assert_eq!(alert.records.len(), 1);
+            assert_eq!(alert.records_omitted, Some(40));
+            assert_eq!(alert.matched_omitted, Some(15));
+        }
+        let summary = &summary[0];
+        assert_eq!(summary.held_back, Some(36));
+        assert_eq!(summary.element, None);
+        assert!(
+            summary
+                .summary
+                .starts_with("36 more alerts of rule metering-record-failed")
+        );
+        assert_eq!(summary.records_omitted, Some(41));
+        // Its id is its own, stable across deliveries.
+        assert!(sent.iter().all(|alert| alert.id != summary.id));
+        let again = alerts_of(
+            shipped_rules()
+                .body_findings(&body, false, budget)
+                .expect("evaluates"),
+        );
+        assert_eq!(again.last().map(|alert| &alert.id), Some(&summary.id));
+    }
+
+    #[test]
+    fn a_message_whose_alerts_outgrow_the_byte_budget_is_over_budget() {
+        let budget = Budget {
+            max_alerts: 100,
+            max_bytes: 20_000,
+        };
+        let body = batch_with_failed_results(40);
+        match shipped_rules().body_findings(&body, false, budget) {
+            Err(BodyError::OverBudget { alerts, max_bytes }) => {
+                assert_eq!(max_bytes, 20_000);
+                assert!((1..40).contains(&alerts), "{alerts}");
+            }
+            other => panic!("expected over budget, got {:?}", other.map(alerts_of)),
+        }
+        // Within the default budget the same message is fine.
+        assert!(
+            shipped_rules()
+                .body_findings(&body, false, Budget::default())
+                .is_ok()
+        );
     }
 }

@@ -57,6 +57,38 @@ impl RecordSkipped<'_> {
     }
 }
 
+/// A message whose alerts went over its budget (`rules::Budget`), left for the queue's
+/// redrive policy as poison is: whatever it claims, it costs too much to handle.
+#[derive(Debug)]
+pub struct MessageOverBudget<'a> {
+    pub message_id: &'a str,
+    pub receive_count: u32,
+    pub body_bytes: usize,
+    pub error: &'a crate::rules::BodyError,
+}
+
+impl MessageOverBudget<'_> {
+    /// The `reason` label it is counted under in `meterwatch_messages_poison_total`.
+    pub const REASON: &'static str = "over_budget";
+
+    pub fn emit(&self, metrics: &Metrics) {
+        tracing::warn!(
+            message_id = self.message_id,
+            receive_count = self.receive_count,
+            body_bytes = self.body_bytes,
+            reason = Self::REASON,
+            error = %self.error,
+            "Leaving message over its budget for redrive."
+        );
+        metrics
+            .messages_poison
+            .get_or_create(&ReasonLabels {
+                reason: Self::REASON,
+            })
+            .inc();
+    }
+}
+
 /// One failed publish attempt.
 #[derive(Debug)]
 pub struct PublishAttemptFailed<'a> {

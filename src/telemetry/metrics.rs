@@ -189,7 +189,10 @@ impl Metrics {
                 reason: reason.as_str(),
             });
         }
-        for reason in crate::envelope::DecodeErrorKind::LABELS {
+        for reason in crate::envelope::DecodeErrorKind::LABELS
+            .into_iter()
+            .chain([super::events::MessageOverBudget::REASON])
+        {
             self.messages_poison
                 .get_or_create_owned(&ReasonLabels { reason });
         }

@@ -507,3 +507,94 @@ interval = "2h"
         "the same every time"
     );
 }
+
+/// The fixture `batchmeterusage-partial` with 6,000 failed results (customer ids of 22
+/// characters): just under SQS's 1 MiB limit.
+fn batch_of_6000_failed_records() -> String {
+    let text = std::fs::read_to_string(
+        "tests/fixtures/events/failing/batchmeterusage-partial.eventbridge.json",
+    )
+    .expect("fixture");
+    let mut event: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let results = event["detail"]["responseElements"]["results"].clone();
+    let results = results.as_array().expect("results");
+    event["detail"]["responseElements"]["results"] = results
+        .iter()
+        .cycle()
+        .take(6_000)
+        .enumerate()
+        .map(|(idx, result)| {
+            let mut result = result.clone();
+            result["usageRecord"]["customerIdentifier"] = format!("customer{idx:014}").into();
+            result
+        })
+        .collect();
+    event.to_string()
+}
+
+/// The peak resident memory of process `pid` so far (Linux's `VmHWM`), in bytes.
+fn peak_rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in kB");
+    kb * 1024
+}
+
+/// Issue 20: a message of 6,000 failed records once raised 6,001 alerts of every record each
+/// (quadratic, gigabytes). Now the daemon sends 100 and one summary, stays under 64 MB of
+/// resident memory, and goes on with the next message.
+#[test]
+fn issue_20_a_1_mib_message_of_6000_failed_records_is_capped_within_64_mb() {
+    use std::io::{BufRead, BufReader};
+    let big = batch_of_6000_failed_records();
+    assert!((1_000_000..1 << 20).contains(&big.len()), "{}", big.len());
+    let next = serde_json::to_string(
+        &serde_json::from_str::<serde_json::Value>(
+            &std::fs::read_to_string(
+                "tests/fixtures/events/failing/meterusage-throttled.eventbridge.json",
+            )
+            .expect("fixture"),
+        )
+        .expect("JSON"),
+    )
+    .expect("serializes");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meterwatch"))
+        .args(["run", "--rules", "rules", "--log-format", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runs");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    writeln!(stdin, "{big}\n{next}").expect("writes");
+    stdin.flush().expect("flushes");
+    // Read until both messages are out (the summary is the big one's last alert), with
+    // stdin still open, so that the process is there to be measured.
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let (mut record_failed, mut held_back, mut throttled) = (0, None, false);
+    while held_back.is_none() || !throttled {
+        let Some(Ok(line)) = lines.next() else {
+            panic!("the daemon stopped before both messages were out");
+        };
+        let alert: serde_json::Value = serde_json::from_str(&line).expect("an alert a line");
+        match alert["rule"].as_str() {
+            Some("metering-record-failed") => {
+                record_failed += 1;
+                if let Some(count) = alert["held_back"].as_u64() {
+                    held_back = Some(count);
+                }
+            }
+            Some("metering-throttled") => throttled = true,
+            _ => {}
+        }
+    }
+    let peak = peak_rss_bytes(child.id());
+    drop(stdin);
+    let status = child.wait().expect("exits");
+    assert!(status.success());
+    assert_eq!((record_failed, held_back), (101, Some(5_901)));
+    assert!(peak < 64 << 20, "peak RSS {} MB", peak >> 20);
+}

@@ -94,8 +94,11 @@ pub fn notification(alert: &Alert) -> String {
         .take(MAX_RECORDS)
         .map(|record| format!("• {}", value(&record.describe())))
         .collect();
-    if listed.len() > MAX_RECORDS {
-        records.push(format!("… and {} more", listed.len() - MAX_RECORDS));
+    // Those the alert itself leaves out ([`Alert::records_omitted`]) are counted too.
+    let more = (listed.len().saturating_sub(MAX_RECORDS) as u64)
+        .saturating_add(alert.records_omitted.unwrap_or(0));
+    if more > 0 {
+        records.push(format!("… and {more} more"));
     }
     if !records.is_empty() {
         let heading = if with_status {

@@ -67,10 +67,14 @@ pub fn text(alert: &Alert) -> String {
         .map(|record| record.describe())
         .filter(|text| !text.is_empty())
         .collect();
-    if !records.is_empty() {
+    let omitted = alert.records_omitted.unwrap_or(0);
+    if !records.is_empty() || omitted > 0 {
         let _ = writeln!(out, "Records");
         for record in records {
             let _ = writeln!(out, "  - {}", line(&record));
+        }
+        if omitted > 0 {
+            let _ = writeln!(out, "  + {omitted} more in the call, not listed");
         }
     }
     if firing && !alert.next_steps.is_empty() {
