@@ -54,10 +54,10 @@ fn version_names_the_git_revision_built_from() {
 
 #[test]
 fn completions_are_generated_for_bash_zsh_and_fish() {
-    for (shell, marker) in [
-        ("bash", "complete -F _meterwatch"),
-        ("zsh", "#compdef meterwatch"),
-        ("fish", "complete -c meterwatch"),
+    for (shell, marker, flag) in [
+        ("bash", "complete -F _meterwatch", "--rules"),
+        ("zsh", "#compdef meterwatch", "--rules"),
+        ("fish", "complete -c meterwatch", "-l rules"),
     ] {
         let output = meterwatch(&["completions", shell]);
         assert_eq!(
@@ -68,7 +68,7 @@ fn completions_are_generated_for_bash_zsh_and_fish() {
         );
         let script = stdout(&output);
         assert!(script.contains(marker), "{shell}: {script}");
-        assert!(script.contains("--rules"), "{shell} completes flags");
+        assert!(script.contains(flag), "{shell} completes flags");
     }
 }
 
