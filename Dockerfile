@@ -1,6 +1,6 @@
 # meterwatch container image: a release build on distroless (glibc, CA certificates, no shell).
 #
-#   docker build -t meterwatch .
+#   docker build -t meterwatch --build-arg METERWATCH_GIT_REVISION="$(git rev-parse --short=12 HEAD)" .
 #   docker run --rm meterwatch check --config /etc/meterwatch/meterwatch.toml
 #
 # The image carries the example config (deploy/meterwatch.example.toml) at the default path and
@@ -15,7 +15,7 @@ WORKDIR /src
 # dependency build) is reused until Cargo.toml or Cargo.lock change. Every target a manifest
 # declares must exist, or cargo refuses to read the manifest (a new workspace member needs its
 # Cargo.toml copied here too). Tests are not needed to build the binary.
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY crates/pattern/Cargo.toml crates/pattern/Cargo.toml
 RUN mkdir -p src crates/pattern/src crates/pattern/benches \
     && echo 'fn main() {}' > src/main.rs \
@@ -28,6 +28,8 @@ RUN mkdir -p src crates/pattern/src crates/pattern/benches \
 # built above: touch the crate roots so cargo rebuilds both workspace crates.
 COPY src src
 COPY crates/pattern crates/pattern
+# The image has no .git: build.rs takes the revision for `--version` from here (else "unknown").
+ARG METERWATCH_GIT_REVISION=""
 RUN touch src/main.rs src/lib.rs crates/pattern/src/lib.rs \
     && cargo build --release --locked --bin meterwatch \
     && install -D -m 0755 target/release/meterwatch /out/meterwatch

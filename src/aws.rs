@@ -33,10 +33,17 @@ const THROTTLING_CODES: [&str; 9] = [
     "RequestLimitExceeded",
 ];
 
+/// The SDK behaviour version, pinned so that an SDK upgrade cannot change defaults (retries,
+/// timeouts, the HTTPS client) unseen: move it on purpose, after reading what the new one
+/// changes. `v2025_08_07` is the newest the locked SDK has.
+pub fn behavior_version() -> BehaviorVersion {
+    BehaviorVersion::v2025_08_07()
+}
+
 /// The shared SDK configuration from the default chain.
 /// Fails without a region: every call would fail to sign, and retrying cannot fix that.
 pub async fn sdk_config() -> anyhow::Result<SdkConfig> {
-    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let config = aws_config::defaults(behavior_version()).load().await;
     match config.region() {
         Some(region) => {
             tracing::info!(region = %region, "AWS region resolved.");

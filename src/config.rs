@@ -14,6 +14,7 @@
 use crate::alert::Severity;
 use crate::alert::format::Format;
 use crate::rules::Diagnostic;
+use crate::sink::StdoutFormat;
 use crate::sink::route::{RouteProblem, Router};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -36,6 +37,8 @@ pub const TOPIC_ARN_SINK: &str = "alerts";
 /// The sink `--chatbot-topic-arn` (`METERWATCH_CHATBOT_TOPIC_ARN`) sets: SNS in the `chatbot`
 /// format, for the topic AWS Chatbot relays to Slack or Teams (deploy/'s `ChatbotTopicArn`).
 pub const CHATBOT_TOPIC_ARN_SINK: &str = "chatbot";
+/// The sink used when none is configured.
+pub const STDOUT_SINK: &str = "stdout";
 
 /// Everything `meterwatch run` needs. `Default` is the documented defaults: rules from
 /// `rules/`, events from stdin, alerts to stdout.
@@ -208,8 +211,13 @@ pub enum SinkConfig {
         #[serde(default)]
         format: Format,
     },
-    /// Each alert as one JSON line on standard output.
-    Stdout {},
+    /// Each alert on standard output.
+    Stdout {
+        /// `text` (a readable block per alert), `json` (one alert document per line) or
+        /// `auto`: text when standard output is a terminal, else JSON. Default `auto`.
+        #[serde(default)]
+        format: StdoutFormat,
+    },
     /// Each alert as one JSON line appended to a file.
     File {
         /// The file, created if missing.
@@ -379,6 +387,8 @@ pub struct Overrides {
     pub state_table: Option<String>,
     /// Replaces `http.listen`.
     pub listen: Option<SocketAddr>,
+    /// Sets the format of every stdout sink (the default sink included).
+    pub output: Option<StdoutFormat>,
 }
 
 /// A configuration that could not be read or is not valid.
@@ -489,6 +499,15 @@ impl Config {
         if let Some(listen) = overrides.listen {
             self.http.listen = Some(listen);
         }
+        if let Some(output) = overrides.output {
+            // The default sink made explicit, so that the flag reaches it too.
+            self.sinks = self.effective_sinks();
+            for sink in self.sinks.values_mut() {
+                if let SinkConfig::Stdout { format } = sink {
+                    *format = output;
+                }
+            }
+        }
     }
 
     /// Checks every value and reports every problem found.
@@ -514,7 +533,7 @@ impl Config {
                 SinkConfig::File { path } if path.as_os_str().is_empty() => {
                     problems.push(format!("sinks.{name}.path is empty"));
                 }
-                SinkConfig::File { .. } | SinkConfig::Stdout {} => {}
+                SinkConfig::File { .. } | SinkConfig::Stdout { .. } => {}
             }
         }
         if self.retry.max_attempts == 0 {
@@ -552,7 +571,12 @@ impl Config {
     /// The sinks alerts go to: the configured ones, else one stdout sink named `stdout`.
     pub fn effective_sinks(&self) -> BTreeMap<String, SinkConfig> {
         if self.sinks.is_empty() {
-            BTreeMap::from([("stdout".to_owned(), SinkConfig::Stdout {})])
+            BTreeMap::from([(
+                STDOUT_SINK.to_owned(),
+                SinkConfig::Stdout {
+                    format: StdoutFormat::Auto,
+                },
+            )])
         } else {
             self.sinks.clone()
         }
@@ -660,9 +684,47 @@ mod tests {
         assert_eq!(config.effective_listen(), None);
         assert!(matches!(
             config.effective_sinks().get("stdout"),
-            Some(SinkConfig::Stdout {})
+            Some(SinkConfig::Stdout {
+                format: StdoutFormat::Auto
+            })
         ));
         config.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn output_sets_every_stdout_sink_and_the_default_one() {
+        let mut default = Config::default();
+        default.apply(Overrides {
+            output: Some(StdoutFormat::Text),
+            ..Overrides::default()
+        });
+        assert_eq!(
+            default.effective_sinks(),
+            BTreeMap::from([(
+                STDOUT_SINK.to_owned(),
+                SinkConfig::Stdout {
+                    format: StdoutFormat::Text
+                }
+            )])
+        );
+        let mut config = Config::parse(
+            "[sinks.out]\ntype = \"stdout\"\nformat = \"text\"\n[sinks.log]\ntype = \"file\"\npath = \"a.jsonl\"",
+        )
+        .expect("parses");
+        config.apply(Overrides {
+            output: Some(StdoutFormat::Json),
+            ..Overrides::default()
+        });
+        assert_eq!(
+            config.sinks.get("out"),
+            Some(&SinkConfig::Stdout {
+                format: StdoutFormat::Json
+            })
+        );
+        assert!(matches!(
+            config.sinks.get("log"),
+            Some(SinkConfig::File { .. })
+        ));
     }
 
     #[test]

@@ -8,8 +8,10 @@ mod bench_patterns;
 mod bench_pipeline;
 mod bench_state;
 mod check;
+mod completions;
 mod eval;
 mod explain;
+mod man;
 mod passes;
 pub(crate) mod preview;
 mod run;
@@ -24,8 +26,24 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `--version`: the package version and the git revision built from (see build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("METERWATCH_GIT_REVISION"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
-#[command(name = "meterwatch", version, about, propagate_version = true)]
+#[command(
+    name = "meterwatch",
+    version = VERSION,
+    about,
+    propagate_version = true,
+    after_help = "The benchmarks (bench-patterns, bench-eval, bench-pipeline, bench-state) are \
+                  left out of this list; see README.md, \"Performance\", or `meterwatch \
+                  bench-patterns --help`."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -36,14 +54,21 @@ enum Command {
     Check(check::Args),
     Eval(eval::Args),
     Run(run::Args),
+    #[command(hide = true)]
     BenchPipeline(bench_pipeline::Args),
     Explain(explain::Args),
     Preview(preview::Args),
     Schema(schema::Args),
     Test(test::Args),
     TestEventPattern(test_event_pattern::Args),
+    Completions(completions::Args),
+    Man(man::Args),
+    // Measurement tools: runnable and documented (README, "Performance"), not everyday commands.
+    #[command(hide = true)]
     BenchPatterns(bench_patterns::Args),
+    #[command(hide = true)]
     BenchEval(bench_eval::Args),
+    #[command(hide = true)]
     BenchState(bench_state::Args),
 }
 
@@ -60,6 +85,8 @@ pub fn main() -> ExitCode {
         Command::Schema(args) => schema::run(&args),
         Command::Test(args) => test::run(&args),
         Command::TestEventPattern(args) => test_event_pattern::run(&args),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
         Command::BenchPatterns(args) => bench_patterns::run(&args),
         Command::BenchEval(args) => bench_eval::run(&args),
         Command::BenchState(args) => bench_state::run(&args),

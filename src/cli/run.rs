@@ -5,6 +5,7 @@
 
 use crate::config::{Config, ConfigError, Overrides, SourceConfig};
 use crate::daemon;
+use crate::sink::StdoutFormat;
 use crate::telemetry::{LogFormat, logging};
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -42,6 +43,10 @@ pub struct Args {
     /// Serve /healthz, /readyz and /metrics on this address.
     #[arg(long, env = "METERWATCH_LISTEN")]
     listen: Option<SocketAddr>,
+    /// How stdout sinks write alerts: `text` (a readable block each), `json` (JSON lines) or
+    /// `auto` (text on a terminal, else JSON; the default, or each sink's `format`).
+    #[arg(long, value_enum)]
+    output: Option<StdoutFormat>,
     /// Log format on stderr.
     #[arg(long, env = "METERWATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
     log_format: LogFormat,
@@ -62,6 +67,7 @@ impl Args {
             chatbot_topic_arn: self.chatbot_topic_arn.clone(),
             state_table: self.state_table.clone(),
             listen: self.listen,
+            output: self.output,
         });
         config.validate()?;
         Ok(config)

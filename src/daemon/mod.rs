@@ -503,7 +503,7 @@ fn build_sinks(
                     format,
                 ))
             }
-            SinkConfig::Stdout {} => Sink::Stdout(StdoutSink),
+            SinkConfig::Stdout { format } => Sink::Stdout(StdoutSink::new(format)),
             SinkConfig::File { path } => Sink::File(
                 FileSink::open(&path)
                     .with_context(|| format!("opening sink {name} at {}", path.display()))?,

@@ -18,7 +18,7 @@ pub use file::FileSink;
 pub use memory::MemorySink;
 pub use route::Router;
 pub use sns::SnsSink;
-pub use stdout::StdoutSink;
+pub use stdout::{StdoutFormat, StdoutSink};
 
 /// A sink did not accept an alert.
 #[derive(Debug, thiserror::Error)]

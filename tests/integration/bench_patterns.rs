@@ -1,6 +1,7 @@
 //! `meterwatch bench-patterns` follows the shared benchmark's contract.
 
-use crate::support::{meterwatch, shared, stderr, stdout};
+use crate::corpora::shared;
+use crate::support::{meterwatch, stderr, stdout};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Output;
@@ -19,13 +20,16 @@ fn bench(patterns: &Path, events: &Path, extra: &[&str]) -> Output {
 
 #[test]
 fn operator_probe_counts_match_the_expected_file() {
-    let patterns = shared("bench/operator-probe.json");
-    let events = shared("bench/operator-probe.events.jsonl");
+    let Some(bench_dir) = shared("bench") else {
+        return;
+    };
+    let patterns = bench_dir.join("operator-probe.json");
+    let events = bench_dir.join("operator-probe.events.jsonl");
     let output = bench(&patterns, &events, &["--passes", "2"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report: Value = serde_json::from_str(stdout(&output).trim()).expect("one JSON line");
     let expected: Value = serde_json::from_str(
-        &std::fs::read_to_string(shared("bench/operator-probe.expected.json"))
+        &std::fs::read_to_string(bench_dir.join("operator-probe.expected.json"))
             .expect("expected counts"),
     )
     .expect("JSON");
@@ -55,7 +59,8 @@ fn a_rejected_pattern_exits_3_naming_it() {
         r#"{"good": {"a": ["x"]}, "bad-one": {"a": [{"wildcard": "a**"}]}}"#,
     )
     .expect("write");
-    let events = shared("bench/operator-probe.events.jsonl");
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(&events, "{\"a\": \"x\"}\n").expect("write");
     let output = bench(&patterns, &events, &[]);
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).contains("bad-one"), "{}", stderr(&output));
@@ -63,7 +68,9 @@ fn a_rejected_pattern_exits_3_naming_it() {
 
 #[test]
 fn a_missing_events_file_exits_1() {
-    let patterns = shared("bench/operator-probe.json");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let patterns = dir.path().join("patterns.json");
+    std::fs::write(&patterns, r#"{"good": {"a": ["x"]}}"#).expect("write");
     let output = meterwatch(&[
         "bench-patterns",
         "--patterns",

@@ -1,7 +1,7 @@
 //! `meterwatch eval` with the shipped rules: quiet on the seed's successful calls, and exactly
 //! the intended alerts on failing variants, in every envelope shape the daemon accepts.
 
-use crate::support::{meterwatch, shared, stderr, stdout};
+use crate::support::{meterwatch, stderr, stdout};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::Path;
@@ -138,21 +138,25 @@ fn seed_records_raise_no_alert_in_any_shape() {
 }
 
 #[test]
-fn shared_seed_event_files_raise_no_alert() {
-    let dir = shared("seed-events");
-    let mut files: Vec<String> = std::fs::read_dir(&dir)
-        .expect("shared seed events are beside the project")
+fn seed_event_files_raise_no_alert() {
+    // The seed's eight files (each record bare and as EventBridge delivers it), as files.
+    let dir = Path::new("tests/fixtures/events/envelopes");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .expect("the envelope fixtures are readable")
         .map(|entry| entry.expect("dir entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .filter(|path| {
+            let name = path.to_string_lossy();
+            name.ends_with(".eventbridge.json")
+                || (name.ends_with(".cloudtrail.json") && !name.ends_with(".sns-cloudtrail.json"))
+        })
         .map(|path| path.to_string_lossy().into_owned())
         .collect();
     files.sort();
-    assert!(!files.is_empty());
+    assert_eq!(files.len(), 8, "{files:?}");
     let mut args = vec!["eval", "--rules", "rules"];
     args.extend(files.iter().map(String::as_str));
     let output = meterwatch(&args);
-    // The seed's BatchMeterUsage record ends with a stray `]}}` and is rejected (exit 2),
-    // every other file is evaluated: none raises an alert.
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(stdout(&output), "", "{}", stderr(&output));
 }
 

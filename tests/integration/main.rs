@@ -3,9 +3,13 @@
 mod bench_eval;
 mod bench_patterns;
 mod check;
+mod cli;
+#[path = "../corpora.rs"]
+mod corpora;
 mod docs;
 mod eval;
 mod explain;
+mod msrv;
 mod preview;
 mod run;
 mod schema;

@@ -1,14 +1,6 @@
-//! Shared helpers: the built binary, and paths to the shared material beside the project.
+//! Shared helpers: the built binary and its output (`../shared` is [`crate::corpora`]'s).
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
-
-/// `../shared` beside the project root, where CI also has it.
-pub fn shared(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .join(relative)
-}
 
 /// Runs `meterwatch` with `args`.
 pub fn meterwatch(args: &[&str]) -> Output {

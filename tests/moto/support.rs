@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)] // Test support: a failed setup step should stop the test loudly.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_sqs::config::Credentials;
@@ -137,7 +137,7 @@ impl Moto {
 
     /// SDK config for the test's own clients: explicit fake credentials, moto's endpoint.
     pub async fn sdk_config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
+        aws_config::defaults(meterwatch::aws::behavior_version())
             .region(Region::new(REGION))
             .credentials_provider(Credentials::new("test", "test", None, None, "moto-tests"))
             .endpoint_url(&self.endpoint)

@@ -7,7 +7,7 @@
 //!
 //! The generated files go to Cargo's per-target temporary directory and are reused by later
 //! runs. Without `python3` the benchmarks that need generated files are skipped (with a note
-//! on stderr). Quick run: `cargo bench -p meterwatch-pattern -- --quick`.
+//! on stderr), and without `../shared` all of them are (see `tests/corpora.rs`). Quick run: `cargo bench -p meterwatch-pattern -- --quick`.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use meterwatch_pattern::{Matcher, MatcherBuilder, Pattern, Scratch};
@@ -20,15 +20,22 @@ const EVENT_COUNT: usize = 2000;
 const EVENT_SEED: u32 = 20200710;
 const SCALE_COUNT: usize = 1000;
 
-fn shared_bench(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/bench")
-        .join(file)
+#[path = "../../../tests/corpora.rs"]
+mod corpora;
+
+/// `file` in `../shared/bench`; `None` (reported once) when `../shared` is absent.
+fn shared_bench(file: &str) -> Option<PathBuf> {
+    static BENCH_DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let dir = BENCH_DIR
+        .get_or_init(|| corpora::shared("bench"))
+        .as_ref()?;
+    Some(dir.join(file))
 }
 
 /// Runs a generator script from the shared bench directory unless its output already
 /// exists; `None` (with a note) when it cannot run.
 fn generated(script: &str, args: &[String], file_name: &str) -> Option<PathBuf> {
+    let script = shared_bench(script)?;
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(file_name);
     if out.is_file() {
         return Some(out);
@@ -36,7 +43,7 @@ fn generated(script: &str, args: &[String], file_name: &str) -> Option<PathBuf> 
     // Write beside the final name and rename, so an interrupted run leaves no partial file.
     let partial = out.with_extension("partial");
     let status = Command::new("python3")
-        .arg(shared_bench(script))
+        .arg(&script)
         .args(args)
         .arg("--out")
         .arg(&partial)
@@ -50,7 +57,10 @@ fn generated(script: &str, args: &[String], file_name: &str) -> Option<PathBuf> 
             }
         },
         Ok(status) => {
-            eprintln!("skipping {file_name}: {script} exited with {status}");
+            eprintln!(
+                "skipping {file_name}: {} exited with {status}",
+                script.display()
+            );
             None
         }
         Err(e) => {
@@ -89,10 +99,10 @@ fn build(patterns: Vec<(String, Pattern)>) -> Matcher<String> {
 
 /// The pattern sets: always `metering-20`, and `scale-1000` when it could be generated.
 fn pattern_sets() -> Vec<(&'static str, Vec<(String, Pattern)>)> {
-    let mut sets = vec![(
-        "metering-20",
-        load_patterns(&shared_bench("metering-20.json")),
-    )];
+    let Some(metering_20) = shared_bench("metering-20.json") else {
+        return Vec::new();
+    };
+    let mut sets = vec![("metering-20", load_patterns(&metering_20))];
     let scale_args = ["--count".to_owned(), SCALE_COUNT.to_string()];
     if let Some(path) = generated(
         "gen_scale_patterns.py",

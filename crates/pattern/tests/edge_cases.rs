@@ -3,7 +3,7 @@
 //!
 //! `check` holds both the compiled matcher and the brute-force oracle (`reference`) to the
 //! expected answer, so that the property tests compare the matcher with something right.
-//! The metering cases run on the seed events, read in place from the shared directory.
+//! The metering cases run on the seed events, read in place from `tests/fixtures/events`.
 
 use meterwatch_pattern::{ErrorKind, MatcherBuilder, Pattern, reference};
 use serde_json::Value;
@@ -52,7 +52,7 @@ fn check_invalid(pattern: &str, reason: &str) {
 /// The text of a seed event as EventBridge delivers it (`NAME.eventbridge.json`).
 fn seed(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/seed-events")
+        .join("../../tests/fixtures/events/envelopes")
         .join(format!("{name}.eventbridge.json"));
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("seed event {} is readable: {e}", path.display()))

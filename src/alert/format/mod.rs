@@ -6,6 +6,8 @@
 //! - [`Format::Chatbot`] publishes AWS Chatbot's custom-notification JSON ([`chatbot`]), the
 //!   only shape Chatbot shows in Slack or Teams (it drops everything else silently).
 //!
+//! - [`terminal`]: the stdout sink's readable block, for a person at a terminal.
+//!
 //! Every message carries a [`subject`] (email's subject line) and [`attributes`] for
 //! subscription filter policies, and fits SNS's size limit: the longest parts are cut, with a
 //! visible marker, rather than the publish rejected.
@@ -13,6 +15,7 @@
 pub mod chatbot;
 pub mod email;
 pub mod escape;
+pub mod terminal;
 
 use super::{Alert, Status};
 use serde_json::{Map, Value};
