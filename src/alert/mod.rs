@@ -6,12 +6,15 @@
 //!
 //! - `content`: who, what and where, read from the CloudTrail record (principal, product,
 //!   usage records, console link).
+//! - `summary`: what noise control writes over an alert (a threshold's count, a group's
+//!   summary, an absence and its resolved notice).
 //! - `template`: the rule's `title`, `summary` and `body` templates (minijinja), and defaults.
 //! - [`format`](mod@format): what each kind of subscriber receives (email text, Chatbot JSON, the
 //!   document), the SNS subject and message attributes, size limits.
 
 pub(crate) mod content;
 pub mod format;
+pub(crate) mod summary;
 pub(crate) mod template;
 
 use serde::Serialize;

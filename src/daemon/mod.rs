@@ -27,10 +27,11 @@ pub mod signal;
 
 use crate::config::{Config, SinkConfig, SourceConfig, StateKind};
 use crate::http::{self, Health};
+use crate::noise::Noise;
 use crate::rules::RuleSet;
 use crate::sink::{FileSink, NamedSink, Sink, SnsSink, StdoutSink};
 use crate::source::{FileSource, Message, Received, Source, SourceError, SqsSource};
-use crate::state::{DynamoStore, MemoryStore, Noise, Store};
+use crate::state::{DynamoStore, MemoryStore, Store};
 use crate::telemetry::Metrics;
 use crate::telemetry::events::{ReceiveFailed, ReloadTrigger, RulesReloaded};
 use anyhow::Context;
@@ -285,7 +286,7 @@ pub async fn serve(
     let sinks = build_sinks(config, sdk_config)?;
     let store = build_store(config, sdk_config)?;
     // A finite source is a replay: judged in its events' time, absences included, so that
-    // its output depends on its input only (see `state::stage`). A queue is live.
+    // its output depends on its input only (see `noise`). A queue is live.
     let replay = !source.is_remote();
     let clock = if replay {
         crate::state::Clock::events()
@@ -631,7 +632,7 @@ async fn absence_checks(
     shutdown: CancellationToken,
     budget: Duration,
 ) {
-    let report = |result: Result<crate::state::stage::AbsenceReport, crate::state::StateError>| {
+    let report = |result: Result<crate::noise::AbsenceReport, crate::state::StateError>| {
         metrics
             .groups_open
             .set(i64::try_from(noise.n_open_groups()).unwrap_or(i64::MAX));
@@ -639,7 +640,7 @@ async fn absence_checks(
     };
     let checks = noise.run_absence_checks(
         pipeline.rules(),
-        crate::state::stage::CHECK_EVERY,
+        crate::noise::CHECK_EVERY,
         pipeline.as_ref(),
         report,
         || backlog.holds_checks(tokio::time::Instant::now()),

@@ -18,10 +18,10 @@
 //! and so the absence alert itself, is covered by the state module's unit tests).
 
 use super::diagnostic::Diagnostic;
-use super::field::FieldPath;
 use super::{LoadError, RuleSet};
 use crate::alert::Alert;
 use crate::envelope;
+use crate::field::FieldPath;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;

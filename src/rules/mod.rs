@@ -13,7 +13,6 @@
 //! - `file`: the TOML schema (serde types, unknown keys denied).
 //! - `load`: files → rules, collecting every [`Diagnostic`] rather than stopping at the first.
 //! - `diagnostic`: `path:line:col: error[rule-id]: message` with the source line.
-//! - `field`: dotted paths and the values an event holds at them.
 //! - `lists`: named lists with wildcard entries.
 //! - `locate`: where in a rule file a rejected pattern's faulty key is written.
 //! - `controls`: the noise-control tables (`[rule.dedup]`, `[rule.throttle]`...) → `Controls`.
@@ -27,15 +26,14 @@ mod condition;
 mod controls;
 mod diagnostic;
 pub mod explain;
-mod field;
 mod file;
 mod lists;
 mod load;
 mod locate;
 mod view;
 
+use crate::field::{FieldPath, Tree};
 pub use diagnostic::{Diagnostic, Position};
-pub use field::{FieldPath, Tree};
 pub use lists::List;
 pub use load::{LoadError, rule_files};
 
