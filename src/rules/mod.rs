@@ -156,15 +156,15 @@ struct Spent {
     bytes: usize,
     /// Set once the alerts' bytes went over the budget: nothing more is built.
     over: bool,
-    /// The rules with alerts held back: where each one's summary finding is (event, finding)
-    /// and how many it stands for.
-    held: Vec<Held>,
+    /// The rules whose alerts went past the budget's count: where each one's summary finding
+    /// is (event, finding) and how many alerts it stands for.
+    capped: Vec<Capped>,
     /// The event being evaluated, by its index in the message.
     event_idx: usize,
 }
 
 #[derive(Debug)]
-struct Held {
+struct Capped {
     rule: Arc<str>,
     event_idx: usize,
     finding_idx: usize,
@@ -178,7 +178,7 @@ impl Spent {
             alerts: 0,
             bytes: 0,
             over: false,
-            held: Vec::new(),
+            capped: Vec::new(),
             event_idx: 0,
         }
     }
@@ -191,19 +191,19 @@ impl Spent {
     }
 
     /// Counts one more alert of `rule` held back; false for the first, whose summary the
-    /// caller then builds (and reports with [`Spent::hold`]).
-    fn held_again(&mut self, rule: &str) -> bool {
-        match self.held.iter_mut().find(|held| &*held.rule == rule) {
-            Some(held) => {
-                held.count += 1;
+    /// caller then builds (and reports with [`Spent::cap`]).
+    fn capped_again(&mut self, rule: &str) -> bool {
+        match self.capped.iter_mut().find(|capped| &*capped.rule == rule) {
+            Some(capped) => {
+                capped.count += 1;
                 true
             }
             None => false,
         }
     }
 
-    fn hold(&mut self, rule: &Arc<str>, finding_idx: usize) {
-        self.held.push(Held {
+    fn cap(&mut self, rule: &Arc<str>, finding_idx: usize) {
+        self.capped.push(Capped {
             rule: Arc::clone(rule),
             event_idx: self.event_idx,
             finding_idx,
@@ -213,15 +213,15 @@ impl Spent {
 
     /// Writes into each summary alert how many alerts it stands for, now that all are known.
     fn settle(self, per_event: &mut [(Event, Vec<Finding>)]) {
-        for held in &self.held {
-            if let Some((_, findings)) = per_event.get_mut(held.event_idx) {
-                held.settle(findings, self.budget.max_alerts);
+        for capped in &self.capped {
+            if let Some((_, findings)) = per_event.get_mut(capped.event_idx) {
+                capped.settle(findings, self.budget.max_alerts);
             }
         }
     }
 }
 
-impl Held {
+impl Capped {
     fn settle(&self, findings: &mut [Finding], max_alerts: usize) {
         if let Some(finding) = findings.get_mut(self.finding_idx) {
             finding.alert.held_back = Some(self.count);
@@ -409,7 +409,7 @@ impl RuleSet {
         if !envelope::may_be_envelope(body) {
             return None;
         }
-        let (event, holding) = SCRATCH.with(|cell| {
+        let (event, raising) = SCRATCH.with(|cell| {
             let (scratch, found) = &mut *cell.borrow_mut();
             let captures = self.matcher.capture(body, scratch, found).ok()?;
             let seen = self.envelope_fields.map(|field| {
@@ -422,10 +422,10 @@ impl RuleSet {
                 }
             });
             let event = envelope::from_envelope_pass(body, &seen)?;
-            let holding = self.holding(&captures, found, &event, heartbeats);
-            Some((event, holding))
+            let raising = self.raising(&captures, found, &event, heartbeats);
+            Some((event, raising))
         })?;
-        let findings = self.build(&event, holding, spent);
+        let findings = self.build(&event, raising, spent);
         Some((event, findings))
     }
 
@@ -439,8 +439,8 @@ impl RuleSet {
     ) -> Result<Vec<Finding>, EventError> {
         let mut spent = Spent::new(budget);
         let mut findings = self.raised_spending(event, heartbeats, &mut spent)?;
-        for held in &spent.held {
-            held.settle(&mut findings, budget.max_alerts);
+        for capped in &spent.capped {
+            capped.settle(&mut findings, budget.max_alerts);
         }
         Ok(findings)
     }
@@ -453,17 +453,17 @@ impl RuleSet {
     ) -> Result<Vec<Finding>, EventError> {
         // One pass over the text matches the patterns (rules' and `match` conditions') and
         // keeps the values of the fields conditions read, borrowed from the text.
-        let holding = SCRATCH.with(|cell| {
+        let raising = SCRATCH.with(|cell| {
             let (scratch, found) = &mut *cell.borrow_mut();
             let captures = self.matcher.capture(event.json(), scratch, found)?;
-            Ok::<_, EventError>(self.holding(&captures, found, event, heartbeats))
+            Ok::<_, EventError>(self.raising(&captures, found, event, heartbeats))
         })?;
-        Ok(self.build(event, holding, spent))
+        Ok(self.build(event, raising, spent))
     }
 
     /// The rules whose pattern matched (`found`) and whose conditions hold on the captured
     /// values, each with its heartbeat key if it is an absence rule.
-    fn holding(
+    fn raising(
         &self,
         captures: &Captures<'_, '_>,
         found: &[usize],
@@ -496,24 +496,24 @@ impl RuleSet {
             .collect()
     }
 
-    /// The findings of the rules `holding` for `event`.
+    /// The findings of the rules `raising` for `event`.
     fn build(
         &self,
         event: &Event,
-        holding: Vec<(&Rule, Option<GroupKey>)>,
+        raising: Vec<(&Rule, Option<GroupKey>)>,
         spent: &mut Spent,
     ) -> Vec<Finding> {
         let mut findings = Vec::new();
         // Only now is anything built: one parse serves every raising rule's alerts (not
         // heartbeats, which need none). The text was valid JSON when it was decoded, so the
         // view always parses; were it not to, the alerts would show no content.
-        let fields = if holding.iter().any(|(_, key)| key.is_none()) {
+        let fields = if raising.iter().any(|(_, key)| key.is_none()) {
             self.view.parse(event.json()).unwrap_or(Node::Null)
         } else {
             Node::Null
         };
         let fields = &fields;
-        for (rule, key) in holding {
+        for (rule, key) in raising {
             match key {
                 Some(key) => findings.push(rule.heartbeat(event, key)),
                 None => rule.raise(event, fields, self, &mut findings, spent),
@@ -662,8 +662,8 @@ impl Rule {
                     spent: &mut Spent,
                     element: Option<(&FieldPath, usize, &Node)>| {
             if spent.alerts >= spent.budget.max_alerts {
-                if !spent.held_again(&self.id) {
-                    spent.hold(&self.id, alerts.len());
+                if !spent.capped_again(&self.id) {
+                    spent.cap(&self.id, alerts.len());
                     alerts.push(finding(self.held_back_alert(event, fields, &records)));
                 }
                 return;
