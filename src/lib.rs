@@ -6,7 +6,8 @@
 //! - [`field`]: dotted field paths and the values an event holds at them (a leaf).
 //! - [`rules`]: TOML rule files → a compiled [`rules::RuleSet`]; diagnostics with positions.
 //! - [`alert`]: what a rule raises for an event, as sinks receive it.
-//! - [`envelope`]: SQS message bodies (EventBridge, SNS-wrapped, CloudTrail record or batch) → events.
+//! - [`envelope`]: SQS message bodies → events, one file per shape (`eventbridge`, `sns`,
+//!   `cloudtrail`), refusals with their reason (`refused`), the one-pass fast path (`pass`).
 //! - [`input`]: reading JSON arguments and event files (`file://`, JSON lines).
 //! - [`config`]: the daemon's config tree (TOML + env + flags), validated before use.
 //! - [`source`]: where messages come from (SQS, files, stdin, memory).

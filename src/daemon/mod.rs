@@ -8,7 +8,7 @@
 //! - [`reload`]: rules hot reload (directory watch, SIGHUP).
 //! - [`signal`]: SIGTERM/SIGINT as one future.
 //!
-//! Shutdown (`style.md`, "Shutdown, cancellation and reload"): when `shutdown` fires, readiness
+//! Shutdown: when `shutdown` fires, readiness
 //! turns false and pollers stop receiving. A receive in flight is let finish (a long poll
 //! answers within `wait_time_secs`): what it returned is made visible again at once, not
 //! left invisible for the visibility timeout with its receive count spent for nothing. In-flight

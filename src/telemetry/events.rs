@@ -1,5 +1,5 @@
 //! Notable events: each struct logs one line and moves its counters in one `emit`, so logs
-//! and metrics cannot drift. Levels as in `style.md`: ERROR = data may be lost or an
+//! and metrics cannot drift. Levels: ERROR = data may be lost or an
 //! operator must act, WARN = recovered or will be retried, INFO = lifecycle.
 
 use super::metrics::{FailReason, Metrics, PublishErrorLabels, ReasonLabels, ResultLabels};
