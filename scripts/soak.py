@@ -286,7 +286,7 @@ topic_arn = "{topic}"
         + [name for name, _, _ in METRICS]
     )
     rss = []  # (secs, kB)
-    reloads = []  # (secs, revision or "broken", reload_failed before)
+    reloads = []  # (secs, revision or "broken")
     revision = 0
     last_metrics = ""
     next_sample = started
@@ -296,17 +296,16 @@ topic_arn = "{topic}"
             now = time.monotonic()
             if now >= next_reload:
                 next_reload += args.reload_secs
-                failed_before = metric(last_metrics, "meterwatch_rules_reload_total", 'result="failed"')
                 broken = rules_dir / "broken.toml"
                 if len(reloads) == 1:
                     broken.write_text(BROKEN)
-                    reloads.append((now - started, "broken", failed_before))
+                    reloads.append((now - started, "broken"))
                 else:
                     if broken.exists():
                         broken.unlink()
                     revision += 1
                     (rules_dir / "metering.toml").write_text(RULES.format(rev=revision))
-                    reloads.append((now - started, revision, failed_before))
+                    reloads.append((now - started, revision))
                 print(f"soak: {now - started:.0f} s: reload {reloads[-1][1]}", flush=True)
             if now >= next_sample:
                 next_sample += args.sample_secs
@@ -347,12 +346,11 @@ topic_arn = "{topic}"
         for thread in threads:
             thread.join()
         samples.close()
-        moto_running = moto
     for body in drain(sqs, alerts_queue):
         alerts.append(json.loads(body))
     dlq_bodies = drain(sqs, dlq)
-    moto_running.terminate()
-    moto_running.wait()
+    moto.terminate()
+    moto.wait()
 
     checks = []
 
