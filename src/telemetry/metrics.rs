@@ -548,4 +548,78 @@ mod tests {
         assert!(!revision.is_empty());
         assert!(text.contains(&format!("revision=\"{revision}\"")), "{text}");
     }
+
+    /// The names a scrape shows: samples are named after their family, with `_total` for a
+    /// counter and `_bucket`, `_sum`, `_count` for a histogram.
+    fn exported_names(text: &str) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            let mut words = line.split(' ');
+            if let (Some("#"), Some("TYPE"), Some(family), Some(kind)) =
+                (words.next(), words.next(), words.next(), words.next())
+            {
+                let suffixes: &[&str] = match kind {
+                    "counter" => &["_total"],
+                    "histogram" => &["_bucket", "_sum", "_count"],
+                    _ => &[""],
+                };
+                names.extend(suffixes.iter().map(|suffix| format!("{family}{suffix}")));
+            }
+        }
+        names
+    }
+
+    /// Every series the shipped alert rules and dashboard read is one the daemon exports
+    /// (`scripts/lint-deploy` runs this beside `promtool check rules`).
+    #[test]
+    fn deploy_rules_and_dashboard_read_only_exported_series() {
+        // A family shows only once it has a series: give the per-rule ones one each.
+        let metrics = Metrics::default();
+        metrics.add_sinks(["alerts"]);
+        let rule = || "metering-call-failed".to_owned();
+        metrics
+            .alerts_published
+            .get_or_create(&AlertLabels {
+                rule: rule(),
+                severity: "high",
+            })
+            .inc();
+        metrics
+            .alerts_suppressed
+            .get_or_create(&SuppressedLabels {
+                rule: rule(),
+                reason: "duplicate",
+            })
+            .inc();
+        for family in [
+            &metrics.alerts_dropped,
+            &metrics.alerts_grouped,
+            &metrics.heartbeats,
+        ] {
+            family.get_or_create(&RuleLabels { rule: rule() }).inc();
+        }
+        let exported = exported_names(&metrics.encode());
+        assert!(
+            exported.contains("meterwatch_alerts_published_total"),
+            "{exported:?}"
+        );
+        let name = regex::Regex::new(r"\bmeterwatch_[a-z0-9_]+").expect("a valid regex");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut unknown = Vec::new();
+        let mut n_read = 0;
+        for file in [
+            "deploy/kubernetes/components/servicemonitor/prometheusrule.yaml",
+            "deploy/grafana/meterwatch.json",
+        ] {
+            let text = std::fs::read_to_string(root.join(file)).expect("shipped file");
+            for found in name.find_iter(&text) {
+                n_read += 1;
+                if !exported.contains(found.as_str()) {
+                    unknown.push(format!("{file}: {}", found.as_str()));
+                }
+            }
+        }
+        assert!(n_read > 10, "only {n_read} series read");
+        assert!(unknown.is_empty(), "not exported: {unknown:#?}");
+    }
 }
