@@ -195,6 +195,7 @@ async fn poll(
                 n_failures = 0;
                 shared.health.queue_answered();
                 let now = std::time::SystemTime::now();
+                shared.metrics.receive_answered(now);
                 for sent_at in messages
                     .iter()
                     .filter(|m| m.receive_count <= 1)
