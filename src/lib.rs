@@ -12,7 +12,8 @@
 //! - [`config`]: the daemon's config tree (TOML + env + flags), validated before use.
 //! - [`source`]: where messages come from (SQS, files, stdin, memory).
 //! - [`sink`]: where alerts go (SNS, stdout, file, memory).
-//! - [`daemon`]: pollers, the per-message pipeline, acks, shutdown drain, hot reload.
+//! - [`daemon`]: assembled from a config: pollers, the per-message pipeline, each batch's
+//!   owner from receive to delete or release (`in_flight`), shutdown drain, hot reload.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`telemetry`]: logs, Prometheus metrics, and events that do both.
 //! - [`aws`]: SDK config from the default chain; retry classification.

@@ -32,7 +32,7 @@ pub enum Verdict {
     /// An earlier delivery of the same event holds its dedup claim for `remaining`: keep it
     /// for redelivery after a failure's backoff, or, on a later receive, once the claim has
     /// run out (each receive counts towards the redrive policy's limit; see
-    /// `ack::in_flight_after`).
+    /// `in_flight::in_flight_after`).
     InFlight { remaining: Duration },
 }
 
