@@ -5,9 +5,9 @@ use super::pipeline::tests::{FAILING_RULE, GROUPED_RULE, fixture, rules, throttl
 use super::pipeline::{Backoff, Pipeline};
 use super::{Settings, Shared, Stopped, in_flight, run};
 use crate::http::Health;
+use crate::noise::Noise;
 use crate::sink::{MemorySink, NamedSink, Sink};
 use crate::source::{MemorySource, Source};
-use crate::noise::Noise;
 use crate::state::{MemoryStore, Store};
 use crate::telemetry::Metrics;
 use std::sync::Arc;
