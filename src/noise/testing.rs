@@ -169,13 +169,7 @@ impl Match {
             .unwrap_or_default();
         let alert = Alert {
             id: content::alert_id("failed", event.event_id(), None),
-            event_id: event.event_id().map(str::to_owned),
-            event_name: event.event_name().map(str::to_owned),
-            account: event.account().map(str::to_owned),
-            region: event.region().map(str::to_owned),
-            event_time: event.event_time().map(str::to_owned),
-            error_code: event.error_code().map(str::to_owned),
-            ..Alert::new("failed".into(), Severity::High, "Failed".into())
+            ..Alert::new("failed".into(), Severity::High, "Failed".into()).with_event_facts(&event)
         };
         let finding = Finding {
             alert: Box::new(alert),

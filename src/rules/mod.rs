@@ -762,15 +762,7 @@ impl Rule {
     /// absence rule has no dedup, and a resolved notice gets an id of its own), no content
     /// read from the record, no templates rendered.
     fn bare_alert(&self, event: &Event) -> Alert {
-        Alert {
-            event_id: event.event_id().map(str::to_owned),
-            event_name: event.event_name().map(str::to_owned),
-            account: event.account().map(str::to_owned),
-            region: event.region().map(str::to_owned),
-            event_time: event.event_time().map(str::to_owned),
-            error_code: event.error_code().map(str::to_owned),
-            ..self.new_alert()
-        }
+        self.new_alert().with_event_facts(event)
     }
 
     /// Fills in the alert's title, summary and body from the rule's templates. A template
