@@ -350,7 +350,7 @@ impl Loader {
                 view.add(&for_each.array);
             }
         }
-        let envelope_fields = crate::envelope::ENVELOPE_PASS_FIELDS.map(|path| builder.want(path));
+        let envelope_fields = crate::envelope::EnvelopeFields::PATHS.map(|path| builder.want(path));
         Ok(RuleSet {
             rules: rules.into_iter().map(|(_, rule)| rule).collect(),
             envelope_fields,
