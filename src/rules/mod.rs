@@ -12,8 +12,8 @@
 //! commonest body is read once.
 //!
 //! - `file`: the TOML schema (serde types, unknown keys denied).
-//! - `load`: files → rules, collecting every [`Diagnostic`] rather than stopping at the first.
-//! - `diagnostic`: `path:line:col: error[rule-id]: message` with the source line.
+//! - `load`: files → rules, collecting every [`Diagnostic`](crate::diagnostic::Diagnostic)
+//!   rather than stopping at the first.
 //! - `lists`: named lists with wildcard entries.
 //! - `locate`: where in a rule file a rejected pattern's faulty key is written.
 //! - `controls`: the noise-control tables (`[rule.dedup]`, `[rule.throttle]`...) → `Controls`.
@@ -25,7 +25,6 @@
 pub mod cases;
 mod condition;
 mod controls;
-mod diagnostic;
 pub mod explain;
 mod file;
 mod lists;
@@ -34,7 +33,6 @@ mod locate;
 mod view;
 
 use crate::field::{FieldPath, Tree};
-pub use diagnostic::{Diagnostic, Position};
 pub use lists::List;
 pub use load::{LoadError, rule_files};
 
