@@ -11,11 +11,10 @@
 //!
 //! `meterwatch.toml` at the repository root documents every key; a test parses it.
 
-use crate::alert::Severity;
 use crate::alert::format::Format;
-use crate::rules::Diagnostic;
+use crate::diagnostic::Diagnostic;
 use crate::sink::StdoutFormat;
-use crate::sink::route::{RouteProblem, Router};
+use crate::sink::route::{RouteConfig, RouteProblem, Router};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -223,28 +222,6 @@ pub enum SinkConfig {
         /// The file, created if missing.
         path: PathBuf,
     },
-}
-
-/// `[[route]]`: which sinks get the alerts it matches. A route matches an alert when both
-/// `severity` and `rules` match (an absent key matches anything).
-#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfig {
-    /// The severities this route takes, e.g. `["critical", "high"]`. Absent: any.
-    #[schemars(with = "Option<Vec<Severity>>")]
-    pub severity: Option<Spanned<Vec<Severity>>>,
-    /// The rule ids this route takes; `*` matches any run of characters (`"metering-*"`).
-    /// Absent: any.
-    #[schemars(with = "Option<Vec<String>>")]
-    pub rules: Option<Spanned<Vec<Spanned<String>>>>,
-    /// The sinks (names of `[sinks.NAME]`) that get the alerts this route takes; `[]` drops
-    /// them.
-    #[schemars(with = "Vec<String>")]
-    pub sinks: Vec<Spanned<String>>,
-    /// After this route matched, keep trying the routes below it (which may add sinks).
-    /// Default false: the first matching route is the last.
-    #[serde(default)]
-    pub r#continue: bool,
 }
 
 /// `[retry]`: exponential backoff with full jitter between publish attempts.
@@ -673,6 +650,7 @@ fn check_topic_arn(arn: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::Severity;
 
     #[test]
     fn empty_file_is_the_defaults() {

@@ -4,7 +4,8 @@
 //! - `meterwatch_pattern` (crate `crates/pattern`): the EventBridge pattern language, compiled.
 //! - [`cli`]: the `meterwatch` command line, one file per subcommand.
 //! - [`field`]: dotted field paths and the values an event holds at them (a leaf).
-//! - [`rules`]: TOML rule files → a compiled [`rules::RuleSet`]; diagnostics with positions.
+//! - [`diagnostic`]: problems in rule and config files, with positions (a leaf).
+//! - [`rules`]: TOML rule files → a compiled [`rules::RuleSet`].
 //! - [`alert`]: what a rule raises for an event, as sinks receive it.
 //! - [`envelope`]: SQS message bodies → events, one file per shape (`eventbridge`, `sns`,
 //!   `cloudtrail`), refusals with their reason (`refused`), the one-pass fast path (`pass`).
@@ -29,6 +30,7 @@ pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod diagnostic;
 pub mod envelope;
 pub mod field;
 pub mod http;

@@ -110,7 +110,7 @@ pub(super) fn write_alerts(
     body: &str,
     out: &mut Vec<u8>,
 ) -> Result<Tally, BodyError> {
-    let found = rule_set.body_findings(body, false, crate::rules::Budget::default())?;
+    let found = rule_set.body_alerts(body, crate::rules::Budget::default())?;
     let mut tally = Tally {
         events: found.per_event.len(),
         alerts: 0,

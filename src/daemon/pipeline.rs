@@ -158,41 +158,45 @@ impl Pipeline {
         let rule_set = self.rules.load_full();
         // Without a state stage heartbeats would only be dropped: absence rules are not
         // judged at all.
-        let per_event =
-            match rule_set.body_findings(&message.body, self.noise.is_some(), self.budget) {
-                Ok(found) => {
-                    for kind in &found.skipped {
-                        RecordSkipped {
-                            message_id: &message.id,
-                            kind,
-                        }
-                        .emit(&self.metrics);
-                    }
-                    found.per_event
-                }
-                Err(error @ BodyError::OverBudget { .. }) => {
-                    MessageOverBudget {
+        let found = if self.noise.is_some() {
+            rule_set.body_findings(&message.body, self.budget)
+        } else {
+            rule_set.body_alerts(&message.body, self.budget)
+        };
+        let per_event = match found {
+            Ok(found) => {
+                for kind in &found.skipped {
+                    RecordSkipped {
                         message_id: &message.id,
-                        receive_count: message.receive_count,
-                        body_bytes: message.body.len(),
-                        error: &error,
+                        kind,
                     }
                     .emit(&self.metrics);
-                    return Verdict::Poison;
                 }
-                Err(BodyError::Undecodable(kind)) => {
-                    MessagePoison {
-                        error: &DecodeError::new(message.id.clone(), kind),
-                        receive_count: message.receive_count,
-                    }
-                    .emit(&self.metrics);
-                    return Verdict::Poison;
+                found.per_event
+            }
+            Err(error @ BodyError::OverBudget { .. }) => {
+                MessageOverBudget {
+                    message_id: &message.id,
+                    receive_count: message.receive_count,
+                    body_bytes: message.body.len(),
+                    error: &error,
                 }
-                Err(BodyError::Evaluate { event_id, error }) => {
-                    tracing::warn!(event_id, error = %error, "Rule engine refused an event.");
-                    return Verdict::Failed(FailReason::Evaluate);
+                .emit(&self.metrics);
+                return Verdict::Poison;
+            }
+            Err(BodyError::Undecodable(kind)) => {
+                MessagePoison {
+                    error: &DecodeError::new(message.id.clone(), kind),
+                    receive_count: message.receive_count,
                 }
-            };
+                .emit(&self.metrics);
+                return Verdict::Poison;
+            }
+            Err(BodyError::Evaluate { event_id, error }) => {
+                tracing::warn!(event_id, error = %error, "Rule engine refused an event.");
+                return Verdict::Failed(FailReason::Evaluate);
+            }
+        };
         self.metrics.events_evaluated.inc_by(per_event.len() as u64);
         let Some(noise) = &self.noise else {
             let findings = per_event

@@ -45,7 +45,7 @@ mod time;
 use serde_json::{Map, Value};
 
 pub use event::Event;
-pub use pass::{ENVELOPE_PASS_FIELDS, Found, from_envelope_pass, may_be_envelope};
+pub use pass::{DetailFields, EnvelopeFields, Found, may_be_envelope};
 pub use refused::{DecodeError, DecodeErrorKind, Location};
 pub use time::parse_time;
 

@@ -17,9 +17,9 @@
 //! `heartbeats = ["metering-stopped"]` says which absence rules count the event (time passing,
 //! and so the absence alert itself, is covered by the state module's unit tests).
 
-use super::diagnostic::Diagnostic;
 use super::{LoadError, RuleSet};
 use crate::alert::Alert;
+use crate::diagnostic::Diagnostic;
 use crate::envelope;
 use crate::field::FieldPath;
 use schemars::JsonSchema;

@@ -7,13 +7,13 @@
 //! silently stop alerting on whatever failed to load.
 
 use super::condition::{self, Condition, PatternTest, Test};
-use super::diagnostic::Diagnostic;
 use super::file::{ConditionDef, ForEachDef, RuleDef};
 use super::lists::List;
 use super::locate;
 use super::view::FieldTree;
 use super::{ForEach, Rule, RuleSet};
 use crate::alert::template::{DEFAULT_SUMMARY, Kind, Templates};
+use crate::diagnostic::Diagnostic;
 use crate::field::FieldPath;
 use jiff::SignedDuration;
 use meterwatch_pattern::{Matcher, MatcherBuilder, Pattern, PatternError};
@@ -168,7 +168,7 @@ impl Loader {
     /// `path:line:col` of a span, for messages that point at a second place.
     fn place(&self, source: usize, span: Range<usize>) -> String {
         let Source { path, text } = &self.sources[source];
-        let position = super::diagnostic::Position::of(text, span);
+        let position = crate::diagnostic::Position::of(text, span);
         format!("{}:{}:{}", path.display(), position.line, position.column)
     }
 
@@ -350,7 +350,7 @@ impl Loader {
                 view.add(&for_each.array);
             }
         }
-        let envelope_fields = crate::envelope::ENVELOPE_PASS_FIELDS.map(|path| builder.want(path));
+        let envelope_fields = crate::envelope::EnvelopeFields::PATHS.map(|path| builder.want(path));
         Ok(RuleSet {
             rules: rules.into_iter().map(|(_, rule)| rule).collect(),
             envelope_fields,

@@ -7,12 +7,13 @@
 //! fields `where` conditions read (and judges their `match` value lists, as more patterns);
 //! conditions run only for rules whose pattern matched, on those values; and only when some
 //! rule's conditions all hold is the event parsed (`view`) for its alerts. Given an SQS body
-//! ([`RuleSet::body_findings`]), the pass also reads what the decoder needs of an
-//! EventBridge envelope, so the commonest body is read once.
+//! ([`RuleSet::body_findings`], [`RuleSet::body_alerts`]), the pass also reads what the
+//! decoder needs of an EventBridge envelope ([`envelope::EnvelopeFields`]), so the
+//! commonest body is read once.
 //!
 //! - `file`: the TOML schema (serde types, unknown keys denied).
-//! - `load`: files → rules, collecting every [`Diagnostic`] rather than stopping at the first.
-//! - `diagnostic`: `path:line:col: error[rule-id]: message` with the source line.
+//! - `load`: files → rules, collecting every [`Diagnostic`](crate::diagnostic::Diagnostic)
+//!   rather than stopping at the first.
 //! - `lists`: named lists with wildcard entries.
 //! - `locate`: where in a rule file a rejected pattern's faulty key is written.
 //! - `controls`: the noise-control tables (`[rule.dedup]`, `[rule.throttle]`...) → `Controls`.
@@ -24,7 +25,6 @@
 pub mod cases;
 mod condition;
 mod controls;
-mod diagnostic;
 pub mod explain;
 mod file;
 mod lists;
@@ -33,7 +33,6 @@ mod locate;
 mod view;
 
 use crate::field::{FieldPath, Tree};
-pub use diagnostic::{Diagnostic, Position};
 pub use lists::List;
 pub use load::{LoadError, rule_files};
 
@@ -118,8 +117,8 @@ pub struct RuleSet {
     view: view::FieldTree,
     /// Every rule's `title`, `summary` and `body`, compiled.
     templates: Templates,
-    /// The matcher's handles on [`envelope::ENVELOPE_PASS_FIELDS`].
-    envelope_fields: [Field; 12],
+    /// The matcher's handles on [`envelope::EnvelopeFields::PATHS`].
+    envelope_fields: envelope::EnvelopeFields<Field>,
 }
 
 /// The most alerts one message raises by default (`rules.max_alerts_per_message`).
@@ -349,16 +348,24 @@ impl RuleSet {
     }
 
     /// Decodes an SQS message body ([`envelope::decode`]) and raises what each of its
-    /// events does: [`RuleSet::findings`], or with `heartbeats` false the same without
-    /// heartbeats, for callers with no state stage to give them to (absence rules are not
-    /// even judged). An EventBridge envelope, the common shape, takes one
-    /// pass over its text: the matching pass also reads what the decoder would
-    /// ([`envelope::from_envelope_pass`]).
+    /// events does ([`RuleSet::findings`]), heartbeats included: what the state stage
+    /// decides on. An EventBridge envelope, the common shape, takes one pass over its text:
+    /// the matching pass also reads what the decoder would ([`envelope::EnvelopeFields`]).
     ///
     /// The message's alerts keep to `budget`: past its `max_alerts`, each rule's further
     /// alerts become one summary alert saying how many were held back; past its `max_bytes`
     /// the message is [`BodyError::OverBudget`], and nothing more is built.
-    pub fn body_findings(
+    pub fn body_findings(&self, body: &str, budget: Budget) -> Result<BodyFindings, BodyError> {
+        self.body(body, true, budget)
+    }
+
+    /// [`RuleSet::body_findings`] without heartbeats, for callers with no state stage to
+    /// give them to: absence rules are not even judged.
+    pub fn body_alerts(&self, body: &str, budget: Budget) -> Result<BodyFindings, BodyError> {
+        self.body(body, false, budget)
+    }
+
+    fn body(
         &self,
         body: &str,
         heartbeats: bool,
@@ -412,7 +419,7 @@ impl RuleSet {
         let (event, raising) = SCRATCH.with(|cell| {
             let (scratch, found) = &mut *cell.borrow_mut();
             let captures = self.matcher.capture(body, scratch, found).ok()?;
-            let seen = self.envelope_fields.map(|field| {
+            let found_at = self.envelope_fields.map(|field| {
                 let mut values = captures.values_outside_arrays(field);
                 match (values.next(), values.next()) {
                     (None, _) => envelope::Found::Nothing,
@@ -421,7 +428,7 @@ impl RuleSet {
                     (Some(_), Some(_)) => envelope::Found::Repeated,
                 }
             });
-            let event = envelope::from_envelope_pass(body, &seen)?;
+            let event = found_at.event(body)?;
             let raising = self.raising(&captures, found, &event, heartbeats);
             Some((event, raising))
         })?;
@@ -1034,9 +1041,13 @@ pub(crate) mod tests {
                         alerts.retain(|alert| alert.starts_with("false"));
                     }
                 }
+                let found = if heartbeats {
+                    rule_set.body_findings(&body, Budget::default())
+                } else {
+                    rule_set.body_alerts(&body, Budget::default())
+                };
                 assert_eq!(
-                    rule_set
-                        .body_findings(&body, heartbeats, Budget::default())
+                    found
                         .map_err(|error| error.to_string())
                         .and_then(|found| outcome_of(found.per_event)),
                     expected,
@@ -1096,7 +1107,7 @@ pub(crate) mod tests {
             .expect("the partial batch");
         let alerts = alerts_of(
             shipped_rules()
-                .body_findings(&body, false, Budget::default())
+                .body_alerts(&body, Budget::default())
                 .expect("evaluates"),
         );
         let listed: Vec<(Option<&str>, Vec<String>, Option<u64>)> = alerts
@@ -1148,7 +1159,7 @@ pub(crate) mod tests {
         let body = batch_with_failed_results(40);
         let alerts = alerts_of(
             shipped_rules()
-                .body_findings(&body, false, budget)
+                .body_alerts(&body, budget)
                 .expect("evaluates"),
         );
         // 40 failed results and 1 unprocessed record: 5 alerts, then 36 held back in one.
@@ -1179,7 +1190,7 @@ pub(crate) mod tests {
         assert!(sent.iter().all(|alert| alert.id != summary.id));
         let again = alerts_of(
             shipped_rules()
-                .body_findings(&body, false, budget)
+                .body_alerts(&body, budget)
                 .expect("evaluates"),
         );
         assert_eq!(again.last().map(|alert| &alert.id), Some(&summary.id));
@@ -1192,7 +1203,7 @@ pub(crate) mod tests {
             max_bytes: 20_000,
         };
         let body = batch_with_failed_results(40);
-        match shipped_rules().body_findings(&body, false, budget) {
+        match shipped_rules().body_alerts(&body, budget) {
             Err(BodyError::OverBudget { alerts, max_bytes }) => {
                 assert_eq!(max_bytes, 20_000);
                 assert!((1..40).contains(&alerts), "{alerts}");
@@ -1202,7 +1213,7 @@ pub(crate) mod tests {
         // Within the default budget the same message is fine.
         assert!(
             shipped_rules()
-                .body_findings(&body, false, Budget::default())
+                .body_alerts(&body, Budget::default())
                 .is_ok()
         );
     }

@@ -8,10 +8,32 @@
 //! with the byte span of the offending value, for `file:line:col`.
 
 use crate::alert::{Alert, Severity};
-use crate::config::RouteConfig;
 use meterwatch_pattern::op::Wildcard;
+use serde::Deserialize;
 use std::ops::Range;
 use toml::Spanned;
+
+/// `[[route]]`: which sinks get the alerts it matches. A route matches an alert when both
+/// `severity` and `rules` match (an absent key matches anything).
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The severities this route takes, e.g. `["critical", "high"]`. Absent: any.
+    #[schemars(with = "Option<Vec<Severity>>")]
+    pub severity: Option<Spanned<Vec<Severity>>>,
+    /// The rule ids this route takes; `*` matches any run of characters (`"metering-*"`).
+    /// Absent: any.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub rules: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The sinks (names of `[sinks.NAME]`) that get the alerts this route takes; `[]` drops
+    /// them.
+    #[schemars(with = "Vec<String>")]
+    pub sinks: Vec<Spanned<String>>,
+    /// After this route matched, keep trying the routes below it (which may add sinks).
+    /// Default false: the first matching route is the last.
+    #[serde(default)]
+    pub r#continue: bool,
+}
 
 /// Routes compiled against the sinks, by index into the sink list.
 #[derive(Debug, Clone)]
@@ -253,14 +275,18 @@ impl Route {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
+    /// The `[[route]]`s of a config file.
+    #[derive(Deserialize)]
+    struct Routes {
+        #[serde(default)]
+        route: Vec<Spanned<RouteConfig>>,
+    }
+
+    /// `routes` compiled against the sinks email, pager and slack.
     fn router(routes: &str) -> Result<Router, Vec<RouteProblem>> {
-        let config = Config::parse(&format!(
-            "[sinks.email]\ntype = \"stdout\"\n[sinks.pager]\ntype = \"stdout\"\n[sinks.slack]\ntype = \"stdout\"\n{routes}"
-        ))
-        .expect("parses");
-        config.router()
+        let routes: Routes = toml::from_str(routes).expect("parses");
+        Router::compile(&routes.route, &["email", "pager", "slack"])
     }
 
     /// Sink names for an alert; sinks are held in name order: email 0, pager 1, slack 2.

@@ -10,6 +10,7 @@ mod docs;
 mod eval;
 mod explain;
 mod healthcheck;
+mod layers;
 mod msrv;
 mod preview;
 mod run;

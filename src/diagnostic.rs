@@ -1,11 +1,12 @@
-//! Problems found in rule files, told the way compilers tell them:
+//! Problems found in rule and config files, told the way compilers tell them:
 //! `path:line:col: error[rule-id]: message`, the source line, a caret under the spot.
+//! A leaf: `rules` and `config` both report through it.
 
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-/// One problem in one rule file.
+/// One problem in one rule or config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub file: PathBuf,
