@@ -54,3 +54,11 @@ fn no_rules_is_an_error() {
         stderr(&lists)
     );
 }
+
+/// `inhibits` naming no rule, its own rule, an absence rule, or closing a cycle.
+#[test]
+fn inhibition_mistakes_are_reported_where_they_are_written() {
+    let output = meterwatch(&["check", "tests/fixtures/rules/inhibit"]);
+    assert_eq!(output.status.code(), Some(1));
+    insta::assert_snapshot!(stderr(&output));
+}
