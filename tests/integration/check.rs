@@ -7,7 +7,7 @@ fn shipped_rules_pass() {
     let output = meterwatch(&["check", "rules"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(
-        stdout(&output).starts_with("ok: 8 rules (8 enabled) and 4 lists in 3 files"),
+        stdout(&output).starts_with("ok: 9 rules (9 enabled) and 4 lists in 3 files"),
         "{}",
         stdout(&output)
     );
