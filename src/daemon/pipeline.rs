@@ -10,7 +10,7 @@ use crate::sink::{NamedSink, PublishError, Router};
 use crate::source::Message;
 use crate::telemetry::Metrics;
 use crate::telemetry::events::{
-    MessageOverBudget, MessagePoison, PublishAttemptFailed, RecordSkipped,
+    AlertsInhibited, MessageOverBudget, MessagePoison, PublishAttemptFailed, RecordSkipped,
 };
 use crate::telemetry::metrics::{
     AlertLabels, FailReason, RuleLabels, SinkLabels, SuppressedLabels,
@@ -165,6 +165,13 @@ impl Pipeline {
         };
         let per_event = match found {
             Ok(found) => {
+                for inhibited in &found.inhibited {
+                    AlertsInhibited {
+                        message_id: &message.id,
+                        inhibited,
+                    }
+                    .emit(&self.metrics);
+                }
                 for kind in &found.skipped {
                     RecordSkipped {
                         message_id: &message.id,
@@ -600,6 +607,35 @@ pub(crate) mod tests {
         assert!(metrics.encode().contains(
             "meterwatch_alerts_suppressed_total{rule=\"call-failed\",reason=\"duplicate\"} 1"
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_problem_pages_once_and_the_inhibited_alert_is_counted() {
+        let metrics = Arc::new(Metrics::default());
+        let shipped =
+            RuleSet::load(&[std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")])
+                .expect("shipped rules");
+        let pipeline = Pipeline::new(
+            Arc::new(ArcSwap::from_pointee(shipped)),
+            vec![NamedSink::new("memory", Sink::Memory(MemorySink::new()))],
+            Backoff::from(&RetryConfig::default()),
+            Arc::clone(&metrics),
+        );
+        let out_of_bounds = fixture("failing/meterusage-timestamp-out-of-bounds.eventbridge.json");
+        assert_eq!(
+            pipeline.process(&message(out_of_bounds)).await,
+            Verdict::Done
+        );
+        let alerts = memory(&pipeline).alerts();
+        let rules: Vec<&str> = alerts.iter().map(|alert| &*alert.rule).collect();
+        assert_eq!(rules, ["metering-timestamp-stale"]);
+        assert!(
+            metrics
+                .encode()
+                .contains("meterwatch_alerts_inhibited_total{rule=\"metering-call-failed\"} 1"),
+            "{}",
+            metrics.encode()
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -85,6 +85,11 @@ pub(crate) struct RuleDef {
     /// Matches are heartbeats: alert when a key has none for `interval` + `grace`.
     #[schemars(with = "Option<AbsenceDef>")]
     pub absence: Option<Spanned<AbsenceDef>>,
+    /// Ids of rules whose alerts for the same event this rule's alert replaces (like
+    /// Alertmanager's `inhibit_rules`): one problem pages once, by its most specific rule.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub inhibits: Vec<Spanned<String>>,
 }
 
 /// `[rule.dedup]`: at-least-once delivery (SQS, EventBridge) repeats events; one alert each.

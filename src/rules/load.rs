@@ -275,6 +275,7 @@ impl Loader {
 
     fn finish(mut self) -> Result<RuleSet, LoadError> {
         let lists = self.build_lists();
+        self.check_inhibits();
         let duplicates = self.duplicate_ids();
         let mut rules = Vec::new();
         let mut builder = MatcherBuilder::default();
@@ -359,6 +360,26 @@ impl Loader {
             view,
             templates: self.templates,
         })
+    }
+
+    /// Reports every problem with the rules' `inhibits` (`super::inhibit::check`).
+    fn check_inhibits(&mut self) {
+        let known: HashSet<&str> = self.ids.iter().map(|id| id.item.as_str()).collect();
+        let declared: Vec<_> = (self.rules.iter())
+            .map(|located| super::inhibit::Declared {
+                source: located.source,
+                id: &located.item.id,
+                absence: located.item.absence.is_some(),
+                inhibits: &located.item.inhibits,
+            })
+            .collect();
+        for problem in super::inhibit::check(&declared, &known) {
+            let Source { path, text } = &self.sources[problem.source];
+            let diagnostic = Diagnostic::new(path, problem.message)
+                .at(text, Some(problem.span))
+                .in_rule(Some(&problem.rule));
+            self.diagnostics.push(diagnostic);
+        }
     }
 
     /// Reports every rule whose id an earlier rule has (whether or not either read well),
@@ -541,6 +562,11 @@ impl RuleContext<'_> {
             fields,
             controls: Arc::new(controls),
             heartbeat_key: Vec::new(),
+            inhibits: def
+                .inhibits
+                .iter()
+                .map(|id| id.get_ref().as_str().into())
+                .collect(),
         };
         Some((rule, pattern))
     }
@@ -1225,7 +1251,7 @@ mod tests {
         let expected = [
             "r.toml:3:8: error: in list `bad`: invalid type: integer `1`, expected a string; a list is an array of strings",
             "r.toml:4:9: error: in list `wild`: invalid wildcard: Consecutive wildcard characters at pos 2",
-            "r.toml:9:1: error[r]: unknown field `titel`, expected one of `id`, `title`, `summary`, `body`, `next_steps`, `description`, `severity`, `enabled`, `match`, `match_json`, `where`, `for_each`, `dedup`, `throttle`, `group`, `threshold`, `absence`",
+            "r.toml:9:1: error[r]: unknown field `titel`, expected one of `id`, `title`, `summary`, `body`, `next_steps`, `description`, `severity`, `enabled`, `match`, `match_json`, `where`, `for_each`, `dedup`, `throttle`, `group`, `threshold`, `absence`, `inhibits`",
             "r.toml:11:1: error[r]: duplicate rule id `r`: already defined in r.toml:5:1; ids must be unique across all rule files",
         ];
         assert_eq!(found, expected);

@@ -19,6 +19,7 @@
 //! - `controls`: the noise-control tables (`[rule.dedup]`, `[rule.throttle]`...) → `Controls`.
 //! - [`cases`]: rule tests (`rules/tests/*.toml`), run by `meterwatch test`.
 //! - `condition`: the `where` tests.
+//! - `inhibit`: `inhibits`, a rule's alert replacing other rules' alerts for the same event.
 //! - [`explain`]: why each rule did or did not fire for an event.
 //! - `view`: the fields alerts read, parsed from an event's text without building the rest.
 
@@ -27,12 +28,14 @@ mod condition;
 mod controls;
 pub mod explain;
 mod file;
+mod inhibit;
 mod lists;
 mod load;
 mod locate;
 mod view;
 
 use crate::field::{FieldPath, Tree};
+pub use inhibit::Inhibited;
 pub use lists::List;
 pub use load::{LoadError, rule_files};
 
@@ -73,6 +76,8 @@ pub struct Rule {
     /// An enabled absence rule's `group_by` fields, captured by the matching pass: a
     /// heartbeat's key is read without parsing the view.
     heartbeat_key: Vec<condition::Field>,
+    /// The rules whose alerts for the same event this rule's alert drops (`inhibit`).
+    pub inhibits: Vec<Arc<str>>,
 }
 
 /// An alert with what the state stage needs to decide its fate: its rule's controls and its
@@ -160,6 +165,8 @@ struct Spent {
     capped: Vec<Capped>,
     /// The event being evaluated, by its index in the message.
     event_idx: usize,
+    /// The rules whose alerts were dropped for an event by another rule's (`inhibit`).
+    inhibited: Vec<Inhibited>,
 }
 
 #[derive(Debug)]
@@ -179,6 +186,7 @@ impl Spent {
             over: false,
             capped: Vec::new(),
             event_idx: 0,
+            inhibited: Vec::new(),
         }
     }
 
@@ -277,6 +285,8 @@ pub struct BodyFindings {
     /// Records of a batch that were skipped, each saying where and why
     /// ([`envelope::Decoded::skipped`]).
     pub skipped: Vec<envelope::DecodeErrorKind>,
+    /// Alerts dropped because another rule's alert for the same event inhibits them.
+    pub inhibited: Vec<Inhibited>,
 }
 
 thread_local! {
@@ -401,8 +411,13 @@ impl RuleSet {
                 max_bytes: budget.max_bytes,
             });
         }
+        let inhibited = std::mem::take(&mut spent.inhibited);
         spent.settle(&mut per_event);
-        Ok(BodyFindings { per_event, skipped })
+        Ok(BodyFindings {
+            per_event,
+            skipped,
+            inhibited,
+        })
     }
 
     /// [`RuleSet::body_findings`] for a body the matching pass vouches for as an
@@ -520,6 +535,11 @@ impl RuleSet {
             Node::Null
         };
         let fields = &fields;
+        let inhibitors: Vec<&Rule> = raising
+            .iter()
+            .filter(|(rule, key)| key.is_none() && !rule.inhibits.is_empty())
+            .map(|(rule, _)| *rule)
+            .collect();
         for (rule, key) in raising {
             match key {
                 Some(key) => findings.push(rule.heartbeat(event, key)),
@@ -528,6 +548,9 @@ impl RuleSet {
             if spent.over {
                 break;
             }
+        }
+        if !inhibitors.is_empty() {
+            inhibit::apply(&inhibitors, event.event_id(), &mut findings, spent);
         }
         findings
     }

@@ -57,6 +57,34 @@ impl RecordSkipped<'_> {
     }
 }
 
+/// One event's alerts of a rule dropped because another rule's alert for the event inhibits
+/// them (`inhibits`): expected, so logged at DEBUG.
+#[derive(Debug)]
+pub struct AlertsInhibited<'a> {
+    pub message_id: &'a str,
+    pub inhibited: &'a crate::rules::Inhibited,
+}
+
+impl AlertsInhibited<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        let inhibited = self.inhibited;
+        tracing::debug!(
+            message_id = self.message_id,
+            rule = %inhibited.rule,
+            inhibited_by = %inhibited.by,
+            event_id = inhibited.event_id.as_deref(),
+            alerts = inhibited.alerts,
+            "Alert inhibited."
+        );
+        metrics
+            .alerts_inhibited
+            .get_or_create(&super::metrics::RuleLabels {
+                rule: inhibited.rule.to_string(),
+            })
+            .inc_by(inhibited.alerts as u64);
+    }
+}
+
 /// A message whose alerts went over its budget (`rules::Budget`), left for the queue's
 /// redrive policy as poison is: whatever it claims, it costs too much to handle.
 #[derive(Debug)]

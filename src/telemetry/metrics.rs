@@ -119,6 +119,7 @@ pub struct Metrics {
     pub alerts_out: Counter,
     pub alerts_suppressed: Family<SuppressedLabels, Counter>,
     pub alerts_dropped: Family<RuleLabels, Counter>,
+    pub alerts_inhibited: Family<RuleLabels, Counter>,
     pub sink_alerts: Family<SinkLabels, Counter>,
     pub alerts_grouped: Family<RuleLabels, Counter>,
     pub heartbeats: Family<RuleLabels, Counter>,
@@ -165,6 +166,7 @@ impl Default for Metrics {
             alerts_out: Counter::default(),
             alerts_suppressed: Family::default(),
             alerts_dropped: Family::default(),
+            alerts_inhibited: Family::default(),
             sink_alerts: Family::default(),
             alerts_grouped: Family::default(),
             heartbeats: Family::default(),
@@ -322,6 +324,11 @@ impl Metrics {
             "meterwatch_alerts_dropped",
             "Alerts a route with no sinks took (dropped on purpose), by rule",
             self.alerts_dropped.clone(),
+        );
+        registry.register(
+            "meterwatch_alerts_inhibited",
+            "Alerts dropped because another rule's alert for the same event inhibits them, by rule",
+            self.alerts_inhibited.clone(),
         );
         registry.register(
             "meterwatch_sink_alerts",
@@ -593,6 +600,7 @@ mod tests {
             .inc();
         for family in [
             &metrics.alerts_dropped,
+            &metrics.alerts_inhibited,
             &metrics.alerts_grouped,
             &metrics.heartbeats,
         ] {

@@ -56,7 +56,7 @@ fn it_counts_what_eval_prints_and_times_both_sides() {
     assert_eq!(report["alert_bytes"], printed.len());
     assert_eq!(report["undecodable"], 1);
     // The shipped rules but `metering-stopped`, an absence rule eval does not judge.
-    assert_eq!(report["patterns"], 7);
+    assert_eq!(report["patterns"], 8);
     for key in [
         "matching_bodies_per_sec",
         "eval_bodies_per_sec",

@@ -7,7 +7,7 @@ fn shipped_rules_pass() {
     let output = meterwatch(&["check", "rules"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(
-        stdout(&output).starts_with("ok: 8 rules (8 enabled) and 4 lists in 3 files"),
+        stdout(&output).starts_with("ok: 9 rules (9 enabled) and 4 lists in 3 files"),
         "{}",
         stdout(&output)
     );
@@ -53,4 +53,12 @@ fn no_rules_is_an_error() {
         "{}",
         stderr(&lists)
     );
+}
+
+/// `inhibits` naming no rule, its own rule, an absence rule, or closing a cycle.
+#[test]
+fn inhibition_mistakes_are_reported_where_they_are_written() {
+    let output = meterwatch(&["check", "tests/fixtures/rules/inhibit"]);
+    assert_eq!(output.status.code(), Some(1));
+    insta::assert_snapshot!(stderr(&output));
 }
