@@ -121,6 +121,7 @@ pub struct Metrics {
     pub alerts_dropped: Family<RuleLabels, Counter>,
     pub sink_alerts: Family<SinkLabels, Counter>,
     pub alerts_grouped: Family<RuleLabels, Counter>,
+    pub alerts_silenced: Family<RuleLabels, Counter>,
     pub heartbeats: Family<RuleLabels, Counter>,
     pub absences_pending: Gauge,
     pub groups_open: Gauge,
@@ -167,6 +168,7 @@ impl Default for Metrics {
             alerts_dropped: Family::default(),
             sink_alerts: Family::default(),
             alerts_grouped: Family::default(),
+            alerts_silenced: Family::default(),
             heartbeats: Family::default(),
             absences_pending: Gauge::default(),
             groups_open: Gauge::default(),
@@ -332,6 +334,11 @@ impl Metrics {
             "meterwatch_alerts_grouped",
             "Matches folded into a group's summary alert, by rule",
             self.alerts_grouped.clone(),
+        );
+        registry.register(
+            "meterwatch_alerts_silenced",
+            "Alerts a silence held back (not sent, their messages deleted), by rule",
+            self.alerts_silenced.clone(),
         );
         registry.register(
             "meterwatch_heartbeats",
@@ -594,6 +601,7 @@ mod tests {
         for family in [
             &metrics.alerts_dropped,
             &metrics.alerts_grouped,
+            &metrics.alerts_silenced,
             &metrics.heartbeats,
         ] {
             family.get_or_create(&RuleLabels { rule: rule() }).inc();
