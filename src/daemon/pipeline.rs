@@ -295,8 +295,10 @@ impl Pipeline {
         let rule = || rule_id.to_string();
         match settled {
             // A replay's group summary is counted when the group flushes.
+            // A silenced alert is counted by `Publish::silenced`, wherever it was raised.
             Settled::Published
             | Settled::GroupOpened
+            | Settled::Silenced
             | Settled::InFlight { .. }
             | Settled::Failed => {}
             Settled::Grouped => {
@@ -409,6 +411,10 @@ impl crate::noise::Publish for Pipeline {
             .inc();
         self.metrics.alerts_out.inc();
         true
+    }
+
+    fn silenced(&self, alert: &Alert, silence: &crate::state::silence::Silence) {
+        crate::telemetry::events::AlertSilenced { alert, silence }.emit(&self.metrics);
     }
 }
 

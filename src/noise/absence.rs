@@ -86,6 +86,14 @@ impl Noise {
                             grace: spec.grace,
                         };
                         summary::absent(&mut alert, &key_text, &key.values, since, seen, allowed);
+                        // Silenced: left unreported, so the first check after the silence
+                        // sends it if the key is still absent.
+                        if let Some(silence) = self.silencing(&alert, rule_set.silences()) {
+                            self.note_silenced_absence(&alert, &silence, publish)
+                                .await?;
+                            report.n_absent += 1;
+                            continue;
+                        }
                         match self.send_absence(&alert, publish).await? {
                             Settled::Published => report.n_fired += 1,
                             // Sent by an earlier check, which could not mark the key reported.

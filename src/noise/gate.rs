@@ -3,6 +3,7 @@
 //! `state` decision through the store, has `alert::summary` word what it rewrites, publishes,
 //! and takes its write back if the publish failed. Called by [`Noise::enter`].
 
+use super::silence::Sent;
 use super::unsent::Unsent;
 use super::{Noise, Publish, Reason, Settled};
 use crate::alert::{Alert, summary};
@@ -24,10 +25,10 @@ impl Noise {
     ) -> Result<Settled, StateError> {
         let rule = Arc::clone(&alert.rule);
         match &controls.gate {
-            Gate::None => Ok(if publish.publish(alert).await {
-                Settled::Published
-            } else {
-                Settled::Failed
+            Gate::None => Ok(match self.send(alert, rules.silences(), publish).await {
+                Sent::Published => Settled::Published,
+                Sent::Silenced => Settled::Silenced,
+                Sent::Failed => Settled::Failed,
             }),
             Gate::Throttle(spec) => {
                 let state_key = state_key("throttle", &rule, &key.text);
@@ -42,7 +43,7 @@ impl Noise {
                     throttle::Verdict::Suppress => Ok(Settled::Suppressed(Reason::Throttled)),
                     throttle::Verdict::Send { suppressed } => {
                         alert.suppressed = (suppressed > 0).then_some(suppressed);
-                        self.publish_or_undo(alert, undo, publish).await
+                        self.publish_or_undo(alert, undo, rules, publish).await
                     }
                 }
             }
@@ -64,7 +65,7 @@ impl Noise {
                 match verdict {
                     threshold::Verdict::Fire { count, first, last } => {
                         summary::threshold_reached(alert, count, spec.window, first, last);
-                        self.publish_or_undo(alert, undo, publish).await
+                        self.publish_or_undo(alert, undo, rules, publish).await
                     }
                     threshold::Verdict::Counted | threshold::Verdict::Ignored => {
                         Ok(Settled::Suppressed(Reason::BelowThreshold))
@@ -105,7 +106,7 @@ impl Noise {
                             *alert = whole;
                         }
                         summary::resolved(alert, &key.text, &key.values, silent_since);
-                        self.publish_or_undo(alert, undo, publish).await
+                        self.publish_or_undo(alert, undo, rules, publish).await
                     }
                 }
             }
@@ -115,19 +116,26 @@ impl Noise {
         }
     }
 
+    /// Publishes (or silences) an alert whose gate wrote `undo`: a silenced alert keeps the
+    /// write, as a sent one does.
     async fn publish_or_undo(
         &self,
         alert: &Alert,
         undo: Undo,
+        rules: &RuleSet,
         publish: &impl Publish,
     ) -> Result<Settled, StateError> {
         let unsent = Unsent::new(&self.store, undo);
-        if publish.publish(alert).await {
-            unsent.settled();
-            return Ok(Settled::Published);
-        }
-        unsent.undo().await?;
-        Ok(Settled::Failed)
+        let settled = match self.send(alert, rules.silences(), publish).await {
+            Sent::Published => Settled::Published,
+            Sent::Silenced => Settled::Silenced,
+            Sent::Failed => {
+                unsent.undo().await?;
+                return Ok(Settled::Failed);
+            }
+        };
+        unsent.settled();
+        Ok(settled)
     }
 }
 

@@ -37,8 +37,10 @@
 //! purpose (one message instead of fifty) a per-replica batch already serves.
 
 use super::claim::Claim;
+use super::silence::Sent;
 use super::{Noise, Publish, Settled};
 use crate::alert::{Alert, GroupSummary};
+use crate::rules::silence::Silences;
 use crate::state::{GroupKey, Millis, group::Spec, millis};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -58,6 +60,8 @@ struct Batch {
     flush_at: Millis,
     /// The rule's `interval`, for the next batch's `not_before`.
     interval: Millis,
+    /// The rule files' silences where its first match was raised, judged at the flush.
+    silences: Arc<Silences>,
 }
 
 #[derive(Debug, Default)]
@@ -91,6 +95,7 @@ pub enum Joined {
 pub struct Flushed {
     pub alert: Alert,
     pub done: watch::Sender<Outcome>,
+    pub silences: Arc<Silences>,
 }
 
 impl Groups {
@@ -101,8 +106,16 @@ impl Groups {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Adds a match (its alert, and its group's key values) to its group at `now`.
-    pub fn join(&self, spec: &Spec, key: &GroupKey, alert: &Alert, now: Millis) -> Joined {
+    /// Adds a match (its alert, and its group's key values) to its group at `now`; a new
+    /// batch keeps `silences` (its rule set's) for its summary.
+    pub fn join(
+        &self,
+        spec: &Spec,
+        key: &GroupKey,
+        alert: &Alert,
+        silences: &Arc<Silences>,
+        now: Millis,
+    ) -> Joined {
         let mut slots = self.lock();
         if slots.len() > 1024 {
             // Forget groups idle for longer than their interval (no batch, no pacing left).
@@ -128,6 +141,7 @@ impl Groups {
             done,
             flush_at,
             interval: millis(spec.interval),
+            silences: Arc::clone(silences),
         });
         Joined::Lead { flush_at }
     }
@@ -183,6 +197,7 @@ fn close(slot: &mut Slot, now: Millis) -> Option<Flushed> {
     Some(Flushed {
         alert,
         done: batch.done,
+        silences: batch.silences,
     })
 }
 
@@ -255,12 +270,15 @@ impl Noise {
                     }
                     match leading.and_then(Leading::take) {
                         Some(flushed) => {
-                            let ok = publish.publish(&flushed.alert).await;
-                            flushed.done.send_replace(Some(ok));
-                            if ok {
-                                Settled::Published
-                            } else {
-                                Settled::Failed
+                            let sent = self.send(&flushed.alert, &flushed.silences, publish).await;
+                            // A silenced summary was handled: its members' messages go.
+                            flushed
+                                .done
+                                .send_replace(Some(!matches!(sent, Sent::Failed)));
+                            match sent {
+                                Sent::Published => Settled::Published,
+                                Sent::Silenced => Settled::Silenced,
+                                Sent::Failed => Settled::Failed,
                             }
                         }
                         // Only the leader takes its batch; nothing to do if it is gone.
@@ -291,7 +309,8 @@ impl Noise {
     /// Publishes flushed group batches and tells their members (none wait in a replay).
     pub(super) async fn publish_groups(&self, batches: Vec<Flushed>, publish: &impl Publish) {
         for flushed in batches {
-            let ok = publish.publish(&flushed.alert).await;
+            let sent = self.send(&flushed.alert, &flushed.silences, publish).await;
+            let ok = !matches!(sent, Sent::Failed);
             if !ok {
                 tracing::warn!(
                     rule = %flushed.alert.rule,

@@ -33,12 +33,14 @@
 //! - [`absence`]: the absence checks and their ticker.
 //! - [`replay`]: a replay's event-time checks and flushes.
 //! - [`unsent`]: the guard of a write whose alert is not out yet.
+//! - [`silence`]: silences, the last gate before every publish.
 
 pub mod absence;
 mod claim;
 mod gate;
 pub mod group;
 mod replay;
+mod silence;
 #[cfg(test)]
 pub(crate) mod testing;
 mod unsent;
@@ -60,6 +62,9 @@ pub use group::Waiting;
 /// than an async closure: the pipeline's future must be `Send` for any borrow of the alert.)
 pub trait Publish: Sync {
     fn publish(&self, alert: &Alert) -> impl Future<Output = bool> + Send;
+
+    /// Told of an alert `silence` held back instead of publishing it (to log and count).
+    fn silenced(&self, _alert: &Alert, _silence: &crate::state::silence::Silence) {}
 }
 
 /// Why a finding sent no alert (the `reason` label of `meterwatch_alerts_suppressed_total`).
@@ -98,6 +103,8 @@ pub enum Settled {
     GroupOpened,
     /// An absence rule's heartbeat, recorded.
     Heartbeat,
+    /// A silence held its alert back (see [`silence`]): handled, not sent.
+    Silenced,
     /// Nothing to send, on purpose (for an absence alert: sent before, by a check that could
     /// not mark its key reported).
     Suppressed(Reason),
@@ -136,6 +143,8 @@ pub struct Noise {
     shutdown: CancellationToken,
     /// A replay's next absence check, in event time (`Millis::MIN`: at the first event).
     next_replay_check: AtomicI64,
+    /// The state table's silences, as last polled (see [`silence`]).
+    stored_silences: arc_swap::ArcSwap<crate::rules::silence::Silences>,
 }
 
 impl Noise {
@@ -146,6 +155,7 @@ impl Noise {
             groups: Groups::default(),
             shutdown,
             next_replay_check: AtomicI64::new(Millis::MIN),
+            stored_silences: arc_swap::ArcSwap::default(),
         }
     }
 
@@ -224,7 +234,8 @@ impl Noise {
             None => None,
         };
         if let Gate::Group(spec) = &controls.gate {
-            let joined = self.groups.join(spec, &key, &alert, self.clock.now());
+            let now = self.clock.now();
+            let joined = self.groups.join(spec, &key, &alert, rules.silences(), now);
             // A replay's time moves only with its input, which waiting would hold up: its
             // batches are flushed as event time passes them.
             let settled = match joined {

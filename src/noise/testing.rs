@@ -25,6 +25,7 @@ pub(crate) struct Published {
     alerts: Mutex<Vec<Alert>>,
     failing: AtomicBool,
     hanging: AtomicBool,
+    silenced: Mutex<Vec<String>>,
 }
 
 impl Publish for Published {
@@ -38,11 +39,23 @@ impl Publish for Published {
         self.alerts.lock().expect("test lock").push(alert.clone());
         true
     }
+
+    fn silenced(&self, alert: &Alert, _: &crate::state::silence::Silence) {
+        self.silenced
+            .lock()
+            .expect("test lock")
+            .push(alert.id.clone());
+    }
 }
 
 impl Published {
     pub(crate) fn take(&self) -> Vec<Alert> {
         std::mem::take(&mut *self.alerts.lock().expect("test lock"))
+    }
+
+    /// How many alerts silences held back.
+    pub(crate) fn n_silenced(&self) -> usize {
+        self.silenced.lock().expect("test lock").len()
     }
 
     pub(crate) fn hang(&self, hanging: bool) {

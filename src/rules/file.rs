@@ -27,6 +27,9 @@ pub(crate) struct RuleFile {
     /// The rules.
     #[serde(default)]
     pub rule: Vec<RuleDef>,
+    /// Alerts not to send for a while (maintenance): see `docs/rules.md`.
+    #[serde(default)]
+    pub silence: Vec<super::silence::SilenceDef>,
 }
 
 /// One `[[rule]]` table.

@@ -10,6 +10,7 @@ use super::condition::{self, Condition, PatternTest, Test};
 use super::file::{ConditionDef, ForEachDef, RuleDef};
 use super::lists::List;
 use super::locate;
+use super::silence::{self, SilenceDef, Silences};
 use super::view::FieldTree;
 use super::{ForEach, Rule, RuleSet};
 use crate::alert::template::{DEFAULT_SUMMARY, Kind, Templates};
@@ -150,6 +151,7 @@ struct Loader {
     ids: Vec<Located<String>>,
     diagnostics: Vec<Diagnostic>,
     templates: Templates,
+    silences: Vec<Located<SilenceDef>>,
 }
 
 impl Loader {
@@ -205,11 +207,14 @@ impl Loader {
                             .into(),
                     ),
                 },
+                "silence" => self.read_silences(source, value),
                 other => self.error(
                     source,
                     Some(key.span()),
                     None,
-                    format!("unknown top-level key `{other}`, expected `lists` or `[[rule]]`"),
+                    format!(
+                        "unknown top-level key `{other}`, expected `lists`, `[[rule]]` or `[[silence]]`"
+                    ),
                 ),
             }
         }
@@ -240,6 +245,53 @@ impl Loader {
                 }
             }
         }
+    }
+
+    fn read_silences(&mut self, source: usize, value: &Spanned<DeValue<'_>>) {
+        let DeValue::Array(tables) = value.get_ref() else {
+            let message = "`silence` must be an array of tables: write each under `[[silence]]`";
+            return self.error(source, Some(value.span()), None, message.to_owned());
+        };
+        for table in tables.iter() {
+            match SilenceDef::deserialize(ValueDeserializer::from(table.clone())) {
+                Ok(def) => self.silences.push(Located {
+                    source,
+                    span: table.span(),
+                    item: def,
+                }),
+                Err(error) => {
+                    let span = error.span().or(Some(table.span()));
+                    let message = format!("in a silence: {}", error.message().trim());
+                    self.error(source, span, None, message);
+                }
+            }
+        }
+    }
+
+    /// Compiles every `[[silence]]`, reporting bad ones and repeated ids.
+    fn build_silences(&mut self) -> Silences {
+        let mut compiled = Vec::new();
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for located in std::mem::take(&mut self.silences) {
+            let place = self.place(located.source, located.span.clone());
+            let id = located.item.id.clone();
+            if let Some(first) = seen.get(&id) {
+                let message = format!("duplicate silence id `{id}`: already defined in {first}");
+                self.error(located.source, Some(located.span), None, message);
+                continue;
+            }
+            seen.insert(id, place.clone());
+            let mut problems = Vec::new();
+            let mut report = |span, message| problems.push((span, message));
+            if let Some(silence) = silence::compile_def(located.item, place, &mut report) {
+                compiled.push(silence);
+            }
+            for (span, message) in problems {
+                let span = Option::or(span, Some(located.span.clone()));
+                self.error(located.source, span, None, message);
+            }
+        }
+        Silences::new(compiled)
     }
 
     fn read_rule(&mut self, source: usize, table: &Spanned<DeValue<'_>>) {
@@ -276,6 +328,7 @@ impl Loader {
     fn finish(mut self) -> Result<RuleSet, LoadError> {
         let lists = self.build_lists();
         self.check_inhibits();
+        let silences = self.build_silences();
         let duplicates = self.duplicate_ids();
         let mut rules = Vec::new();
         let mut builder = MatcherBuilder::default();
@@ -359,6 +412,7 @@ impl Loader {
             lists,
             view,
             templates: self.templates,
+            silences: Arc::new(silences),
         })
     }
 
@@ -1200,7 +1254,9 @@ mod tests {
         let found = errors("[rules]\nx = 1\n");
         assert_eq!(
             found,
-            ["r.toml:1:2: error: unknown top-level key `rules`, expected `lists` or `[[rule]]`"]
+            [
+                "r.toml:1:2: error: unknown top-level key `rules`, expected `lists`, `[[rule]]` or `[[silence]]`"
+            ]
         );
     }
 

@@ -15,6 +15,7 @@
 //! - `load`: files → rules, collecting every [`Diagnostic`](crate::diagnostic::Diagnostic)
 //!   rather than stopping at the first.
 //! - `lists`: named lists with wildcard entries.
+//! - [`silence`]: `[[silence]]` tables, and matching alerts against silences.
 //! - `locate`: where in a rule file a rejected pattern's faulty key is written.
 //! - `controls`: the noise-control tables (`[rule.dedup]`, `[rule.throttle]`...) → `Controls`.
 //! - [`cases`]: rule tests (`rules/tests/*.toml`), run by `meterwatch test`.
@@ -32,6 +33,7 @@ mod inhibit;
 mod lists;
 mod load;
 mod locate;
+pub mod silence;
 mod view;
 
 use crate::field::{FieldPath, Tree};
@@ -124,6 +126,8 @@ pub struct RuleSet {
     templates: Templates,
     /// The matcher's handles on [`envelope::EnvelopeFields::PATHS`].
     envelope_fields: envelope::EnvelopeFields<Field>,
+    /// The files' `[[silence]]`s.
+    silences: Arc<silence::Silences>,
 }
 
 /// The most alerts one message raises by default (`rules.max_alerts_per_message`).
@@ -338,6 +342,11 @@ impl RuleSet {
     /// The named lists, by name.
     pub fn lists(&self) -> &BTreeMap<String, Arc<List>> {
         &self.lists
+    }
+
+    /// The files' silences (in force or not).
+    pub fn silences(&self) -> &Arc<silence::Silences> {
+        &self.silences
     }
 
     /// The alerts the rules raise for `event`, in rule order, before any noise control: what

@@ -6,7 +6,7 @@
 //!
 //! | attribute       | type | meaning                                                        |
 //! |-----------------|------|----------------------------------------------------------------|
-//! | `pk`            | S    | `<kind>#<rule id>#<key>`: kind is `dedup`, `throttle`, `threshold`, `absence`, `absence-keys`; key is the alert id (dedup) or the group key (`group_by` values joined by `\|`; a UUIDv5 digest `~…` if over 512 bytes) |
+//! | `pk`            | S    | `<kind>#<rule id>#<key>`: kind is `dedup`, `throttle`, `threshold`, `absence`, `absence-keys`, `silence` (a silence, key its id; see `state::silence`), `silences` (their index); key is the alert id (dedup) or the group key (`group_by` values joined by `\|`; a UUIDv5 digest `~…` if over 512 bytes) |
 //! | `kind`          | S    | the entry's kind, for people reading the table                 |
 //! | `entry`         | S    | the entry as JSON (see `state::Entry`), e.g. `{"kind":"dedup","sent":null}` |
 //! | `version`       | N    | the item's write count (from 1 again after a delete); compared only for an item without `token` |
@@ -415,6 +415,8 @@ fn json_kind(entry: &Entry) -> &'static str {
         Entry::Threshold(_) => "threshold",
         Entry::Heartbeat(_) => "heartbeat",
         Entry::Keys(_) => "keys",
+        Entry::Silence(_) => "silence",
+        Entry::Silences(_) => "silences",
     }
 }
 

@@ -12,6 +12,7 @@
 //!   them; its batches are `noise::group`'s).
 //! - [`threshold`]: alert when N matches fall within a window of *event* time.
 //! - [`absence`]: matches are heartbeats; alert when a key stops, resolve when it resumes.
+//! - [`silence`]: silences kept in the table (`meterwatch silence add`), one item each.
 //! - [`memory`], [`dynamodb`]: the two stores.
 //!
 //! # Design
@@ -32,6 +33,7 @@ pub mod dedup;
 pub mod dynamodb;
 pub mod group;
 pub mod memory;
+pub mod silence;
 pub mod threshold;
 pub mod throttle;
 
@@ -282,6 +284,9 @@ pub enum Entry {
     Threshold(Box<threshold::Counts>),
     Heartbeat(Box<absence::Heartbeat>),
     Keys(absence::Learned),
+    Silence(Box<silence::Silence>),
+    /// The ids of the stored silences (see [`silence`]).
+    Silences(silence::Index),
 }
 
 /// What a decision does to its key's entry.

@@ -33,6 +33,32 @@ impl MessagePoison<'_> {
     }
 }
 
+/// An alert a silence held back: handled, not sent.
+#[derive(Debug)]
+pub struct AlertSilenced<'a> {
+    pub alert: &'a crate::alert::Alert,
+    pub silence: &'a crate::state::silence::Silence,
+}
+
+impl AlertSilenced<'_> {
+    pub fn emit(&self, metrics: &Metrics) {
+        tracing::info!(
+            rule = %self.alert.rule,
+            alert_id = %self.alert.id,
+            status = self.alert.status.as_str(),
+            silence = %self.silence.id,
+            created_by = %self.silence.created_by,
+            "Alert silenced."
+        );
+        metrics
+            .alerts_silenced
+            .get_or_create(&super::metrics::RuleLabels {
+                rule: self.alert.rule.to_string(),
+            })
+            .inc();
+    }
+}
+
 /// A record of a batch left out (an Insights event, a malformed record); the batch's other
 /// records go on.
 #[derive(Debug)]

@@ -122,6 +122,7 @@ pub struct Metrics {
     pub alerts_inhibited: Family<RuleLabels, Counter>,
     pub sink_alerts: Family<SinkLabels, Counter>,
     pub alerts_grouped: Family<RuleLabels, Counter>,
+    pub alerts_silenced: Family<RuleLabels, Counter>,
     pub heartbeats: Family<RuleLabels, Counter>,
     pub absences_pending: Gauge,
     pub groups_open: Gauge,
@@ -169,6 +170,7 @@ impl Default for Metrics {
             alerts_inhibited: Family::default(),
             sink_alerts: Family::default(),
             alerts_grouped: Family::default(),
+            alerts_silenced: Family::default(),
             heartbeats: Family::default(),
             absences_pending: Gauge::default(),
             groups_open: Gauge::default(),
@@ -339,6 +341,11 @@ impl Metrics {
             "meterwatch_alerts_grouped",
             "Matches folded into a group's summary alert, by rule",
             self.alerts_grouped.clone(),
+        );
+        registry.register(
+            "meterwatch_alerts_silenced",
+            "Alerts a silence held back (not sent, their messages deleted), by rule",
+            self.alerts_silenced.clone(),
         );
         registry.register(
             "meterwatch_heartbeats",
@@ -602,6 +609,7 @@ mod tests {
             &metrics.alerts_dropped,
             &metrics.alerts_inhibited,
             &metrics.alerts_grouped,
+            &metrics.alerts_silenced,
             &metrics.heartbeats,
         ] {
             family.get_or_create(&RuleLabels { rule: rule() }).inc();
