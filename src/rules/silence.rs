@@ -1,6 +1,5 @@
 //! Silences: `[[silence]]` tables in rule files, and matching an alert against silences
-//! wherever they were written (rule files, or the state table by `meterwatch silence add`:
-//! `state::silence`).
+//! wherever they were written (rule files, or items in the state table: `state::silence`).
 //!
 //! ```toml
 //! [[silence]]
