@@ -2,6 +2,8 @@
 //! `../shared/bench/README.md` specifies, so the figures sit beside quamina's and
 //! event-ruler's.
 
+#![allow(clippy::disallowed_types, reason = "the benchmark measures wall time")]
+
 use super::passes::Passes;
 use crate::input;
 use anyhow::Context;

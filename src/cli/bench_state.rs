@@ -7,6 +7,8 @@
 //! Memory is the process's resident set (`/proc/self/statm`, Linux) before and after: an
 //! upper bound on what the state allocated, since the allocator may keep freed pages.
 
+#![allow(clippy::disallowed_types, reason = "the benchmark measures wall time")]
+
 use crate::alert::Alert;
 use crate::envelope;
 use crate::noise::Noise;

@@ -3,6 +3,11 @@
 //! pass must count what the first counted, so a figure never comes from a pass that did
 //! different work.
 
+#![allow(
+    clippy::disallowed_types,
+    reason = "a benchmark pass measures wall time"
+)]
+
 use anyhow::bail;
 use std::time::Instant;
 

@@ -421,6 +421,8 @@ fn parse_cloudtrail_exactly(text: &str) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::load::load_texts;
+    use crate::rules::tests::{fired, record, rule};
     use proptest::prelude::*;
 
     proptest! {
@@ -523,5 +525,135 @@ mod tests {
     fn other_text_is_not_a_timestamp() {
         assert_eq!(parse_timestamp("yesterday"), None);
         assert_eq!(parse_timestamp("Jul 10, 2020"), None);
+    }
+
+    #[test]
+    fn several_conditions_on_one_field_are_anded() {
+        let rule_set = rule(
+            "match.detail.eventName = [\"MeterUsage\"]\n\
+             [[rule.where]]\nfield = \"detail.errorCode\"\nmatch = [{ prefix = \"Invalid\" }]\n\
+             [[rule.where]]\nfield = \"detail.errorCode\"\nmatch = [{ suffix = \"CodeException\" }]\n",
+        );
+        let both = record(serde_json::json!({"errorCode": "InvalidProductCodeException"}));
+        let one = record(serde_json::json!({"errorCode": "InvalidUsageDimensionException"}));
+        assert_eq!(fired(&rule_set, both), ["r"]);
+        assert!(fired(&rule_set, one).is_empty());
+    }
+
+    #[test]
+    fn regex_conditions_and_their_negation() {
+        let rule_set = rule(
+            "match.detail.eventName = [\"MeterUsage\"]\n\
+             [[rule.where]]\nfield = \"detail.requestParameters.usageDimension\"\nregex = '^[a-z]+_(hours|gb)$'\n\
+             [[rule.where]]\nfield = \"detail.requestParameters.usageDimension\"\nnot_regex = '^test_'\n",
+        );
+        let dimension =
+            |d: &str| record(serde_json::json!({"requestParameters": {"usageDimension": d}}));
+        assert_eq!(fired(&rule_set, dimension("cpu_hours")), ["r"]);
+        assert!(fired(&rule_set, dimension("test_hours")).is_empty());
+        assert!(fired(&rule_set, dimension("Cpu")).is_empty());
+        assert!(
+            fired(&rule_set, record(serde_json::json!({}))).is_empty(),
+            "missing field"
+        );
+    }
+
+    #[test]
+    fn comparing_two_fields() {
+        let rule_set = rule(
+            "match.detail.eventName = [\"MeterUsage\"]\n\
+             [[rule.where]]\nfield = \"detail.userIdentity.accountId\"\nnot_equals_field = \"detail.recipientAccountId\"\n",
+        );
+        let ids = |caller: &str| record(serde_json::json!({"userIdentity": {"accountId": caller}}));
+        assert_eq!(fired(&rule_set, ids("999999999999")), ["r"]);
+        assert!(fired(&rule_set, ids("123456789012")).is_empty());
+    }
+
+    #[test]
+    fn timestamp_age_is_measured_against_event_time() {
+        let rule_set = rule(
+            "match.detail.eventName = [\"MeterUsage\"]\n\
+             [[rule.where]]\nfield = \"detail.requestParameters.timestamp\"\nolder_than = \"6h\"\n",
+        );
+        let stamped = |t: &str| record(serde_json::json!({"requestParameters": {"timestamp": t}}));
+        // eventTime is 2020-07-10T23:06:42Z.
+        assert_eq!(fired(&rule_set, stamped("Jul 10, 2020 5:06:41 PM")), ["r"]);
+        assert!(fired(&rule_set, stamped("Jul 10, 2020 5:06:43 PM")).is_empty());
+        assert!(fired(&rule_set, stamped("not a time")).is_empty());
+        // CloudTrail Lake's spelling of the same eventTime is the same instant.
+        let lake = |t: &str| {
+            record(serde_json::json!({
+                "eventTime": "2020-07-10 23:06:42.000000000",
+                "requestParameters": {"timestamp": t}
+            }))
+        };
+        assert_eq!(fired(&rule_set, lake("Jul 10, 2020 5:06:41 PM")), ["r"]);
+        assert!(fired(&rule_set, lake("Jul 10, 2020 5:06:43 PM")).is_empty());
+    }
+
+    #[test]
+    fn lists_match_exactly_or_by_wildcard_and_empty_lists_stay_quiet() {
+        let lists = "[lists]\nallowed = [\"arn:aws:iam::*:role/meter-*\"]\nnone = []\n";
+        let rules = "[[rule]]\nid = \"stranger\"\ntitle = \"S\"\nseverity = \"high\"\n\
+             match.detail.eventName = [\"MeterUsage\"]\n\
+             [[rule.where]]\nfield = [\"detail.userIdentity.arn\", \"detail.userIdentity.sessionContext.sessionIssuer.arn\"]\nnot_in_list = \"allowed\"\n\
+             [[rule]]\nid = \"unconfigured\"\ntitle = \"U\"\nseverity = \"high\"\n\
+             match.detail.eventName = [\"MeterUsage\"]\n\
+             [[rule.where]]\nfield = \"detail.userIdentity.arn\"\nnot_in_list = \"none\"\n";
+        let rule_set = load_texts(&[("lists.toml", lists), ("rules.toml", rules)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let caller = |arn: &str, issuer: Option<&str>| {
+            let mut identity = serde_json::json!({"arn": arn});
+            if let Some(issuer) = issuer {
+                identity["sessionContext"] = serde_json::json!({"sessionIssuer": {"arn": issuer}});
+            }
+            record(serde_json::json!({"userIdentity": identity}))
+        };
+        let session = caller(
+            "arn:aws:sts::1:assumed-role/meter-eks/s",
+            Some("arn:aws:iam::1:role/meter-eks"),
+        );
+        assert!(
+            fired(&rule_set, session).is_empty(),
+            "the role behind the session is allowed"
+        );
+        assert_eq!(
+            fired(&rule_set, caller("arn:aws:iam::1:user/mallory", None)),
+            ["stranger"]
+        );
+    }
+
+    #[test]
+    fn any_groups_hold_when_one_alternative_does() {
+        let rule_set = rule(
+            "match.detail.eventName = [\"MeterUsage\"]\n\
+             [[rule.where]]\nany = [\n  { field = \"detail.errorCode\", match = [\"A\"] },\n  { field = \"detail.errorMessage\", regex = \"boom\" },\n]\n",
+        );
+        assert_eq!(
+            fired(&rule_set, record(serde_json::json!({"errorCode": "A"}))),
+            ["r"]
+        );
+        assert_eq!(
+            fired(
+                &rule_set,
+                record(serde_json::json!({"errorMessage": "a boom"}))
+            ),
+            ["r"]
+        );
+        assert!(fired(&rule_set, record(serde_json::json!({"errorCode": "B"}))).is_empty());
+    }
+
+    #[test]
+    fn all_groups_hold_when_every_entry_does() {
+        let rule_set = rule(
+            "match.detail.eventName = [\"MeterUsage\"]\n\
+             [[rule.where]]\nany = [\n  { field = \"detail.a\", match = [\"x\"] },\n  \
+             { all = [{ field = \"detail.b\", match = [\"y\"] }, { field = \"detail.c\", match = [\"z\"] }] },\n]\n",
+        );
+        let fires = |detail: serde_json::Value| !fired(&rule_set, record(detail)).is_empty();
+        assert!(fires(serde_json::json!({"a": "x"})));
+        assert!(fires(serde_json::json!({"b": "y", "c": "z"})));
+        assert!(!fires(serde_json::json!({"b": "y"})));
+        assert!(!fires(serde_json::json!({"c": "z"})));
     }
 }

@@ -965,19 +965,20 @@ fn to_json(value: &toml::Value, at: &str) -> Result<Value, String> {
     })
 }
 
+/// Loads rule files given as (name, text): the rules tests load rules without files.
+#[cfg(test)]
+pub(super) fn load_texts(files: &[(&str, &str)]) -> Result<RuleSet, LoadError> {
+    let mut loader = Loader::default();
+    for (name, text) in files {
+        loader.read_file(PathBuf::from(name), (*text).to_owned());
+    }
+    loader.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope;
-
-    /// Loads rule files given as (name, text).
-    fn load_texts(files: &[(&str, &str)]) -> Result<RuleSet, LoadError> {
-        let mut loader = Loader::default();
-        for (name, text) in files {
-            loader.read_file(PathBuf::from(name), (*text).to_owned());
-        }
-        loader.finish()
-    }
+    use crate::rules::tests::{HEAD, fired, record, rule};
 
     fn load_one(text: &str) -> Result<RuleSet, LoadError> {
         load_texts(&[("r.toml", text)])
@@ -993,42 +994,6 @@ mod tests {
             .collect()
     }
 
-    /// Rule ids (with element paths) that fire on `event` (any accepted body shape).
-    fn fired(rule_set: &RuleSet, event: serde_json::Value) -> Vec<String> {
-        let events = envelope::decode(&event.to_string()).expect("test events decode");
-        let mut fired = Vec::new();
-        for event in &events {
-            for alert in rule_set.evaluate(event).expect("evaluation succeeds") {
-                match alert.element {
-                    Some(element) => fired.push(format!("{}@{}", alert.rule, element.path)),
-                    None => fired.push(alert.rule.to_string()),
-                }
-            }
-        }
-        fired
-    }
-
-    fn record(detail: serde_json::Value) -> serde_json::Value {
-        let mut base = serde_json::json!({
-            "eventSource": "metering-marketplace.amazonaws.com",
-            "eventName": "MeterUsage",
-            "eventID": "e-1",
-            "eventTime": "2020-07-10T23:06:42Z",
-            "awsRegion": "us-east-1",
-            "recipientAccountId": "123456789012",
-        });
-        for (key, value) in detail.as_object().expect("detail is an object") {
-            base[key] = value.clone();
-        }
-        base
-    }
-
-    const HEAD: &str = "[[rule]]\nid = \"r\"\ntitle = \"R\"\nseverity = \"low\"\n";
-
-    fn rule(body: &str) -> RuleSet {
-        load_one(&format!("{HEAD}{body}")).unwrap_or_else(|e| panic!("{e}"))
-    }
-
     #[test]
     fn match_json_and_match_are_the_same_pattern() {
         let toml_rule = rule("match.detail.errorCode = [{ prefix = \"Throttl\" }]\n");
@@ -1037,37 +1002,6 @@ mod tests {
         let event = record(serde_json::json!({"errorCode": "ThrottlingException"}));
         assert_eq!(fired(&toml_rule, event.clone()), ["r"]);
         assert_eq!(fired(&json_rule, event), ["r"]);
-    }
-
-    /// An event holding valid JSON a `Value` cannot (see `Event::value`) still raises its
-    /// alert; templates that read the whole event say why they cannot, and `explain` is an
-    /// error, not a panic.
-    #[test]
-    fn an_event_a_value_cannot_hold_still_alerts() {
-        let rule_set = rule(
-            "summary = \"{{ detail.errorCode }} at {{ event.account }}\"\n\
-             match.detail.errorCode = [{ exists = true }]\n",
-        );
-        let body = r#"{"detail-type": "x", "source": "y", "account": "1",
-            "detail": {"eventID": "e", "errorCode": "X", "z": 1e400}}"#;
-        let events = envelope::decode(body).expect("the envelope decodes");
-        let [event] = events.as_slice() else {
-            panic!("one event expected");
-        };
-        let alerts = rule_set.evaluate(event).expect("evaluation succeeds");
-        let [alert] = alerts.as_slice() else {
-            panic!("one alert expected: {alerts:?}");
-        };
-        assert_eq!(alert.event_id.as_deref(), Some("e"));
-        assert_eq!(alert.summary, "at");
-        let note = alert.body.as_deref().unwrap_or_default();
-        assert!(
-            note.starts_with(
-                "(template error: the event cannot be read whole: number out of range"
-            ),
-            "{note}"
-        );
-        assert!(rule_set.explain(event, None).is_err());
     }
 
     #[test]
@@ -1079,143 +1013,6 @@ mod tests {
             "{HEAD}enabled = false\nmatch.detail.x = [{{ nope = 1 }}]\n"
         ));
         assert_eq!(broken.len(), 1, "{broken:?}");
-    }
-
-    #[test]
-    fn several_conditions_on_one_field_are_anded() {
-        let rule_set = rule(
-            "match.detail.eventName = [\"MeterUsage\"]\n\
-             [[rule.where]]\nfield = \"detail.errorCode\"\nmatch = [{ prefix = \"Invalid\" }]\n\
-             [[rule.where]]\nfield = \"detail.errorCode\"\nmatch = [{ suffix = \"CodeException\" }]\n",
-        );
-        let both = record(serde_json::json!({"errorCode": "InvalidProductCodeException"}));
-        let one = record(serde_json::json!({"errorCode": "InvalidUsageDimensionException"}));
-        assert_eq!(fired(&rule_set, both), ["r"]);
-        assert!(fired(&rule_set, one).is_empty());
-    }
-
-    #[test]
-    fn regex_conditions_and_their_negation() {
-        let rule_set = rule(
-            "match.detail.eventName = [\"MeterUsage\"]\n\
-             [[rule.where]]\nfield = \"detail.requestParameters.usageDimension\"\nregex = '^[a-z]+_(hours|gb)$'\n\
-             [[rule.where]]\nfield = \"detail.requestParameters.usageDimension\"\nnot_regex = '^test_'\n",
-        );
-        let dimension =
-            |d: &str| record(serde_json::json!({"requestParameters": {"usageDimension": d}}));
-        assert_eq!(fired(&rule_set, dimension("cpu_hours")), ["r"]);
-        assert!(fired(&rule_set, dimension("test_hours")).is_empty());
-        assert!(fired(&rule_set, dimension("Cpu")).is_empty());
-        assert!(
-            fired(&rule_set, record(serde_json::json!({}))).is_empty(),
-            "missing field"
-        );
-    }
-
-    #[test]
-    fn comparing_two_fields() {
-        let rule_set = rule(
-            "match.detail.eventName = [\"MeterUsage\"]\n\
-             [[rule.where]]\nfield = \"detail.userIdentity.accountId\"\nnot_equals_field = \"detail.recipientAccountId\"\n",
-        );
-        let ids = |caller: &str| record(serde_json::json!({"userIdentity": {"accountId": caller}}));
-        assert_eq!(fired(&rule_set, ids("999999999999")), ["r"]);
-        assert!(fired(&rule_set, ids("123456789012")).is_empty());
-    }
-
-    #[test]
-    fn timestamp_age_is_measured_against_event_time() {
-        let rule_set = rule(
-            "match.detail.eventName = [\"MeterUsage\"]\n\
-             [[rule.where]]\nfield = \"detail.requestParameters.timestamp\"\nolder_than = \"6h\"\n",
-        );
-        let stamped = |t: &str| record(serde_json::json!({"requestParameters": {"timestamp": t}}));
-        // eventTime is 2020-07-10T23:06:42Z.
-        assert_eq!(fired(&rule_set, stamped("Jul 10, 2020 5:06:41 PM")), ["r"]);
-        assert!(fired(&rule_set, stamped("Jul 10, 2020 5:06:43 PM")).is_empty());
-        assert!(fired(&rule_set, stamped("not a time")).is_empty());
-        // CloudTrail Lake's spelling of the same eventTime is the same instant.
-        let lake = |t: &str| {
-            record(serde_json::json!({
-                "eventTime": "2020-07-10 23:06:42.000000000",
-                "requestParameters": {"timestamp": t}
-            }))
-        };
-        assert_eq!(fired(&rule_set, lake("Jul 10, 2020 5:06:41 PM")), ["r"]);
-        assert!(fired(&rule_set, lake("Jul 10, 2020 5:06:43 PM")).is_empty());
-    }
-
-    #[test]
-    fn lists_match_exactly_or_by_wildcard_and_empty_lists_stay_quiet() {
-        let lists = "[lists]\nallowed = [\"arn:aws:iam::*:role/meter-*\"]\nnone = []\n";
-        let rules = "[[rule]]\nid = \"stranger\"\ntitle = \"S\"\nseverity = \"high\"\n\
-             match.detail.eventName = [\"MeterUsage\"]\n\
-             [[rule.where]]\nfield = [\"detail.userIdentity.arn\", \"detail.userIdentity.sessionContext.sessionIssuer.arn\"]\nnot_in_list = \"allowed\"\n\
-             [[rule]]\nid = \"unconfigured\"\ntitle = \"U\"\nseverity = \"high\"\n\
-             match.detail.eventName = [\"MeterUsage\"]\n\
-             [[rule.where]]\nfield = \"detail.userIdentity.arn\"\nnot_in_list = \"none\"\n";
-        let rule_set = load_texts(&[("lists.toml", lists), ("rules.toml", rules)])
-            .unwrap_or_else(|e| panic!("{e}"));
-        let caller = |arn: &str, issuer: Option<&str>| {
-            let mut identity = serde_json::json!({"arn": arn});
-            if let Some(issuer) = issuer {
-                identity["sessionContext"] = serde_json::json!({"sessionIssuer": {"arn": issuer}});
-            }
-            record(serde_json::json!({"userIdentity": identity}))
-        };
-        let session = caller(
-            "arn:aws:sts::1:assumed-role/meter-eks/s",
-            Some("arn:aws:iam::1:role/meter-eks"),
-        );
-        assert!(
-            fired(&rule_set, session).is_empty(),
-            "the role behind the session is allowed"
-        );
-        assert_eq!(
-            fired(&rule_set, caller("arn:aws:iam::1:user/mallory", None)),
-            ["stranger"]
-        );
-    }
-
-    #[test]
-    fn any_groups_hold_when_one_alternative_does() {
-        let rule_set = rule(
-            "match.detail.eventName = [\"MeterUsage\"]\n\
-             [[rule.where]]\nany = [\n  { field = \"detail.errorCode\", match = [\"A\"] },\n  { field = \"detail.errorMessage\", regex = \"boom\" },\n]\n",
-        );
-        assert_eq!(
-            fired(&rule_set, record(serde_json::json!({"errorCode": "A"}))),
-            ["r"]
-        );
-        assert_eq!(
-            fired(
-                &rule_set,
-                record(serde_json::json!({"errorMessage": "a boom"}))
-            ),
-            ["r"]
-        );
-        assert!(fired(&rule_set, record(serde_json::json!({"errorCode": "B"}))).is_empty());
-    }
-
-    #[test]
-    fn for_each_raises_one_alert_per_matching_element() {
-        let rule_set = rule(
-            "match.detail.eventName = [\"BatchMeterUsage\"]\n\
-             [[rule.for_each]]\narray = \"detail.responseElements.results\"\nmatch.status = [{ \"anything-but\" = \"Success\" }]\n",
-        );
-        let event = record(serde_json::json!({
-            "eventName": "BatchMeterUsage",
-            "responseElements": {"results": [
-                {"status": "Success"}, {"status": "DuplicateRecord"}, {"status": "CustomerNotSubscribed"}
-            ]}
-        }));
-        assert_eq!(
-            fired(&rule_set, event),
-            [
-                "r@detail.responseElements.results[1]",
-                "r@detail.responseElements.results[2]"
-            ]
-        );
     }
 
     #[test]
@@ -1314,17 +1111,7 @@ mod tests {
     }
 
     #[test]
-    fn all_groups_hold_when_every_entry_does() {
-        let rule_set = rule(
-            "match.detail.eventName = [\"MeterUsage\"]\n\
-             [[rule.where]]\nany = [\n  { field = \"detail.a\", match = [\"x\"] },\n  \
-             { all = [{ field = \"detail.b\", match = [\"y\"] }, { field = \"detail.c\", match = [\"z\"] }] },\n]\n",
-        );
-        let fires = |detail: serde_json::Value| !fired(&rule_set, record(detail)).is_empty();
-        assert!(fires(serde_json::json!({"a": "x"})));
-        assert!(fires(serde_json::json!({"b": "y", "c": "z"})));
-        assert!(!fires(serde_json::json!({"b": "y"})));
-        assert!(!fires(serde_json::json!({"c": "z"})));
+    fn empty_or_doubled_groups_are_errors() {
         let found = errors(&format!(
             "{HEAD}match.detail.x = [1]\n[[rule.where]]\nall = []\n\
              [[rule.where]]\nany = [{{ field = \"detail.a\", match = [1] }}]\nall = [{{ field = \"detail.a\", match = [1] }}]\n"

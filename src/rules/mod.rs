@@ -1249,4 +1249,92 @@ pub(crate) mod tests {
                 .is_ok()
         );
     }
+
+    pub(super) const HEAD: &str = "[[rule]]\nid = \"r\"\ntitle = \"R\"\nseverity = \"low\"\n";
+
+    /// Rule ids (with element paths) that fire on `event` (any accepted body shape).
+    pub(super) fn fired(rule_set: &RuleSet, event: serde_json::Value) -> Vec<String> {
+        let events = envelope::decode(&event.to_string()).expect("test events decode");
+        let mut fired = Vec::new();
+        for event in &events {
+            for alert in rule_set.evaluate(event).expect("evaluation succeeds") {
+                match alert.element {
+                    Some(element) => fired.push(format!("{}@{}", alert.rule, element.path)),
+                    None => fired.push(alert.rule.to_string()),
+                }
+            }
+        }
+        fired
+    }
+
+    pub(super) fn record(detail: serde_json::Value) -> serde_json::Value {
+        let mut base = serde_json::json!({
+            "eventSource": "metering-marketplace.amazonaws.com",
+            "eventName": "MeterUsage",
+            "eventID": "e-1",
+            "eventTime": "2020-07-10T23:06:42Z",
+            "awsRegion": "us-east-1",
+            "recipientAccountId": "123456789012",
+        });
+        for (key, value) in detail.as_object().expect("detail is an object") {
+            base[key] = value.clone();
+        }
+        base
+    }
+
+    pub(super) fn rule(body: &str) -> RuleSet {
+        load::load_texts(&[("r.toml", &format!("{HEAD}{body}"))]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// An event holding valid JSON a `Value` cannot (see `Event::value`) still raises its
+    /// alert; templates that read the whole event say why they cannot, and `explain` is an
+    /// error, not a panic.
+    #[test]
+    fn an_event_a_value_cannot_hold_still_alerts() {
+        let rule_set = rule(
+            "summary = \"{{ detail.errorCode }} at {{ event.account }}\"\n\
+             match.detail.errorCode = [{ exists = true }]\n",
+        );
+        let body = r#"{"detail-type": "x", "source": "y", "account": "1",
+            "detail": {"eventID": "e", "errorCode": "X", "z": 1e400}}"#;
+        let events = envelope::decode(body).expect("the envelope decodes");
+        let [event] = events.as_slice() else {
+            panic!("one event expected");
+        };
+        let alerts = rule_set.evaluate(event).expect("evaluation succeeds");
+        let [alert] = alerts.as_slice() else {
+            panic!("one alert expected: {alerts:?}");
+        };
+        assert_eq!(alert.event_id.as_deref(), Some("e"));
+        assert_eq!(alert.summary, "at");
+        let note = alert.body.as_deref().unwrap_or_default();
+        assert!(
+            note.starts_with(
+                "(template error: the event cannot be read whole: number out of range"
+            ),
+            "{note}"
+        );
+        assert!(rule_set.explain(event, None).is_err());
+    }
+
+    #[test]
+    fn for_each_raises_one_alert_per_matching_element() {
+        let rule_set = rule(
+            "match.detail.eventName = [\"BatchMeterUsage\"]\n\
+             [[rule.for_each]]\narray = \"detail.responseElements.results\"\nmatch.status = [{ \"anything-but\" = \"Success\" }]\n",
+        );
+        let event = record(serde_json::json!({
+            "eventName": "BatchMeterUsage",
+            "responseElements": {"results": [
+                {"status": "Success"}, {"status": "DuplicateRecord"}, {"status": "CustomerNotSubscribed"}
+            ]}
+        }));
+        assert_eq!(
+            fired(&rule_set, event),
+            [
+                "r@detail.responseElements.results[1]",
+                "r@detail.responseElements.results[2]"
+            ]
+        );
+    }
 }

@@ -465,6 +465,10 @@ fn failed_call(id: &str, product: &str, time: &str) -> String {
 /// A replay's groups wait in event time: hours of events with an hour's group wait take no
 /// wall time, and each group's summary depends on the input only.
 #[test]
+#[allow(
+    clippy::disallowed_types,
+    reason = "the replay is timed in wall time, as its child process runs"
+)]
 fn a_replay_groups_in_event_time_without_waiting() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rules = dir.path().join("rules.toml");

@@ -4,6 +4,10 @@
 //! Run with `scripts/test` (installs moto into `target/moto-venv`), or
 //! `scripts/moto install && cargo test --features moto --test moto`.
 
+#![allow(
+    clippy::disallowed_types,
+    reason = "a real daemon process runs in real time: deadlines are wall time"
+)]
 #![allow(clippy::unwrap_used)] // Tests: a failed step should stop the test loudly.
 
 mod state;

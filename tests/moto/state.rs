@@ -1,6 +1,11 @@
 //! Noise control with the DynamoDB store, end to end: real daemon processes sharing one table
 //! in moto, created as the deploy templates create it.
 
+#![allow(
+    clippy::disallowed_types,
+    reason = "a real daemon process runs in real time: deadlines are wall time"
+)]
+
 use super::support::{self, Daemon, Moto, dynamodb_state, expected_alerts, write_config};
 use super::{ALERT_TIMEOUT, RULES, numbered_events, send_batches};
 use std::collections::{BTreeMap, HashMap};

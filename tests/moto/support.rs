@@ -5,6 +5,10 @@
 //! through its own environment only; this process never calls `std::env::set_var` and never
 //! talks to real AWS.
 
+#![allow(
+    clippy::disallowed_types,
+    reason = "a real daemon process runs in real time: deadlines are wall time"
+)]
 #![allow(clippy::unwrap_used)] // Test support: a failed setup step should stop the test loudly.
 
 use aws_config::{Region, SdkConfig};

@@ -303,6 +303,10 @@ impl Subset {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::disallowed_types,
+    reason = "the cap is checked to bound real compile time"
+)]
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
