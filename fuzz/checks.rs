@@ -7,7 +7,7 @@ use meterwatch::alert::format::{self, Format};
 use meterwatch::alert::{Alert, Severity};
 use meterwatch::config::{Config, ConfigError};
 use meterwatch::envelope::{self, DecodeErrorKind};
-use meterwatch::rules::{Budget, Diagnostic, RuleSet};
+use meterwatch::rules::{Budget, RuleSet};
 use meterwatch_pattern::{MatcherBuilder, Pattern, Scratch, reference};
 use serde_json::Value;
 use std::path::Path;
@@ -137,16 +137,17 @@ pub fn envelope_decode(data: &[u8]) {
 /// Diagnostics that are about the file as a whole, and so have no line.
 const FILE_LEVEL: [&str; 1] = ["no rules: the rule files define no `[[rule]]`"];
 
-/// Whether `diagnostic` is placed inside `text` (or is about the whole file).
-fn placed_inside(diagnostic: &Diagnostic, text: &str) -> bool {
-    let Some(position) = &diagnostic.position else {
-        return FILE_LEVEL.contains(&diagnostic.message.as_str());
+/// Whether a diagnostic at `position` (1-based line and column in characters) saying
+/// `message` is placed inside `text`, or is about the whole file. Takes the fields, not the
+/// type, so that the check does not depend on where diagnostics live.
+fn placed_inside(position: Option<(usize, usize)>, message: &str, text: &str) -> bool {
+    let Some((line, column)) = position else {
+        return FILE_LEVEL.contains(&message);
     };
-    let mut lines = text.split('\n');
-    let Some(line) = lines.nth(position.line - 1) else {
+    let Some(text_line) = text.split('\n').nth(line.saturating_sub(1)) else {
         return false;
     };
-    position.line >= 1 && position.column >= 1 && position.column <= line.chars().count() + 1
+    line >= 1 && column >= 1 && column <= text_line.chars().count() + 1
 }
 
 /// One rule file's text: loading never panics; a refusal lists problems, each placed inside
@@ -164,8 +165,12 @@ pub fn rules_load(data: &[u8]) {
         Err(error) => {
             assert!(!error.diagnostics.is_empty(), "a refusal says why");
             for diagnostic in &error.diagnostics {
+                let position = diagnostic
+                    .position
+                    .as_ref()
+                    .map(|position| (position.line, position.column));
                 assert!(
-                    placed_inside(diagnostic, text),
+                    placed_inside(position, &diagnostic.message, text),
                     "no place in the text: {diagnostic}"
                 );
             }
@@ -271,6 +276,16 @@ pub fn body_to_sns(rules: &RuleSet, data: &[u8]) {
     let Ok(found) = found else {
         return;
     };
+    // Past the budget each rule's further alerts become one summary: at most one per rule more.
+    let n_alerts: usize = found
+        .per_event
+        .iter()
+        .map(|(_, findings)| findings.len())
+        .sum();
+    assert!(
+        n_alerts <= budget.max_alerts + rules.len(),
+        "{n_alerts} alerts from one message"
+    );
     for (_, findings) in &found.per_event {
         for finding in findings {
             check_alert(&finding.alert);

@@ -20,19 +20,6 @@ const PUBLISH_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Slack added to the long-poll wait for one ReceiveMessage attempt.
 const RECEIVE_SLACK: Duration = Duration::from_secs(10);
 
-/// Error codes that mean "slow down": retried with backoff.
-const THROTTLING_CODES: [&str; 9] = [
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "Throttled",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "KMSThrottlingException",
-    "RequestLimitExceeded",
-];
-
 /// The SDK behaviour version, pinned so that an SDK upgrade cannot change defaults (retries,
 /// timeouts, the HTTPS client) unseen: move it on purpose, after reading what the new one
 /// changes. `v2025_08_07` is the newest the locked SDK has.
@@ -93,22 +80,60 @@ pub fn dynamodb_client(sdk_config: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(config)
 }
 
+/// An operation's error as the SDK models it: which of its typed variants say "slow down" or
+/// "try again" (`is_kms_throttling_exception()` and the like). SNS answers a KMS-throttled
+/// Publish with the code `KMSThrottling`, which no list of code strings had.
+pub trait OperationError: ProvideErrorMetadata {
+    /// Whether this is one of the operation's modelled throttling or transient errors.
+    fn is_transient(&self) -> bool;
+}
+
+impl OperationError for aws_sdk_sns::operation::publish::PublishError {
+    fn is_transient(&self) -> bool {
+        self.is_kms_throttling_exception() || self.is_internal_error_exception()
+    }
+}
+
+impl OperationError for aws_sdk_sns::operation::get_topic_attributes::GetTopicAttributesError {
+    fn is_transient(&self) -> bool {
+        self.is_internal_error_exception()
+    }
+}
+
+impl OperationError for aws_sdk_sqs::operation::receive_message::ReceiveMessageError {
+    fn is_transient(&self) -> bool {
+        // OverLimit: the queue's in-flight limit, which deletes free again.
+        self.is_request_throttled() || self.is_kms_throttled() || self.is_over_limit()
+    }
+}
+
+impl OperationError for aws_sdk_sqs::operation::get_queue_attributes::GetQueueAttributesError {
+    fn is_transient(&self) -> bool {
+        self.is_request_throttled()
+    }
+}
+
 /// Whether a failed call may succeed if tried again: timeouts, dispatch (network) failures,
-/// unparseable responses, 5xx, 429 and throttling codes. A request that could not be built,
-/// or a client error such as `NotFound` or `AuthorizationError`, will not.
-pub fn is_retryable<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
+/// unparseable responses, the operation's modelled throttling and transient errors, and for
+/// errors the operation does not model (a protocol's generic `Throttling`), 5xx, 429 and the
+/// SDK's own lists of throttling and transient codes (what its retry classifier uses). A
+/// request that could not be built, or a client error such as `NotFound` or
+/// `AuthorizationError`, will not.
+pub fn is_retryable<E: OperationError>(error: &SdkError<E, HttpResponse>) -> bool {
+    use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
     match error {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true
         }
         SdkError::ServiceError(service_error) => {
             let status = service_error.raw().status().as_u16();
-            status >= 500
+            let error = service_error.err();
+            error.is_transient()
+                || status >= 500
                 || status == 429
-                || service_error
-                    .err()
-                    .code()
-                    .is_some_and(|code| THROTTLING_CODES.contains(&code))
+                || error.code().is_some_and(|code| {
+                    THROTTLING_ERRORS.contains(&code) || TRANSIENT_ERRORS.contains(&code)
+                })
         }
         _ => false,
     }
@@ -177,16 +202,20 @@ mod tests {
     use aws_smithy_types::body::SdkBody;
 
     fn service_error(status: u16, code: &str) -> SdkError<PublishError, HttpResponse> {
+        let error = PublishError::generic(ErrorMetadata::builder().code(code).build());
+        raw_service_error(status, error)
+    }
+
+    fn raw_service_error<E>(status: u16, error: E) -> SdkError<E, HttpResponse> {
         let status = aws_smithy_runtime_api::http::StatusCode::try_from(status)
             .expect("a valid status code");
-        let error = PublishError::generic(ErrorMetadata::builder().code(code).build());
         SdkError::service_error(error, HttpResponse::new(status, SdkBody::empty()))
     }
 
     #[test]
     fn throttling_server_errors_and_network_failures_are_retryable() {
         assert!(is_retryable(&service_error(400, "Throttling")));
-        assert!(is_retryable(&service_error(400, "KMSThrottlingException")));
+        assert!(is_retryable(&service_error(400, "RequestLimitExceeded")));
         assert!(is_retryable(&service_error(429, "Whatever")));
         assert!(is_retryable(&service_error(500, "InternalError")));
         assert!(is_retryable(&service_error(503, "ServiceUnavailable")));
@@ -197,6 +226,37 @@ mod tests {
             SdkError::dispatch_failure(ConnectorError::io("connection refused".into()));
         assert!(is_retryable(&dispatch));
         assert_eq!(error_code(&dispatch), "DispatchFailure");
+    }
+
+    #[test]
+    fn typed_throttling_errors_are_retryable_whatever_their_code() {
+        // SNS's code for it is `KMSThrottling`; SQS's is `KMS.ThrottlingException`.
+        let kms = aws_sdk_sns::types::error::KmsThrottlingException::builder()
+            .message("slow down")
+            .meta(ErrorMetadata::builder().code("KMSThrottling").build())
+            .build();
+        assert!(is_retryable(&raw_service_error(
+            400,
+            PublishError::KmsThrottlingException(kms)
+        )));
+        let kms = aws_sdk_sqs::types::error::KmsThrottled::builder()
+            .meta(
+                ErrorMetadata::builder()
+                    .code("KMS.ThrottlingException")
+                    .build(),
+            )
+            .build();
+        assert!(is_retryable(&raw_service_error(
+            400,
+            aws_sdk_sqs::operation::receive_message::ReceiveMessageError::KmsThrottled(kms)
+        )));
+        let disabled = aws_sdk_sns::types::error::KmsDisabledException::builder()
+            .meta(ErrorMetadata::builder().code("KMSDisabled").build())
+            .build();
+        assert!(!is_retryable(&raw_service_error(
+            400,
+            PublishError::KmsDisabledException(disabled)
+        )));
     }
 
     #[test]

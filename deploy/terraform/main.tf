@@ -23,6 +23,7 @@ locals {
   repository_arn  = "arn:${local.partition}:ecr:${local.region}:${local.account_id}:repository/${var.name_prefix}"
   dead_letter_key = "${var.name_prefix}-dead-letters"
   queue_age_key   = "${var.name_prefix}-queue-age"
+  no_consumer_key = "${var.name_prefix}-no-consumer"
 
   # Roles the daemon runs as; static keys so for_each is known at plan time.
   daemon_roles = merge(
@@ -336,6 +337,7 @@ data "aws_iam_policy_document" "chatbot" {
     resources = [
       "${local.alarm_arn_base}:${local.dead_letter_key}",
       "${local.alarm_arn_base}:${local.queue_age_key}",
+      "${local.alarm_arn_base}:${local.no_consumer_key}",
     ]
   }
   statement {
@@ -650,4 +652,50 @@ resource "aws_cloudwatch_metric_alarm" "queue_age" {
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]
   tags                = var.tags
+}
+
+# No receives at all means no daemon: a live one long-polls all the time, so every 5 minutes
+# it makes empty receives or receives messages. Unlike the queue-age alarm, this needs no
+# message to be waiting: it fires while metering is quiet too.
+resource "aws_cloudwatch_metric_alarm" "no_consumer" {
+  alarm_name          = local.no_consumer_key
+  alarm_description   = "meterwatch queue has had no receives for 15 minutes: no daemon is consuming (down, crash-looping, or lacking sqs:ReceiveMessage). Its own alerts, absences included, are off."
+  evaluation_periods  = 3
+  datapoints_to_alarm = 3
+  threshold           = 0
+  comparison_operator = "LessThanOrEqualToThreshold"
+  treat_missing_data  = "breaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = var.tags
+
+  metric_query {
+    id          = "empty"
+    return_data = false
+    metric {
+      namespace   = "AWS/SQS"
+      metric_name = "NumberOfEmptyReceives"
+      dimensions  = { QueueName = aws_sqs_queue.events.name }
+      period      = 300
+      stat        = "Sum"
+    }
+  }
+  metric_query {
+    id          = "received"
+    return_data = false
+    metric {
+      namespace   = "AWS/SQS"
+      metric_name = "NumberOfMessagesReceived"
+      dimensions  = { QueueName = aws_sqs_queue.events.name }
+      period      = 300
+      stat        = "Sum"
+    }
+  }
+  # SQS stops sending the metrics of a queue nobody uses: missing counts as none.
+  metric_query {
+    id          = "receives"
+    label       = "Receives (empty or with messages)"
+    expression  = "FILL(empty, 0) + FILL(received, 0)"
+    return_data = true
+  }
 }

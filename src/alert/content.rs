@@ -2,7 +2,7 @@
 //! look, read from the CloudTrail record (the envelope's `detail`).
 
 use super::{MAX_RECORDS, Principal, UsageRecord};
-use crate::rules::Tree;
+use crate::field::Tree;
 use serde_json::Value;
 
 /// The event fields alert content is read from: parsing only these for an alerting event

@@ -6,14 +6,18 @@
 //!
 //! - `content`: who, what and where, read from the CloudTrail record (principal, product,
 //!   usage records, console link).
+//! - `summary`: what noise control writes over an alert (a threshold's count, a group's
+//!   summary, an absence and its resolved notice).
 //! - `template`: the rule's `title`, `summary` and `body` templates (minijinja), and defaults.
 //! - [`format`](mod@format): what each kind of subscriber receives (email text, Chatbot JSON, the
 //!   document), the SNS subject and message attributes, size limits.
 
 pub(crate) mod content;
 pub mod format;
+pub(crate) mod summary;
 pub(crate) mod template;
 
+use crate::envelope::Event;
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
@@ -413,6 +417,20 @@ impl Alert {
             held_back: None,
             group: None,
             thread_key: None,
+        }
+    }
+
+    /// This alert with the facts every event states (id, name, account, Region, time, error
+    /// code) copied from `event`: what an alert shows before anything is read from its record.
+    pub fn with_event_facts(self, event: &Event) -> Alert {
+        Alert {
+            event_id: event.event_id().map(str::to_owned),
+            event_name: event.event_name().map(str::to_owned),
+            account: event.account().map(str::to_owned),
+            region: event.region().map(str::to_owned),
+            event_time: event.event_time().map(str::to_owned),
+            error_code: event.error_code().map(str::to_owned),
+            ..self
         }
     }
 

@@ -95,7 +95,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let settings = Settings {
             pollers: 1,
             grace: Duration::from_secs(1),
-            max_held: daemon::hold::DEFAULT_MAX_HELD,
+            max_in_flight: daemon::in_flight::DEFAULT_MAX_IN_FLIGHT,
         };
         runtime.block_on(daemon::run(settings, shared, CancellationToken::new()));
         let accepted = pipeline.sinks().iter().map(|named| match &named.sink {

@@ -9,8 +9,8 @@
 
 use crate::alert::Alert;
 use crate::envelope;
+use crate::noise::Noise;
 use crate::rules::RuleSet;
-use crate::state::Noise;
 use anyhow::Context;
 use serde_json::json;
 use std::process::ExitCode;
@@ -57,7 +57,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 let started = Instant::now();
                 let settled = runtime.block_on(noise.admit(finding, event, &rule_set, &publish))?;
                 elapsed += started.elapsed();
-                if settled == crate::state::Settled::Published {
+                if settled == crate::noise::Settled::Published {
                     n_published += 1;
                 }
             }
@@ -98,7 +98,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 /// A sink that accepts everything: only the state is measured.
 struct Discard;
 
-impl crate::state::Publish for Discard {
+impl crate::noise::Publish for Discard {
     async fn publish(&self, _: &Alert) -> bool {
         true
     }

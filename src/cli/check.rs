@@ -10,14 +10,18 @@ pub struct Args {
     /// Rule files, or directories whose `*.toml` files are read.
     #[arg(default_value = "rules")]
     paths: Vec<PathBuf>,
-    /// Check a daemon config file instead (keys, ranges, ARNs and URLs), and the rules it names.
+    /// Check a daemon config file instead (keys, ranges, ARNs and URLs), and the rules it
+    /// names: as `run` would run it, with the same environment variables and flags applied.
     #[arg(long, conflicts_with = "paths")]
     config: Option<PathBuf>,
+    /// `run`'s overrides, applied with `--config` (ignored without it).
+    #[command(flatten, next_help_heading = "With --config, as for run")]
+    overrides: super::run::OverrideArgs,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.config {
-        return super::run::check_config(path);
+        return super::run::check_config(path, &args.overrides);
     }
     match RuleSet::load(&args.paths) {
         Ok(rule_set) => {

@@ -11,6 +11,7 @@ mod check;
 mod completions;
 mod eval;
 mod explain;
+mod healthcheck;
 mod man;
 mod passes;
 pub(crate) mod preview;
@@ -57,6 +58,7 @@ enum Command {
     #[command(hide = true)]
     BenchPipeline(bench_pipeline::Args),
     Explain(explain::Args),
+    Healthcheck(healthcheck::Args),
     Preview(preview::Args),
     Schema(schema::Args),
     Test(test::Args),
@@ -81,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::BenchPipeline(args) => bench_pipeline::run(&args),
         Command::Explain(args) => explain::run(&args),
+        Command::Healthcheck(args) => healthcheck::run(&args),
         Command::Preview(args) => preview::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Test(args) => test::run(&args),

@@ -97,3 +97,40 @@ pub(crate) fn render(alerts: &[crate::alert::Alert], only: Option<Subscriber>) -
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{Alert, Status};
+    use crate::noise::testing::{Published, admit_body, event, noise};
+    use crate::rules::RuleSet;
+    use std::time::Duration;
+
+    /// The shipped `metering-stopped` rule's alert and resolved notice in every format, as
+    /// `preview` would print them: no single event raises them, so `preview`'s snapshots of
+    /// the fixtures cannot.
+    #[tokio::test(start_paused = true)]
+    async fn shipped_absence_alert_and_resolved_notice_in_every_format() {
+        let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let rule_set = RuleSet::load(&[rules]).unwrap_or_else(|error| panic!("{error}"));
+        let (noise, sink) = (noise(), Published::default());
+        let product = "EXAMPLE_proCode";
+        admit_body(&noise, &rule_set, &event("h-1", product, 0, None), &sink).await;
+        tokio::time::advance(Duration::from_secs(2 * 3600)).await;
+        noise
+            .check_absences(&rule_set, &sink)
+            .await
+            .expect("memory store");
+        admit_body(&noise, &rule_set, &event("h-2", product, 130, None), &sink).await;
+        let alerts: Vec<Alert> = sink
+            .take()
+            .into_iter()
+            .filter(|alert| &*alert.rule == "metering-stopped")
+            .collect();
+        assert_eq!(
+            alerts.iter().map(|a| a.status).collect::<Vec<_>>(),
+            [Status::Firing, Status::Resolved]
+        );
+        insta::assert_snapshot!(render(&alerts, None));
+    }
+}

@@ -4,7 +4,7 @@
 //! holds heartbeats older than the allowed silence with newer ones behind them, in no order: a check run before they are all read would report products
 //! that were metering all along, then resolve them. So checks wait until the first receive,
 //! and while receives return messages that waited long in the queue; at most
-//! [`MAX_HOLD`], since a consumer that never catches up must not silence absences for good
+//! [`MAX_WAIT`], since a consumer that never catches up must not silence absences for good
 //! (the queue-age alarm reports it).
 
 use std::sync::Mutex;
@@ -18,7 +18,7 @@ pub const BEHIND: Duration = Duration::from_secs(120);
 /// in parallel and the queue is unordered, so one fresh batch does not mean caught up.
 pub const SETTLE: Duration = Duration::from_secs(60);
 /// Checks wait for a backlog at most this long.
-pub const MAX_HOLD: Duration = Duration::from_secs(15 * 60);
+pub const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// What the pollers saw of the queue, for the absence ticker.
 #[derive(Debug)]
@@ -37,7 +37,7 @@ struct State {
     last_behind: Option<Instant>,
     /// The latest receive that returned none (an empty one included).
     last_fresh: Option<Instant>,
-    /// Whether giving up on a hold was reported.
+    /// Whether giving up on a wait was reported.
     gave_up: bool,
 }
 
@@ -92,8 +92,8 @@ impl Backlog {
 
     /// Whether absence checks should wait at `at`: until the first receive, and while a
     /// backlog is read — until a receive returned no backlogged message, [`SETTLE`] after
-    /// the last one that did; each wait at most [`MAX_HOLD`].
-    pub fn holds_checks(&self, at: Instant) -> bool {
+    /// the last one that did; each wait at most [`MAX_WAIT`].
+    pub fn defers_checks(&self, at: Instant) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let since = match (state.received, state.behind_since, state.last_behind) {
             (false, _, _) => state.created,
@@ -110,12 +110,12 @@ impl Backlog {
             }
             (true, _, _) => return false,
         };
-        if at.duration_since(since) <= MAX_HOLD {
+        if at.duration_since(since) <= MAX_WAIT {
             return true;
         }
         if !state.gave_up {
             tracing::warn!(
-                hold_secs = MAX_HOLD.as_secs(),
+                hold_secs = MAX_WAIT.as_secs(),
                 received = state.received,
                 "Absence checks resume although the queue has not been read up to date (no receive yet, or still a backlog): the daemon is not keeping up with its queue."
             );
@@ -140,63 +140,63 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn checks_wait_for_the_first_receive_and_then_run() {
         let backlog = Backlog::default();
-        assert!(backlog.holds_checks(Instant::now()));
+        assert!(backlog.defers_checks(Instant::now()));
         backlog.observe([], SystemTime::now(), Instant::now());
-        assert!(!backlog.holds_checks(Instant::now()));
+        assert!(!backlog.defers_checks(Instant::now()));
     }
 
     #[tokio::test(start_paused = true)]
     async fn checks_wait_while_a_backlog_is_read_and_resume_after() {
         let backlog = Backlog::default();
         observe(&backlog, OLD, 1, Instant::now());
-        assert!(backlog.holds_checks(Instant::now()));
+        assert!(backlog.defers_checks(Instant::now()));
         tokio::time::advance(SETTLE / 2).await;
         observe(&backlog, FRESH, 1, Instant::now());
         assert!(
-            backlog.holds_checks(Instant::now()),
+            backlog.defers_checks(Instant::now()),
             "within SETTLE of the last old one"
         );
         tokio::time::advance(SETTLE).await;
-        assert!(!backlog.holds_checks(Instant::now()));
+        assert!(!backlog.defers_checks(Instant::now()));
     }
 
     #[tokio::test(start_paused = true)]
     async fn checks_wait_until_a_receive_after_the_backlog_returns_fresh_messages() {
         let backlog = Backlog::default();
         observe(&backlog, OLD, 1, Instant::now());
-        // No receive since (a full hold, failing receives): still behind.
+        // No receive since (every place taken, failing receives): still behind.
         tokio::time::advance(SETTLE * 3).await;
-        assert!(backlog.holds_checks(Instant::now()));
+        assert!(backlog.defers_checks(Instant::now()));
         backlog.observe([], SystemTime::now(), Instant::now());
-        assert!(!backlog.holds_checks(Instant::now()));
+        assert!(!backlog.defers_checks(Instant::now()));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn without_any_receive_checks_wait_at_most_max_hold() {
+    async fn without_any_receive_checks_wait_at_most_max_wait() {
         let backlog = Backlog::default();
-        tokio::time::advance(MAX_HOLD).await;
-        assert!(backlog.holds_checks(Instant::now()));
+        tokio::time::advance(MAX_WAIT).await;
+        assert!(backlog.defers_checks(Instant::now()));
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert!(!backlog.holds_checks(Instant::now()));
+        assert!(!backlog.defers_checks(Instant::now()));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_late_redelivery_is_no_backlog() {
         let backlog = Backlog::default();
         observe(&backlog, OLD, 3, Instant::now());
-        assert!(!backlog.holds_checks(Instant::now()));
+        assert!(!backlog.defers_checks(Instant::now()));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_backlog_that_never_drains_holds_checks_at_most_max_hold() {
+    async fn a_backlog_that_never_drains_defers_checks_at_most_max_wait() {
         let backlog = Backlog::default();
         let start = Instant::now();
-        while Instant::now().duration_since(start) <= MAX_HOLD {
+        while Instant::now().duration_since(start) <= MAX_WAIT {
             observe(&backlog, OLD, 1, Instant::now());
-            assert!(backlog.holds_checks(Instant::now()));
+            assert!(backlog.defers_checks(Instant::now()));
             tokio::time::advance(Duration::from_secs(30)).await;
         }
         observe(&backlog, OLD, 1, Instant::now());
-        assert!(!backlog.holds_checks(Instant::now()));
+        assert!(!backlog.defers_checks(Instant::now()));
     }
 }

@@ -4,11 +4,10 @@
 use crate::alert::Alert;
 use crate::config::RetryConfig;
 use crate::envelope::{self, DecodeError};
+use crate::noise::{Entered, Noise, Settled, Waiting};
 use crate::rules::{BodyError, Budget, RuleSet};
 use crate::sink::{NamedSink, PublishError, Router};
 use crate::source::Message;
-use crate::state::stage::{Entered, Waiting};
-use crate::state::{Noise, Settled};
 use crate::telemetry::Metrics;
 use crate::telemetry::events::{
     MessageOverBudget, MessagePoison, PublishAttemptFailed, RecordSkipped,
@@ -33,7 +32,7 @@ pub enum Verdict {
     /// An earlier delivery of the same event holds its dedup claim for `remaining`: keep it
     /// for redelivery after a failure's backoff, or, on a later receive, once the claim has
     /// run out (each receive counts towards the redrive policy's limit; see
-    /// `ack::in_flight_after`).
+    /// `in_flight::in_flight_after`).
     InFlight { remaining: Duration },
 }
 
@@ -285,7 +284,10 @@ impl Pipeline {
         let rule = || rule_id.to_string();
         match settled {
             // A replay's group summary is counted when the group flushes.
-            Settled::Published | Settled::Held | Settled::InFlight { .. } | Settled::Failed => {}
+            Settled::Published
+            | Settled::GroupOpened
+            | Settled::InFlight { .. }
+            | Settled::Failed => {}
             Settled::Grouped => {
                 self.metrics
                     .alerts_grouped
@@ -315,7 +317,7 @@ impl Pipeline {
     /// absence rule's match is never an alert by itself).
     async fn publish_each(&self, findings: Vec<crate::rules::Finding>) -> Verdict {
         for finding in findings.iter().filter(|finding| !finding.is_heartbeat()) {
-            if !crate::state::Publish::publish(self, &finding.alert).await {
+            if !crate::noise::Publish::publish(self, &finding.alert).await {
                 return Verdict::Failed(FailReason::Publish);
             }
         }
@@ -334,7 +336,7 @@ fn event_millis(event: &envelope::Event) -> Option<crate::state::Millis> {
 /// Logs and counts what an absence check found (the ticker's, or a replay's).
 pub fn record_absence_check(
     metrics: &Metrics,
-    result: Result<crate::state::stage::AbsenceReport, crate::state::StateError>,
+    result: Result<crate::noise::AbsenceReport, crate::state::StateError>,
 ) {
     match result {
         Ok(report) => {
@@ -356,7 +358,7 @@ pub fn record_absence_check(
     }
 }
 
-impl crate::state::Publish for Pipeline {
+impl crate::noise::Publish for Pipeline {
     async fn publish(&self, alert: &Alert) -> bool {
         let selected = self.router.select(alert);
         if selected.is_empty() {

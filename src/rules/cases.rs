@@ -18,10 +18,10 @@
 //! and so the absence alert itself, is covered by the state module's unit tests).
 
 use super::diagnostic::Diagnostic;
-use super::field::FieldPath;
 use super::{LoadError, RuleSet};
 use crate::alert::Alert;
 use crate::envelope;
+use crate::field::FieldPath;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
@@ -202,6 +202,28 @@ fn case(
     })
 }
 
+/// The rules `expected` and not `got`, then those `got` and not `expected`, each list under
+/// its heading (none when it is empty).
+fn differences(
+    lines: &mut Vec<String>,
+    expected: &BTreeSet<String>,
+    got: &BTreeSet<String>,
+    [missing_heading, extra_heading]: [&str; 2],
+) {
+    for (heading, ids) in [
+        (
+            missing_heading,
+            expected.difference(got).collect::<Vec<_>>(),
+        ),
+        (extra_heading, got.difference(expected).collect()),
+    ] {
+        if !ids.is_empty() {
+            lines.push(heading.to_owned());
+            lines.extend(ids.into_iter().map(|id| format!("  {id}")));
+        }
+    }
+}
+
 /// One JSON document, or JSON lines.
 fn bodies(text: &str) -> Vec<String> {
     if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
@@ -240,25 +262,22 @@ impl Case {
             }
         }
         let fired: BTreeSet<String> = alerts.iter().map(|alert| alert.rule.to_string()).collect();
-        if fired != self.rules {
-            lines.push("rules that fired:".into());
-            for missing in self.rules.difference(&fired) {
-                lines.push(format!("  - {missing}"));
-            }
-            for extra in fired.difference(&self.rules) {
-                lines.push(format!("  + {extra}"));
-            }
-        }
+        differences(
+            &mut lines,
+            &self.rules,
+            &fired,
+            ["expected, did not fire:", "fired, not expected:"],
+        );
         if let Some(expected) = &self.heartbeats {
-            if *expected != heartbeats {
-                lines.push("heartbeats counted:".into());
-                for missing in expected.difference(&heartbeats) {
-                    lines.push(format!("  - {missing}"));
-                }
-                for extra in heartbeats.difference(expected) {
-                    lines.push(format!("  + {extra}"));
-                }
-            }
+            differences(
+                &mut lines,
+                expected,
+                &heartbeats,
+                [
+                    "heartbeats expected, not counted:",
+                    "heartbeats counted, not expected:",
+                ],
+            );
         }
         if let Some(expected) = self.alerts {
             if expected != alerts.len() {

@@ -10,8 +10,8 @@
 //! values the rule set's matcher captured in its one pass over the event (and `match` tests
 //! are patterns of that matcher); `explain` judges them on the parsed event.
 
-use super::field::FieldPath;
 use super::lists::List;
+use crate::field::FieldPath;
 use jiff::civil::DateTime;
 use jiff::{SignedDuration, Timestamp};
 use meterwatch_pattern::{Captures, MatcherBuilder, Pattern, Scalar};

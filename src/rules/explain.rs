@@ -8,9 +8,9 @@
 //! match, the values sat in different elements of an array, which the explanation says.
 
 use super::condition::{Condition, EventTime, Parsed, Test, parse_timestamp};
-use super::field::FieldPath;
 use super::{Rule, RuleSet};
 use crate::envelope::Event;
+use crate::field::FieldPath;
 use meterwatch_pattern::{EventError, MatcherBuilder, Pattern};
 use serde::Serialize;
 use serde_json::{Map, Value, json};

@@ -8,13 +8,13 @@
 
 use super::condition::{self, Condition, PatternTest, Test};
 use super::diagnostic::Diagnostic;
-use super::field::FieldPath;
 use super::file::{ConditionDef, ForEachDef, RuleDef};
 use super::lists::List;
 use super::locate;
 use super::view::FieldTree;
 use super::{ForEach, Rule, RuleSet};
 use crate::alert::template::{DEFAULT_SUMMARY, Kind, Templates};
+use crate::field::FieldPath;
 use jiff::SignedDuration;
 use meterwatch_pattern::{Matcher, MatcherBuilder, Pattern, PatternError};
 use regex::Regex;

@@ -13,7 +13,6 @@
 //! - `file`: the TOML schema (serde types, unknown keys denied).
 //! - `load`: files → rules, collecting every [`Diagnostic`] rather than stopping at the first.
 //! - `diagnostic`: `path:line:col: error[rule-id]: message` with the source line.
-//! - `field`: dotted paths and the values an event holds at them.
 //! - `lists`: named lists with wildcard entries.
 //! - `locate`: where in a rule file a rejected pattern's faulty key is written.
 //! - `controls`: the noise-control tables (`[rule.dedup]`, `[rule.throttle]`...) → `Controls`.
@@ -27,15 +26,14 @@ mod condition;
 mod controls;
 mod diagnostic;
 pub mod explain;
-mod field;
 mod file;
 mod lists;
 mod load;
 mod locate;
 mod view;
 
+use crate::field::{FieldPath, Tree};
 pub use diagnostic::{Diagnostic, Position};
-pub use field::{FieldPath, Tree};
 pub use lists::List;
 pub use load::{LoadError, rule_files};
 
@@ -158,15 +156,15 @@ struct Spent {
     bytes: usize,
     /// Set once the alerts' bytes went over the budget: nothing more is built.
     over: bool,
-    /// The rules with alerts held back: where each one's summary finding is (event, finding)
-    /// and how many it stands for.
-    held: Vec<Held>,
+    /// The rules whose alerts went past the budget's count: where each one's summary finding
+    /// is (event, finding) and how many alerts it stands for.
+    capped: Vec<Capped>,
     /// The event being evaluated, by its index in the message.
     event_idx: usize,
 }
 
 #[derive(Debug)]
-struct Held {
+struct Capped {
     rule: Arc<str>,
     event_idx: usize,
     finding_idx: usize,
@@ -180,7 +178,7 @@ impl Spent {
             alerts: 0,
             bytes: 0,
             over: false,
-            held: Vec::new(),
+            capped: Vec::new(),
             event_idx: 0,
         }
     }
@@ -193,19 +191,19 @@ impl Spent {
     }
 
     /// Counts one more alert of `rule` held back; false for the first, whose summary the
-    /// caller then builds (and reports with [`Spent::hold`]).
-    fn held_again(&mut self, rule: &str) -> bool {
-        match self.held.iter_mut().find(|held| &*held.rule == rule) {
-            Some(held) => {
-                held.count += 1;
+    /// caller then builds (and reports with [`Spent::cap`]).
+    fn capped_again(&mut self, rule: &str) -> bool {
+        match self.capped.iter_mut().find(|capped| &*capped.rule == rule) {
+            Some(capped) => {
+                capped.count += 1;
                 true
             }
             None => false,
         }
     }
 
-    fn hold(&mut self, rule: &Arc<str>, finding_idx: usize) {
-        self.held.push(Held {
+    fn cap(&mut self, rule: &Arc<str>, finding_idx: usize) {
+        self.capped.push(Capped {
             rule: Arc::clone(rule),
             event_idx: self.event_idx,
             finding_idx,
@@ -215,15 +213,15 @@ impl Spent {
 
     /// Writes into each summary alert how many alerts it stands for, now that all are known.
     fn settle(self, per_event: &mut [(Event, Vec<Finding>)]) {
-        for held in &self.held {
-            if let Some((_, findings)) = per_event.get_mut(held.event_idx) {
-                held.settle(findings, self.budget.max_alerts);
+        for capped in &self.capped {
+            if let Some((_, findings)) = per_event.get_mut(capped.event_idx) {
+                capped.settle(findings, self.budget.max_alerts);
             }
         }
     }
 }
 
-impl Held {
+impl Capped {
     fn settle(&self, findings: &mut [Finding], max_alerts: usize) {
         if let Some(finding) = findings.get_mut(self.finding_idx) {
             finding.alert.held_back = Some(self.count);
@@ -416,7 +414,7 @@ impl RuleSet {
         if !envelope::may_be_envelope(body) {
             return None;
         }
-        let (event, holding) = SCRATCH.with(|cell| {
+        let (event, raising) = SCRATCH.with(|cell| {
             let (scratch, found) = &mut *cell.borrow_mut();
             let captures = self.matcher.capture(body, scratch, found).ok()?;
             let seen = self.envelope_fields.map(|field| {
@@ -429,10 +427,10 @@ impl RuleSet {
                 }
             });
             let event = envelope::from_envelope_pass(body, &seen)?;
-            let holding = self.holding(&captures, found, &event, heartbeats);
-            Some((event, holding))
+            let raising = self.raising(&captures, found, &event, heartbeats);
+            Some((event, raising))
         })?;
-        let findings = self.build(&event, holding, spent);
+        let findings = self.build(&event, raising, spent);
         Some((event, findings))
     }
 
@@ -446,8 +444,8 @@ impl RuleSet {
     ) -> Result<Vec<Finding>, EventError> {
         let mut spent = Spent::new(budget);
         let mut findings = self.raised_spending(event, heartbeats, &mut spent)?;
-        for held in &spent.held {
-            held.settle(&mut findings, budget.max_alerts);
+        for capped in &spent.capped {
+            capped.settle(&mut findings, budget.max_alerts);
         }
         Ok(findings)
     }
@@ -460,17 +458,17 @@ impl RuleSet {
     ) -> Result<Vec<Finding>, EventError> {
         // One pass over the text matches the patterns (rules' and `match` conditions') and
         // keeps the values of the fields conditions read, borrowed from the text.
-        let holding = SCRATCH.with(|cell| {
+        let raising = SCRATCH.with(|cell| {
             let (scratch, found) = &mut *cell.borrow_mut();
             let captures = self.matcher.capture(event.json(), scratch, found)?;
-            Ok::<_, EventError>(self.holding(&captures, found, event, heartbeats))
+            Ok::<_, EventError>(self.raising(&captures, found, event, heartbeats))
         })?;
-        Ok(self.build(event, holding, spent))
+        Ok(self.build(event, raising, spent))
     }
 
     /// The rules whose pattern matched (`found`) and whose conditions hold on the captured
     /// values, each with its heartbeat key if it is an absence rule.
-    fn holding(
+    fn raising(
         &self,
         captures: &Captures<'_, '_>,
         found: &[usize],
@@ -503,24 +501,24 @@ impl RuleSet {
             .collect()
     }
 
-    /// The findings of the rules `holding` for `event`.
+    /// The findings of the rules `raising` for `event`.
     fn build(
         &self,
         event: &Event,
-        holding: Vec<(&Rule, Option<GroupKey>)>,
+        raising: Vec<(&Rule, Option<GroupKey>)>,
         spent: &mut Spent,
     ) -> Vec<Finding> {
         let mut findings = Vec::new();
         // Only now is anything built: one parse serves every raising rule's alerts (not
         // heartbeats, which need none). The text was valid JSON when it was decoded, so the
         // view always parses; were it not to, the alerts would show no content.
-        let fields = if holding.iter().any(|(_, key)| key.is_none()) {
+        let fields = if raising.iter().any(|(_, key)| key.is_none()) {
             self.view.parse(event.json()).unwrap_or(Node::Null)
         } else {
             Node::Null
         };
         let fields = &fields;
-        for (rule, key) in holding {
+        for (rule, key) in raising {
             match key {
                 Some(key) => findings.push(rule.heartbeat(event, key)),
                 None => rule.raise(event, fields, self, &mut findings, spent),
@@ -669,8 +667,8 @@ impl Rule {
                     spent: &mut Spent,
                     element: Option<(&FieldPath, usize, &Node)>| {
             if spent.alerts >= spent.budget.max_alerts {
-                if !spent.held_again(&self.id) {
-                    spent.hold(&self.id, alerts.len());
+                if !spent.capped_again(&self.id) {
+                    spent.cap(&self.id, alerts.len());
                     alerts.push(finding(self.held_back_alert(event, fields, &records)));
                 }
                 return;
@@ -769,15 +767,7 @@ impl Rule {
     /// absence rule has no dedup, and a resolved notice gets an id of its own), no content
     /// read from the record, no templates rendered.
     fn bare_alert(&self, event: &Event) -> Alert {
-        Alert {
-            event_id: event.event_id().map(str::to_owned),
-            event_name: event.event_name().map(str::to_owned),
-            account: event.account().map(str::to_owned),
-            region: event.region().map(str::to_owned),
-            event_time: event.event_time().map(str::to_owned),
-            error_code: event.error_code().map(str::to_owned),
-            ..self.new_alert()
-        }
+        self.new_alert().with_event_facts(event)
     }
 
     /// Fills in the alert's title, summary and body from the rule's templates. A template

@@ -9,7 +9,7 @@
 //! The result is a [`Node`] tree borrowed from the text, which [`FieldPath::values`] reads
 //! as it reads a whole [`Value`].
 
-use super::field::{FieldPath, Tree};
+use crate::field::{FieldPath, Tree};
 use rustc_hash::FxHashMap;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Serialize, Serializer};

@@ -11,7 +11,7 @@ use crate::alert::Alert;
 use crate::alert::format::{self, Format};
 use aws_sdk_sns::Client;
 use aws_sdk_sns::config::http::HttpResponse;
-use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sns::error::SdkError;
 use aws_sdk_sns::types::MessageAttributeValue;
 
 /// One SNS topic.
@@ -83,7 +83,7 @@ impl SnsSink {
 /// was called.
 fn call_error<E>(call: String, error: &SdkError<E, HttpResponse>) -> PublishError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: crate::aws::OperationError + std::error::Error + 'static,
 {
     PublishError::new(
         crate::aws::is_retryable(error),
@@ -98,4 +98,72 @@ fn string_attribute(value: String) -> MessageAttributeValue {
         .string_value(value)
         .build()
         .expect("data_type, the required field, is set")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Severity;
+    use axum::http::StatusCode;
+
+    /// A client of an SNS that answers every call with HTTP 400 and `code`, as SNS's query
+    /// protocol writes errors; the server stops when the runtime does.
+    async fn sns_answering(code: &'static str) -> Client {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let body = format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>\
+             <Message>answered by the test</Message></Error>\
+             <RequestId>test</RequestId></ErrorResponse>"
+        );
+        let app = axum::Router::new().fallback(move || {
+            let body = body.clone();
+            async move {
+                (
+                    StatusCode::BAD_REQUEST,
+                    [("content-type", "text/xml")],
+                    body,
+                )
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let config = aws_sdk_sns::Config::builder()
+            .behavior_version(crate::aws::behavior_version())
+            .region(aws_sdk_sns::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sns::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .endpoint_url(format!("http://{addr}"))
+            .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled())
+            .build();
+        Client::from_conf(config)
+    }
+
+    #[tokio::test]
+    async fn a_kms_throttled_publish_is_retryable() {
+        let sink = SnsSink::new(
+            sns_answering("KMSThrottling").await,
+            "arn:aws:sns:us-east-1:123456789012:alerts".to_owned(),
+            Format::Json,
+        );
+        let alert = Alert::example("metering-throttled", Severity::Medium);
+        let error = sink.publish(&alert).await.expect_err("SNS refused it");
+        assert_eq!(error.code, "KMSThrottling");
+        assert!(error.retryable, "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_publish_to_a_disabled_kms_key_is_not_retryable() {
+        let sink = SnsSink::new(
+            sns_answering("KMSDisabled").await,
+            "arn:aws:sns:us-east-1:123456789012:alerts".to_owned(),
+            Format::Json,
+        );
+        let alert = Alert::example("metering-throttled", Severity::Medium);
+        let error = sink.publish(&alert).await.expect_err("SNS refused it");
+        assert_eq!(error.code, "KMSDisabled");
+        assert!(!error.retryable, "{error}");
+    }
 }

@@ -5,7 +5,7 @@ use super::{EntryFailure, Message, Receipt, Received, SourceError, SourceInfo};
 use crate::config::{MAX_RECEIVE_MESSAGES, SqsSourceConfig};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::http::HttpResponse;
-use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::error::SdkError;
 use aws_sdk_sqs::types::{
     BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
@@ -227,7 +227,7 @@ where
 
 fn call_error<E>(operation: &'static str, error: SdkError<E, HttpResponse>) -> SourceError
 where
-    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    E: std::error::Error + crate::aws::OperationError + Send + Sync + 'static,
 {
     SourceError::Call {
         operation,

@@ -5,7 +5,7 @@
 //!
 //! Silence is judged by "now" against the last heartbeat's *event* time, by a periodic check
 //! ([`check`]; on a queue "now" is the wall clock and the daemon's ticker runs it; in a replay
-//! of files or stdin, the latest event time, see `stage`) over every expected key:
+//! of files or stdin, the latest event time, see `noise`) over every expected key:
 //! the rule's `expected_list` and, with `learn`, every key seen since. Each key's heartbeat
 //! entry (last event time, whether it is alerted) lives in the store, as does the set of
 //! learned keys, so with DynamoDB a restart neither forgets a pending absence nor alerts

@@ -11,7 +11,7 @@
 //! confirm or undo (claimed again: sent).
 //!
 //! A claim is short ([`LEASE`]) and its live holder renews it every [`RENEW_EVERY`] while it
-//! publishes or waits for its group's flush (see `stage`), so a slow holder keeps its claim
+//! publishes or waits for its group's flush (see `noise`), so a slow holder keeps its claim
 //! and a killed one's runs out within a lease of its last renewal.
 //!
 //! What holds: no interleaving of replicas sends an alert twice within the window while its
@@ -23,7 +23,7 @@
 //! does not hold: a holder killed after its publish was accepted but before it confirmed makes
 //! the alert go out twice (at least once); and a kill between a gate's write (throttle,
 //! threshold) and its publish loses that gate's alert for its interval or window (the write says
-//! "sent"; the redelivery is then held or counted), see `stage`.
+//! "sent"; the redelivery is then held or counted), see `noise`.
 
 use super::{Change, Entry, Millis, Write, millis};
 use serde::{Deserialize, Serialize};

@@ -1,15 +1,17 @@
-//! Noise control and stateful rules: what happens to a rule's alerts between the rule engine
-//! and the sinks.
+//! Stateful rules' decisions and where their state lives: what `noise` drives for a rule's
+//! alerts between the rule engine and the sinks. `rules` compiles its noise-control tables
+//! into [`Controls`]; `noise` calls the decisions through the [`Store`]. Imports only leaves
+//! (`field`, `envelope`, `aws`): no rules, alerts, sinks or daemon.
 //!
 //! # Layout
 //! - `mod.rs`: a rule's compiled [`Controls`], group keys, the [`Clock`], and the [`Store`]
-//!   every stage keeps its state in.
+//!   every decision keeps its state in.
 //! - [`dedup`]: one alert per CloudTrail event (and element) within a window.
 //! - [`throttle`]: one alert per group per interval; the next one counts what was held back.
-//! - [`group`]: matches collected for a while, then one alert summarising them.
+//! - [`group`]: `[rule.group]` (matches collected for a while, then one alert summarising
+//!   them; its batches are `noise::group`'s).
 //! - [`threshold`]: alert when N matches fall within a window of *event* time.
 //! - [`absence`]: matches are heartbeats; alert when a key stops, resolve when it resumes.
-//! - [`stage`]: the stages in order, as the pipeline calls them.
 //! - [`memory`], [`dynamodb`]: the two stores.
 //!
 //! # Design
@@ -30,12 +32,11 @@ pub mod dedup;
 pub mod dynamodb;
 pub mod group;
 pub mod memory;
-pub mod stage;
 pub mod threshold;
 pub mod throttle;
 
 use crate::envelope::Event;
-use crate::rules::{FieldPath, Tree};
+use crate::field::{FieldPath, Tree};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -44,7 +45,6 @@ use std::time::Duration;
 
 pub use dynamodb::DynamoStore;
 pub use memory::MemoryStore;
-pub use stage::{Noise, Publish, Reason, Settled};
 
 /// Milliseconds since the Unix epoch: how every stage stores time.
 pub type Millis = i64;
@@ -336,6 +336,11 @@ impl Undo {
             written: None,
         }
     }
+
+    /// The key the write was made at.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
 }
 
 /// A state operation that failed: the message is left for redelivery.
@@ -458,6 +463,18 @@ impl Store {
                 }
                 Ok(renewed.is_some())
             }
+        }
+    }
+
+    /// Takes back a write at once, without waiting, where the store can (memory: for a
+    /// guard dropped before its alert was sent); gives it back where it cannot (DynamoDB).
+    pub fn undo_at_once(&self, undo: Undo) -> Result<(), Undo> {
+        match self {
+            Store::Memory(store) => {
+                store.undo(undo);
+                Ok(())
+            }
+            Store::Dynamodb(_) => Err(undo),
         }
     }
 

@@ -32,8 +32,8 @@ pub struct Window {
 pub enum Verdict {
     /// Send it, saying how many were held back before it.
     Send { suppressed: u64 },
-    /// Hold it back (counted).
-    Hold,
+    /// Suppress it (counted, for the next one sent).
+    Suppress,
 }
 
 /// Decides for an alert at `now`.
@@ -53,7 +53,7 @@ pub fn decide(previous: Option<&Entry>, now: Millis, interval: Duration) -> Chan
                     }),
                     expires_at: until + millis(RETAIN),
                 },
-                decision: Verdict::Hold,
+                decision: Verdict::Suppress,
             }
         }
         _ => {
@@ -94,14 +94,14 @@ mod tests {
         let store = Store::Memory(MemoryStore::default());
         assert_eq!(alert_at(&store, 0).await, Verdict::Send { suppressed: 0 });
         for minute in 1..=3 {
-            assert_eq!(alert_at(&store, minute * 60_000).await, Verdict::Hold);
+            assert_eq!(alert_at(&store, minute * 60_000).await, Verdict::Suppress);
         }
         let next = millis(HOUR);
         assert_eq!(
             alert_at(&store, next).await,
             Verdict::Send { suppressed: 3 }
         );
-        assert_eq!(alert_at(&store, next + 1).await, Verdict::Hold);
+        assert_eq!(alert_at(&store, next + 1).await, Verdict::Suppress);
         let quiet = 2 * millis(HOUR) + 1;
         assert_eq!(
             alert_at(&store, quiet).await,

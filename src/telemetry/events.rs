@@ -1,5 +1,5 @@
 //! Notable events: each struct logs one line and moves its counters in one `emit`, so logs
-//! and metrics cannot drift. Levels as in `style.md`: ERROR = data may be lost or an
+//! and metrics cannot drift. Levels: ERROR = data may be lost or an
 //! operator must act, WARN = recovered or will be retried, INFO = lifecycle.
 
 use super::metrics::{FailReason, Metrics, PublishErrorLabels, ReasonLabels, ResultLabels};
@@ -238,6 +238,7 @@ impl RulesReloaded {
         metrics
             .rules_loaded
             .set(i64::try_from(self.n_rules).unwrap_or(i64::MAX));
+        metrics.rules_reload_finished(true, std::time::SystemTime::now());
     }
 }
 
@@ -260,5 +261,6 @@ impl RulesRejected<'_> {
             .rules_reloads
             .get_or_create(&ResultLabels { result: "failed" })
             .inc();
+        metrics.rules_reload_finished(false, std::time::SystemTime::now());
     }
 }

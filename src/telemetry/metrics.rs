@@ -10,6 +10,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::time::SystemTime;
 
 /// Why a message was not deleted (other than being poison).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -91,6 +93,8 @@ pub struct PublishErrorLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: &'static str,
+    /// The git revision built from (`build.rs`), `unknown` without git.
+    pub revision: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -127,6 +131,12 @@ pub struct Metrics {
     pub visibility_changes_failed: Counter,
     pub rules_loaded: Gauge,
     pub rules_reloads: Family<ResultLabels, Counter>,
+    /// 1 when the last load of the rules (start-up included) succeeded, 0 when it was rejected.
+    pub rules_last_reload_successful: Gauge,
+    /// When the rules were last loaded or rejected, in Unix seconds.
+    pub rules_last_reload_timestamp: Gauge<f64, AtomicU64>,
+    /// When a receive last answered (with messages or none), in Unix seconds.
+    pub last_receive_timestamp: Gauge<f64, AtomicU64>,
     pub receive_seconds: Histogram,
     pub message_age_seconds: Histogram,
     build_info: Family<BuildLabels, Gauge>,
@@ -167,6 +177,9 @@ impl Default for Metrics {
             visibility_changes_failed: Counter::default(),
             rules_loaded: Gauge::default(),
             rules_reloads: Family::default(),
+            rules_last_reload_successful: Gauge::default(),
+            rules_last_reload_timestamp: Gauge::default(),
+            last_receive_timestamp: Gauge::default(),
             receive_seconds: latency_histogram(),
             // 0.1 s to about 55 minutes: EventBridge's seconds up to a backlog.
             message_age_seconds: Histogram::new(exponential_buckets(0.1, 2.0, 16)),
@@ -207,6 +220,7 @@ impl Metrics {
         self.build_info
             .get_or_create_owned(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION"),
+                revision: env!("METERWATCH_GIT_REVISION"),
             })
             .set(1);
     }
@@ -370,6 +384,21 @@ impl Metrics {
             self.rules_reloads.clone(),
         );
         registry.register(
+            "meterwatch_rules_last_reload_successful",
+            "1 when the last load of the rules (start-up, watch or SIGHUP) succeeded, 0 when it was rejected and the previous rules stayed in force",
+            self.rules_last_reload_successful.clone(),
+        );
+        registry.register(
+            "meterwatch_rules_last_reload_timestamp_seconds",
+            "When the rules were last loaded or rejected (Unix time)",
+            self.rules_last_reload_timestamp.clone(),
+        );
+        registry.register(
+            "meterwatch_last_receive_timestamp_seconds",
+            "When a receive last answered, with messages or none (Unix time): a live daemon long-polls all the time",
+            self.last_receive_timestamp.clone(),
+        );
+        registry.register(
             "meterwatch_receive_duration_seconds",
             "ReceiveMessage latency, long-poll wait included",
             self.receive_seconds.clone(),
@@ -381,7 +410,7 @@ impl Metrics {
         );
         registry.register(
             "meterwatch_build_info",
-            "Always 1; the running version as a label",
+            "Always 1; the running version and git revision as labels",
             self.build_info.clone(),
         );
         registry.register(
@@ -405,6 +434,17 @@ impl Metrics {
             .inc();
     }
 
+    /// A receive answered at `now` (with messages or none).
+    pub fn receive_answered(&self, now: SystemTime) {
+        self.last_receive_timestamp.set(unix_seconds(now));
+    }
+
+    /// The rules were loaded (`successful`) or rejected at `now`.
+    pub fn rules_reload_finished(&self, successful: bool, now: SystemTime) {
+        self.rules_last_reload_successful.set(i64::from(successful));
+        self.rules_last_reload_timestamp.set(unix_seconds(now));
+    }
+
     /// The metrics in Prometheus text format.
     pub fn encode(&self) -> String {
         let mut text = String::new();
@@ -412,6 +452,13 @@ impl Metrics {
             .expect("writing to a String cannot fail");
         text
     }
+}
+
+/// `now` in Unix seconds; a clock before 1970 reads 0.
+fn unix_seconds(now: SystemTime) -> f64 {
+    now.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 #[cfg(test)]
@@ -464,8 +511,115 @@ mod tests {
             "meterwatch_publish_errors_total{sink=\"pager\",retryable=\"false\"} 0",
             "meterwatch_sink_alerts_total{sink=\"pager\"} 0",
             "meterwatch_build_info{version=\"",
+            "meterwatch_rules_last_reload_successful 0",
+            "meterwatch_rules_last_reload_timestamp_seconds 0",
+            "meterwatch_last_receive_timestamp_seconds 0",
         ] {
             assert!(text.contains(series), "{series} missing from:\n{text}");
         }
+    }
+
+    #[test]
+    fn reload_and_receive_times_are_unix_seconds() {
+        let metrics = Metrics::default();
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_767_225_600_500);
+        metrics.rules_reload_finished(true, at);
+        metrics.receive_answered(at);
+        let text = metrics.encode();
+        for series in [
+            "meterwatch_rules_last_reload_successful 1",
+            "meterwatch_rules_last_reload_timestamp_seconds 1767225600.5",
+            "meterwatch_last_receive_timestamp_seconds 1767225600.5",
+        ] {
+            assert!(text.contains(series), "{series} missing from:\n{text}");
+        }
+        metrics.rules_reload_finished(false, at);
+        assert!(
+            metrics
+                .encode()
+                .contains("meterwatch_rules_last_reload_successful 0")
+        );
+    }
+
+    #[test]
+    fn build_info_names_the_git_revision() {
+        let text = Metrics::default().encode();
+        let revision = env!("METERWATCH_GIT_REVISION");
+        assert!(!revision.is_empty());
+        assert!(text.contains(&format!("revision=\"{revision}\"")), "{text}");
+    }
+
+    /// The names a scrape shows: samples are named after their family, with `_total` for a
+    /// counter and `_bucket`, `_sum`, `_count` for a histogram.
+    fn exported_names(text: &str) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            let mut words = line.split(' ');
+            if let (Some("#"), Some("TYPE"), Some(family), Some(kind)) =
+                (words.next(), words.next(), words.next(), words.next())
+            {
+                let suffixes: &[&str] = match kind {
+                    "counter" => &["_total"],
+                    "histogram" => &["_bucket", "_sum", "_count"],
+                    _ => &[""],
+                };
+                names.extend(suffixes.iter().map(|suffix| format!("{family}{suffix}")));
+            }
+        }
+        names
+    }
+
+    /// Every series the shipped alert rules and dashboard read is one the daemon exports
+    /// (`scripts/lint-deploy` runs this beside `promtool check rules`).
+    #[test]
+    fn deploy_rules_and_dashboard_read_only_exported_series() {
+        // A family shows only once it has a series: give the per-rule ones one each.
+        let metrics = Metrics::default();
+        metrics.add_sinks(["alerts"]);
+        let rule = || "metering-call-failed".to_owned();
+        metrics
+            .alerts_published
+            .get_or_create(&AlertLabels {
+                rule: rule(),
+                severity: "high",
+            })
+            .inc();
+        metrics
+            .alerts_suppressed
+            .get_or_create(&SuppressedLabels {
+                rule: rule(),
+                reason: "duplicate",
+            })
+            .inc();
+        for family in [
+            &metrics.alerts_dropped,
+            &metrics.alerts_grouped,
+            &metrics.heartbeats,
+        ] {
+            family.get_or_create(&RuleLabels { rule: rule() }).inc();
+        }
+        let exported = exported_names(&metrics.encode());
+        assert!(
+            exported.contains("meterwatch_alerts_published_total"),
+            "{exported:?}"
+        );
+        let name = regex::Regex::new(r"\bmeterwatch_[a-z0-9_]+").expect("a valid regex");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut unknown = Vec::new();
+        let mut n_read = 0;
+        for file in [
+            "deploy/kubernetes/components/servicemonitor/prometheusrule.yaml",
+            "deploy/grafana/meterwatch.json",
+        ] {
+            let text = std::fs::read_to_string(root.join(file)).expect("shipped file");
+            for found in name.find_iter(&text) {
+                n_read += 1;
+                if !exported.contains(found.as_str()) {
+                    unknown.push(format!("{file}: {}", found.as_str()));
+                }
+            }
+        }
+        assert!(n_read > 10, "only {n_read} series read");
+        assert!(unknown.is_empty(), "not exported: {unknown:#?}");
     }
 }

@@ -10,6 +10,7 @@ mod docs;
 mod eval;
 mod explain;
 mod fuzz_regressions;
+mod healthcheck;
 mod msrv;
 mod preview;
 mod run;

@@ -279,6 +279,41 @@ fn check_config_validates_the_sample_and_rejects_a_bad_one() {
     );
 }
 
+/// `check --config` validates what `run` would run: the environment's and the flags' overrides
+/// laid over the file, as `run` lays them.
+#[test]
+fn check_config_applies_the_overrides_run_applies() {
+    let from_env = Command::new(env!("CARGO_BIN_EXE_meterwatch"))
+        .args(["check", "--config", "meterwatch.toml"])
+        .env("METERWATCH_TOPIC_ARN", "alerts")
+        .output()
+        .expect("runs");
+    let from_flag = meterwatch(&[
+        "check",
+        "--config",
+        "meterwatch.toml",
+        "--topic-arn",
+        "alerts",
+    ]);
+    for output in [from_env, from_flag] {
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains("sinks.alerts.topic_arn"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    // A good override is checked as valid, as `run` would take it.
+    let output = meterwatch(&[
+        "check",
+        "--config",
+        "meterwatch.toml",
+        "--topic-arn",
+        "arn:aws:sns:us-east-1:123456789012:alerts",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
 /// Two file sinks, routed by severity: each gets exactly its share of what an unrouted run
 /// prints, and nothing twice.
 #[test]

@@ -619,3 +619,150 @@ async fn an_item_deleted_and_created_again_is_not_the_item_read() {
     mine.undo(over).await.unwrap();
     assert_eq!(mine.get("old", 0).await.unwrap(), Some(pending(1)));
 }
+
+/// Events the killed replica holds claims on: one receive batch (`max_messages`), so that
+/// one poller takes them all whatever moto's split.
+const N_HELD: usize = 10;
+
+/// Issue 20 §3's acceptance: a replica killed while it holds dedup claims does not delay
+/// their alerts by more than a lease. The victim's SNS endpoint is a loopback port that
+/// completes connections and never answers, so its publishes hang (and are retried) while
+/// it renews its claims; once the table holds a fresh claim for every event it is killed
+/// with SIGKILL, and a normal replica then alerts on each event exactly once within 2
+/// minutes. With a 15-minute lease the claims would still stand at the deadline.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_holders_claims_free_within_a_lease_and_each_event_alerts_once() {
+    let moto = Moto::start().await;
+    let clients = moto.clients().await;
+    let resources = clients.create_resources("holder", 1000, true).await;
+    let table = clients.create_state_table("holder-state").await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, RULES).unwrap();
+    let state = dynamodb_state(&table);
+    let victim_config = write_config(
+        &daemon_dir(dir.path(), "victim"),
+        &resources,
+        &rules,
+        &state,
+    );
+    let text = std::fs::read_to_string(&victim_config).unwrap();
+    // Publishes time out (10 s an attempt) and are retried for far longer than the test.
+    let text = text.replace("max_attempts = 2", "max_attempts = 1000");
+    assert!(text.contains("max_attempts = 1000"));
+    std::fs::write(&victim_config, text).unwrap();
+    let survivor_config = write_config(
+        &daemon_dir(dir.path(), "survivor"),
+        &resources,
+        &rules,
+        &state,
+    );
+
+    // Nobody accepts: the kernel completes each handshake into the backlog, and no byte is
+    // ever answered.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let sns = format!("http://{}", black_hole.local_addr().unwrap());
+
+    let bodies = numbered_events("held", N_HELD);
+    let expected = expected_alerts(&rules, &bodies);
+    assert_eq!(expected.values().sum::<usize>(), N_HELD, "{expected:?}");
+    send_batches(&clients, &resources.queue_url, &bodies).await;
+    let mut victim =
+        Daemon::spawn_with_env(&moto, &victim_config, &[("AWS_ENDPOINT_URL_SNS", &sns)]);
+    // Each pending claim's `until` (`{"kind":"dedup","pending":{"until":…}}`), by key.
+    let claims = || async {
+        let items = clients.state_items(&table).await;
+        let until = |item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>| {
+            let entry: serde_json::Value =
+                serde_json::from_str(item["entry"].as_s().unwrap()).unwrap();
+            entry["pending"]["until"].as_i64()
+        };
+        let pending: HashMap<String, i64> = items
+            .iter()
+            .filter_map(|item| Some((item["pk"].as_s().unwrap().clone(), until(item)?)))
+            .collect();
+        (items.len(), pending)
+    };
+    let first = support::eventually(
+        "the victim to claim every event",
+        Duration::from_secs(60),
+        || async {
+            let (_, pending) = claims().await;
+            (pending.len() == N_HELD).then_some(pending)
+        },
+    )
+    .await;
+    // What is killed is a live holder that has renewed its claims, not one caught between
+    // claim and publish.
+    support::eventually(
+        "the victim to renew every claim",
+        Duration::from_secs(60),
+        || async {
+            let (_, pending) = claims().await;
+            let renewed = pending
+                .iter()
+                .filter(|(key, until)| first.get(*key).is_some_and(|first| *until > first))
+                .count();
+            (renewed == N_HELD).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        victim.metric("meterwatch_alerts_published_total", ""),
+        0.0,
+        "the victim published nothing"
+    );
+    victim.kill();
+    let killed = Instant::now();
+    let (n_items, pending) = claims().await;
+    assert_eq!(
+        (n_items, pending.len()),
+        (N_HELD, N_HELD),
+        "the victim died holding every claim"
+    );
+
+    let mut survivor = Daemon::start(&moto, &survivor_config).await;
+    let mut alerts = clients
+        .alerts(
+            &resources,
+            N_HELD,
+            Duration::from_secs(120).saturating_sub(killed.elapsed()),
+        )
+        .await;
+    let all_alerted = killed.elapsed();
+    support::eventually("the source queue to be empty", ALERT_TIMEOUT, || async {
+        (clients.queue_depth(&resources.queue_url).await == 0).then_some(())
+    })
+    .await;
+    let in_flight = survivor.metric("meterwatch_messages_failed_total", "reason=\"in_flight\"");
+    survivor.sigterm();
+    assert!(survivor.wait(Duration::from_secs(30)).await.success());
+    for body in clients.drain(&resources.alerts_queue_url).await {
+        alerts.push(serde_json::from_str(&body).unwrap());
+    }
+
+    assert_eq!(
+        support::alert_counts(&alerts),
+        expected,
+        "each event exactly once"
+    );
+    let mut ids: Vec<&str> = alerts.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), N_HELD);
+    assert!(
+        in_flight >= N_HELD as f64,
+        "the survivor found the dead holder's claims standing first: {in_flight}"
+    );
+    assert_eq!(
+        clients.queue_depth(&resources.dlq_url).await,
+        0,
+        "nothing was redriven"
+    );
+    eprintln!(
+        "killed holder (DynamoDB, lease {} s): {N_HELD} claims held at SIGKILL; all {N_HELD} \
+         alerted exactly once {:.1} s after the kill; held back while the claims stood {in_flight}",
+        meterwatch::state::dedup::LEASE.as_secs(),
+        all_alerted.as_secs_f64(),
+    );
+}

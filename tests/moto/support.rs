@@ -567,6 +567,12 @@ impl Daemon {
 
     /// Starts `meterwatch run --config CONFIG` against moto, without waiting for anything.
     pub fn spawn(moto: &Moto, config: &Path) -> Daemon {
+        Daemon::spawn_with_env(moto, config, &[])
+    }
+
+    /// [`Daemon::spawn`] with more environment, e.g. `AWS_ENDPOINT_URL_SNS` for one service
+    /// elsewhere than moto.
+    pub fn spawn_with_env(moto: &Moto, config: &Path, env: &[(&str, &str)]) -> Daemon {
         let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let log = config.with_extension("log");
         let log_file = std::fs::File::create(&log).unwrap();
@@ -582,6 +588,7 @@ impl Daemon {
             .env("AWS_ENDPOINT_URL", &moto.endpoint)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("RUST_LOG", "info,meterwatch=debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)

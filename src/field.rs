@@ -3,6 +3,9 @@
 //! Paths read events the way EventBridge patterns do: arrays are looked through (every
 //! element is visited), and a key that itself contains dots (`{"a.b": 1}`) is found by the
 //! path `a.b` as well as a nested `{"a": {"b": 1}}`.
+//!
+//! A leaf (only serde_json): `rules` reads conditions, `for_each` and matched values through
+//! it, `alert::content` the CloudTrail record, `state` group keys.
 
 use serde_json::Value;
 use std::borrow::Cow;
@@ -51,7 +54,7 @@ impl FieldPath {
 }
 
 /// A JSON value that paths read: a whole event's [`Value`], or the borrowed parts of it an
-/// alert reads (`view::Node`).
+/// alert reads (`rules`' view `Node`).
 pub trait Tree: Sized {
     /// An array's elements; `None` for anything else.
     fn elements(&self) -> Option<&[Self]>;
