@@ -349,7 +349,9 @@ def check_daemon(name: str, outputs: dict[str, str], bus: str) -> None:
         envelope["detail"]["eventID"] = event_id
         expected = expected_alerts(envelope)
         check(
-            ("metering-call-failed", event_id) in expected,
+            # Which rule pages depends on inhibition (a specific rule replaces the catch-all);
+            # that some shipped rule does is what the smoke test needs.
+            any(alerted == event_id for _, alerted in expected),
             f"the shipped rules alert on {envelope['detail']['errorCode']}: {[r for r, _ in expected]}",
         )
         put_at = time.monotonic()

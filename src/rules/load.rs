@@ -112,15 +112,58 @@ pub(super) fn load<P: AsRef<Path>>(paths: &[P]) -> Result<RuleSet, LoadError> {
     }
     let rule_set = loader.finish()?;
     match paths.first() {
-        // Lists alone alert on nothing: that is a mistake, not a rule set.
-        Some(first) if rule_set.is_empty() => Err(LoadError {
+        Some(first) => with_rules(rule_set, first.as_ref()),
+        None => Ok(rule_set),
+    }
+}
+
+/// One rule file's `text`, named `path`, loaded as [`load`] loads a file (the fuzz targets').
+pub(super) fn load_text(path: &Path, text: &str) -> Result<RuleSet, LoadError> {
+    let mut loader = Loader::default();
+    loader.read_file(path.to_owned(), text.to_owned());
+    with_rules(loader.finish()?, path)
+}
+
+/// The span of the dotted key of most parts in `text` (the first of equals): where the TOML
+/// parser's one error without a place, "recursion limit" (a key of over 80 parts), belongs.
+fn longest_key(text: &str) -> Option<Range<usize>> {
+    use toml_parser::parser::{Event, EventKind};
+    let tokens = toml_parser::Source::new(text).lex().into_vec();
+    // The key being read (start, end, parts), and the longest one so far.
+    let mut current: Option<(usize, usize, usize)> = None;
+    let mut longest: Option<(usize, usize, usize)> = None;
+    let mut receiver = |event: Event| {
+        let span = event.span();
+        match event.kind() {
+            EventKind::SimpleKey => {
+                let (start, _, parts) = current.unwrap_or((span.start(), 0, 0));
+                current = Some((start, span.end(), parts + 1));
+            }
+            EventKind::KeySep | EventKind::Whitespace if current.is_some() => {}
+            _ => {
+                if let Some(key) = current.take()
+                    && longest.is_none_or(|(_, _, parts)| key.2 > parts)
+                {
+                    longest = Some(key);
+                }
+            }
+        }
+    };
+    toml_parser::parser::parse_document(&tokens, &mut receiver, &mut ());
+    longest.map(|(start, end, _)| start..end)
+}
+
+/// Lists alone alert on nothing: that is a mistake, not a rule set.
+fn with_rules(rule_set: RuleSet, first: &Path) -> Result<RuleSet, LoadError> {
+    if rule_set.is_empty() {
+        return Err(LoadError {
             diagnostics: vec![Diagnostic::new(
-                first.as_ref(),
+                first,
                 "no rules: the rule files define no `[[rule]]`",
             )],
-        }),
-        _ => Ok(rule_set),
+        });
     }
+    Ok(rule_set)
 }
 
 /// A file's path and text, for placing diagnostics.
@@ -181,12 +224,10 @@ impl Loader {
         let (document, syntax_errors) = DeTable::parse_recoverable(&text);
         if !syntax_errors.is_empty() {
             for error in syntax_errors {
-                self.error(
-                    source,
-                    error.span(),
-                    None,
-                    error.message().trim().to_owned(),
-                );
+                // The parser places every error but a key of too many parts.
+                let span = error.span().or_else(|| longest_key(&text));
+                let message = error.message().trim().to_owned();
+                self.error(source, span, None, message);
             }
             return;
         }
@@ -982,6 +1023,30 @@ mod tests {
 
     fn load_one(text: &str) -> Result<RuleSet, LoadError> {
         load_texts(&[("r.toml", text)])
+    }
+
+    #[test]
+    fn issue_20_a_key_of_too_many_parts_is_placed_at_the_key() {
+        let key = vec!["a"; 90].join(".");
+        for text in [
+            format!("[[rule]]\nid = \"x\"\n{key} = 1\n"),
+            format!("# {key}\n[{key}]\nx = 1\n"),
+        ] {
+            let error = load_one(&text).expect_err("too deep for the TOML parser");
+            let [diagnostic] = error.diagnostics.as_slice() else {
+                panic!("one diagnostic: {error}");
+            };
+            assert!(
+                diagnostic.message.contains("recursion limit"),
+                "{diagnostic}"
+            );
+            let position = diagnostic.position.as_ref().expect("a place");
+            let line = text
+                .lines()
+                .position(|line| !line.starts_with('#') && line.contains(&key));
+            assert_eq!(Some(position.line - 1), line, "{diagnostic}");
+            assert!(position.column <= 2, "{diagnostic}");
+        }
     }
 
     /// The diagnostics' first lines.

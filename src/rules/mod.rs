@@ -325,6 +325,11 @@ impl RuleSet {
         load::load(paths)
     }
 
+    /// Loads one rule file's `text` as [`RuleSet::load`] loads a file, naming it `path`.
+    pub fn load_text(path: &Path, text: &str) -> Result<RuleSet, LoadError> {
+        load::load_text(path, text)
+    }
+
     /// All rules, enabled or not, in file order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
@@ -1120,6 +1125,29 @@ pub(crate) mod tests {
             })
             .collect();
         event.to_string()
+    }
+
+    #[test]
+    fn issue_20_a_repeated_key_matches_by_any_value_and_alerts_with_the_last() {
+        let rules = "[[rule]]\nid = \"throttled\"\ntitle = \"t\"\nseverity = \"high\"\n\
+                     match.detail.errorCode = [\"ThrottlingException\"]\n\
+                     where = [{ field = \"detail.errorCode\", match = [\"ThrottlingException\"] }]\n";
+        let rule_set = RuleSet::load_text(Path::new("r.toml"), rules).expect("valid rules");
+        let body = r#"{"detail-type": "AWS API Call via CloudTrail", "source": "aws.metering-marketplace",
+            "detail": {"eventID": "e", "errorCode": "ThrottlingException", "errorCode": "Other"}}"#;
+        let alerts = alerts_of(
+            rule_set
+                .body_alerts(body, Budget::default())
+                .expect("decodes"),
+        );
+        let [alert] = alerts.as_slice() else {
+            panic!("one alert: {alerts:?}");
+        };
+        assert_eq!(alert.error_code.as_deref(), Some("Other"));
+        assert_eq!(
+            alert.matched.get("detail.errorCode"),
+            Some(&Value::from("Other"))
+        );
     }
 
     fn alerts_of(found: BodyFindings) -> Vec<Alert> {

@@ -9,6 +9,7 @@ mod corpora;
 mod docs;
 mod eval;
 mod explain;
+mod fuzz_regressions;
 mod healthcheck;
 mod layers;
 mod msrv;

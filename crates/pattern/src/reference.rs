@@ -10,6 +10,7 @@
 //! is consistent with the values taken before it.
 
 use crate::pattern::{Leaf, Pattern};
+use crate::pattern_json::PatternJson;
 use crate::value::Scalar;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -33,12 +34,26 @@ pub fn matches(pattern: &Pattern, event: &Value) -> bool {
         &mut n_arrays,
         &mut flat,
     );
+    matches_flat(pattern, &flat)
+}
+
+/// Whether the event `text` matches `pattern`, by brute force; `None` when it is not JSON.
+/// Unlike a `Value`, which keeps a repeated key's last value, the text gives every value of a
+/// key repeated in one object, each in no array (as event-ruler's streaming parser reads it).
+pub fn matches_text(pattern: &Pattern, text: &str) -> Option<bool> {
+    let tree: PatternJson = serde_json::from_str(text).ok()?;
+    let mut flat = Vec::new();
+    walk_tree(&tree, String::new(), &BTreeMap::new(), &mut 0, &mut flat);
+    Some(matches_flat(pattern, &flat))
+}
+
+fn matches_flat(pattern: &Pattern, flat: &[Flat<'_>]) -> bool {
     let Ok(branches) = pattern.branches() else {
         return false;
     };
     branches
         .iter()
-        .any(|leaves| assign(leaves, &flat, &mut Vec::new()))
+        .any(|leaves| assign(leaves, flat, &mut Vec::new()))
 }
 
 fn assign<'f>(leaves: &[&Leaf], flat: &'f [Flat<'_>], taken: &mut Vec<&'f Flat<'f>>) -> bool {
@@ -114,6 +129,42 @@ fn walk<'v>(
             }
         }
         scalar => out.push(Flat {
+            path,
+            value: scalar,
+            arrays: arrays.clone(),
+        }),
+    }
+}
+
+/// [`walk`] over a tree that keeps repeated keys.
+fn walk_tree<'v>(
+    tree: &'v PatternJson,
+    path: String,
+    arrays: &BTreeMap<usize, usize>,
+    n_arrays: &mut usize,
+    out: &mut Vec<Flat<'v>>,
+) {
+    match tree {
+        PatternJson::Object(entries) => {
+            for (key, child) in entries {
+                let child_path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                walk_tree(child, child_path, arrays, n_arrays, out);
+            }
+        }
+        PatternJson::Array(items) => {
+            let array = *n_arrays;
+            *n_arrays += 1;
+            for (idx, item) in items.iter().enumerate() {
+                let mut inner = arrays.clone();
+                inner.insert(array, idx);
+                walk_tree(item, path.clone(), &inner, n_arrays, out);
+            }
+        }
+        PatternJson::Scalar(scalar) => out.push(Flat {
             path,
             value: scalar,
             arrays: arrays.clone(),

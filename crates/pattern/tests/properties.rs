@@ -511,3 +511,25 @@ proptest! {
         }
     }
 }
+
+/// A key repeated in one object gives the matcher each of its values, as event-ruler's
+/// streaming parser does; the reference reads event text the same way (a `Value` cannot).
+#[test]
+fn matcher_and_reference_read_a_repeated_key_as_each_of_its_values() {
+    let event = r#"{"a": "y", "a": "x", "b": {"c": 1}, "b": {"d": 2}}"#;
+    for (pattern, expected) in [
+        (r#"{"a": ["x"]}"#, true),
+        (r#"{"a": ["y"]}"#, true),
+        (r#"{"a": ["z"]}"#, false),
+        (r#"{"b": {"c": [1], "d": [2]}}"#, true),
+    ] {
+        let pattern = Pattern::parse(pattern).expect("valid pattern");
+        assert_eq!(reference::matches_text(&pattern, event), Some(expected));
+        let mut builder = MatcherBuilder::default();
+        builder.add(0, pattern);
+        let found = builder.build().matches(event).expect("valid event").len();
+        assert_eq!(found == 1, expected);
+    }
+    let pattern = Pattern::parse(r#"{"a": ["x"]}"#).expect("valid pattern");
+    assert_eq!(reference::matches_text(&pattern, "{"), None);
+}
